@@ -1,0 +1,83 @@
+"""The ``pybuild`` command line: a thin click layer over the library.
+
+Commands live in their own modules and are imported only when invoked, so that
+``pybuild parse`` and the no-change rebuild do not pay for what they do not use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from pybuild import __version__
+
+# name -> (module under pybuild.cli, attribute, one-line help). The help is kept here so
+# ``pybuild --help`` does not import every command.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "parse": ("parse", "command", "Parse a Dockerfile and print its syntax tree or instructions."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def __init__(self, *args, lazy: dict[str, tuple[str, str, str]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, attr, _ = self.lazy[name]
+            return getattr(importlib.import_module(f"pybuild.cli.{module}"), attr)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, self.lazy[name][2]) for name in sorted(self.lazy)]
+        rows += [
+            (name, cmd.get_short_help_str())
+            for name, cmd in sorted(self.commands.items())
+            if name not in self.lazy
+        ]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-v", prog_name="pybuild")
+@click.option("--root", envvar="PYBUILD_ROOT", default="/var/lib/pybuild", show_default=True,
+              help="Where images, layers and the build cache are kept.")
+@click.pass_context
+def cli(ctx: click.Context, root: str) -> None:
+    """pybuild: a daemonless image builder and container runtime."""
+    ctx.obj = {"root": root}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning library errors into one line and an exit code."""
+    from pybuild.errors import PybuildError
+
+    try:
+        cli.main(args=argv, prog_name="pybuild", standalone_mode=False)
+    except PybuildError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(err.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
+    sys.exit(0)
