@@ -17,6 +17,17 @@ from pybuild import __version__
 # ``pybuild --help`` does not import every command.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "parse": ("parse", "command", "Parse a Dockerfile and print its syntax tree or instructions."),
+    "build": ("build", "command", "Build an image from a Dockerfile and a context."),
+    "import": ("images", "import_command", "Import a rootfs tarball as an image."),
+    "images": ("images", "images_command", "List images."),
+    "tag": ("images", "tag_command", "Give an image another name."),
+    "rmi": ("images", "rmi_command", "Remove images."),
+    "inspect": ("images", "inspect_command", "Show an image's configuration as JSON."),
+    "history": ("images", "history_command", "Show the layers an image was built from."),
+    "save": ("archive", "save_command", "Write images to a tar archive (docker-archive + OCI)."),
+    "load": ("archive", "load_command", "Load images from a tar archive or OCI layout."),
+    "image": ("image", "group", "Manage images (ls, unpack, prune, ...)."),
+    "system": ("system", "group", "Manage the store (df, prune, check)."),
 }
 
 
