@@ -1,0 +1,175 @@
+"""The instructions that only change image configuration or build variables.
+
+Values are kept as written, quotes and ``$VAR`` included: BuildKit expands (and removes
+quotes from) them with the shell lexer when the instruction is dispatched, and so does
+``pybuild.plan`` through ``pybuild.shell``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pybuild.instructions.base import Instruction, at_least_one, exactly_one, fail, located
+from pybuild.instructions.flags import parse_flags
+from pybuild.syntax import Node
+
+_PORT = re.compile(r"^(\d+)(?:-(\d+))?(?:/([^/]*))?$")
+PROTOCOLS = ("tcp", "udp", "sctp")
+
+
+@dataclass(frozen=True)
+class User(Instruction):
+    user: str
+    keyword = "USER"
+
+
+@dataclass(frozen=True)
+class Workdir(Instruction):
+    path: str
+    keyword = "WORKDIR"
+
+
+@dataclass(frozen=True)
+class Maintainer(Instruction):
+    maintainer: str
+    keyword = "MAINTAINER"
+
+
+@dataclass(frozen=True)
+class Stopsignal(Instruction):
+    signal: str
+    keyword = "STOPSIGNAL"
+
+
+@dataclass(frozen=True)
+class Volume(Instruction):
+    paths: tuple[str, ...]
+    keyword = "VOLUME"
+
+
+@dataclass(frozen=True)
+class Expose(Instruction):
+    """Ports as written (``80``, ``80/tcp``, ``8000-8010/udp``, ``${PORT}``)."""
+
+    ports: tuple[str, ...]
+    keyword = "EXPOSE"
+
+
+@dataclass(frozen=True)
+class Env(Instruction):
+    """``pairs`` keep values verbatim; ``legacy`` is the ``ENV key value`` form."""
+
+    pairs: tuple[tuple[str, str], ...]
+    legacy: bool = False
+    keyword = "ENV"
+
+
+@dataclass(frozen=True)
+class Label(Instruction):
+    pairs: tuple[tuple[str, str], ...]
+    legacy: bool = False
+    keyword = "LABEL"
+
+
+@dataclass(frozen=True)
+class ArgDef:
+    name: str
+    default: str | None = None  # None: declared without a value
+
+
+@dataclass(frozen=True)
+class Arg(Instruction):
+    args: tuple[ArgDef, ...]
+    keyword = "ARG"
+
+
+def parse_user(node: Node) -> User:
+    user = exactly_one(node, "USER")
+    parse_flags(node, {})
+    return User(user=user, **located(node))
+
+
+def parse_workdir(node: Node) -> Workdir:
+    path = exactly_one(node, "WORKDIR")
+    parse_flags(node, {})
+    return Workdir(path=path, **located(node))
+
+
+def parse_maintainer(node: Node) -> Maintainer:
+    text = exactly_one(node, "MAINTAINER")
+    parse_flags(node, {})
+    return Maintainer(maintainer=text, **located(node))
+
+
+def parse_stopsignal(node: Node) -> Stopsignal:
+    # BuildKit checks the signal name only once it is expanded, at build time.
+    return Stopsignal(signal=exactly_one(node, "STOPSIGNAL"), **located(node))
+
+
+def parse_volume(node: Node) -> Volume:
+    paths = at_least_one(node, "VOLUME")
+    parse_flags(node, {})
+    if any(not p.strip() for p in paths):
+        raise fail("VOLUME specified can not be an empty string", node)
+    return Volume(paths=tuple(p.strip() for p in paths), **located(node))
+
+
+def check_port(node: Node, word: str) -> None:
+    """Refuse a malformed port now; words with ``$`` are checked after expansion."""
+    if "$" in word:
+        return
+    match = _PORT.match(word)
+    if not match:
+        raise fail(f"invalid containerPort: {word.split('/')[0]}", node)
+    start, end, proto = match.groups()
+    if end is not None and int(end) < int(start):
+        raise fail(f"invalid range specified for containerPort: {start}-{end}", node)
+    if int(end or start) > 65535:
+        raise fail(f"invalid containerPort: {word.split('/')[0]}", node)
+    if proto is not None and proto.lower() not in PROTOCOLS:
+        raise fail(f"invalid proto: {proto}", node)
+
+
+def parse_expose(node: Node) -> Expose:
+    ports = at_least_one(node, "EXPOSE")
+    parse_flags(node, {})
+    for word in ports:
+        check_port(node, word)
+    return Expose(ports=ports, **located(node))
+
+
+def _pairs(node: Node, name: str) -> tuple[tuple[tuple[str, str], ...], bool]:
+    args = node.args
+    if not args:
+        raise fail(f"{name} requires at least one argument", node)
+    if len(args) % 3:
+        raise fail(f"Bad input to {name}, too many arguments", node)
+    pairs = tuple((args[i], args[i + 1]) for i in range(0, len(args), 3))
+    if any(not key for key, _ in pairs):
+        raise fail(f"{name} names can not be blank", node)
+    return pairs, args[2] == ""
+
+
+def parse_env(node: Node) -> Env:
+    parse_flags(node, {})
+    pairs, legacy = _pairs(node, "ENV")
+    return Env(pairs=pairs, legacy=legacy, **located(node))
+
+
+def parse_label(node: Node) -> Label:
+    parse_flags(node, {})
+    pairs, legacy = _pairs(node, "LABEL")
+    return Label(pairs=pairs, legacy=legacy, **located(node))
+
+
+def parse_arg(node: Node) -> Arg:
+    words = at_least_one(node, "ARG")
+    defs = []
+    for word in words:
+        name, eq, value = word.partition("=")
+        if not name:
+            raise fail("ARG names can not be blank", node)
+        defs.append(ArgDef(name, value if eq else None))
+    parse_flags(node, {})
+    return Arg(args=tuple(defs), **located(node))

@@ -1,0 +1,102 @@
+"""COPY and ADD: sources (paths or heredoc files), a destination and their flags."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pybuild.instructions.base import Instruction, fail, located
+from pybuild.instructions.flags import parse_flags
+from pybuild.syntax import Heredoc, Node
+
+_HEREDOC_WORD = re.compile(r"^(\d*)<<(-?)\s*([^<]*)$")
+# Octal (0755), symbolic (u+x,g-w) or a variable left for build-time expansion.
+_CHMOD = re.compile(r"^(?:[0-7]{3,4}|[ugoa]*[-+=][rwxXst]*(?:,[ugoa]*[-+=][rwxXst]*)*|.*\$.*)$")
+
+COPY_FLAGS = {"from": "string", "chown": "string", "chmod": "string", "link": "bool",
+              "parents": "bool", "exclude": "strings"}
+ADD_FLAGS = {"chown": "string", "chmod": "string", "link": "bool", "checksum": "string",
+             "keep-git-dir": "bool", "unpack": "bool", "exclude": "strings"}
+
+
+@dataclass(frozen=True)
+class Copy(Instruction):
+    """``sources`` are paths as written; heredoc sources are in ``heredocs`` (name = file)."""
+
+    sources: tuple[str, ...]
+    dest: str
+    heredocs: tuple[Heredoc, ...] = ()
+    from_: str | None = None
+    chown: str | None = None
+    chmod: str | None = None
+    link: bool = False
+    parents: bool = False
+    exclude: tuple[str, ...] = ()
+
+    keyword = "COPY"
+
+
+@dataclass(frozen=True)
+class Add(Instruction):
+    sources: tuple[str, ...]
+    dest: str
+    heredocs: tuple[Heredoc, ...] = ()
+    chown: str | None = None
+    chmod: str | None = None
+    link: bool = False
+    checksum: str | None = None
+    keep_git_dir: bool = False
+    unpack: bool | None = None  # None: BuildKit's default (unpack local archives, not URLs)
+    exclude: tuple[str, ...] = ()
+
+    keyword = "ADD"
+
+
+def heredoc_name(word: str) -> str | None:
+    """The terminator name when ``word`` is a heredoc marker such as ``<<EOF`` or ``<<-"X"``."""
+    match = _HEREDOC_WORD.match(word)
+    if not match or not match.group(3):
+        return None
+    return match.group(3).replace('"', "").replace("'", "")
+
+
+def _sources(node: Node, name: str) -> tuple[tuple[str, ...], str, tuple[Heredoc, ...]]:
+    if len(node.args) < 2:
+        raise fail(f"{name} requires at least two arguments, but only one was provided. "
+                   "Destination could not be determined", node)
+    *srcs, dest = node.args
+    if not node.json and heredoc_name(dest) is not None:
+        raise fail(f"{name} cannot accept a heredoc as a destination", node)
+    by_name = {h.name: h for h in node.heredocs}
+    paths, docs = [], []
+    for src in srcs:
+        doc = by_name.get(heredoc_name(src) or "") if not node.json else None
+        if doc is not None:
+            docs.append(doc)
+        else:
+            paths.append(src)
+    return tuple(paths), dest, tuple(docs)
+
+
+def _chmod(node: Node, value: str | None) -> str | None:
+    if value is not None and not _CHMOD.match(value):
+        raise fail(f"invalid chmod parameter {value!r}: should be octal or symbolic", node)
+    return value
+
+
+def parse_copy(node: Node) -> Copy:
+    flags = parse_flags(node, COPY_FLAGS)
+    sources, dest, docs = _sources(node, "COPY")
+    return Copy(sources=sources, dest=dest, heredocs=docs, from_=flags.get("from"),
+                chown=flags.get("chown"), chmod=_chmod(node, flags.get("chmod")),
+                link=flags.get("link", False), parents=flags.get("parents", False),
+                exclude=flags.get("exclude", ()), **located(node))
+
+
+def parse_add(node: Node) -> Add:
+    flags = parse_flags(node, ADD_FLAGS)
+    sources, dest, docs = _sources(node, "ADD")
+    return Add(sources=sources, dest=dest, heredocs=docs, chown=flags.get("chown"),
+               chmod=_chmod(node, flags.get("chmod")), link=flags.get("link", False),
+               checksum=flags.get("checksum"), keep_git_dir=flags.get("keep-git-dir", False),
+               unpack=flags.get("unpack"), exclude=flags.get("exclude", ()), **located(node))

@@ -1,0 +1,88 @@
+"""RUN, CMD, ENTRYPOINT and SHELL: the instructions that carry a command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pybuild.errors import InstructionError
+from pybuild.instructions.base import Instruction, fail, located
+from pybuild.instructions.flags import parse_flags
+from pybuild.instructions.runmount import Mount, parse_mount
+from pybuild.syntax import Heredoc, Node
+
+NETWORK_MODES = ("default", "none", "host")
+SECURITY_MODES = ("sandbox", "insecure")
+
+
+@dataclass(frozen=True)
+class Run(Instruction):
+    """``command`` is the JSON array, or one element holding the shell-form text verbatim."""
+
+    command: tuple[str, ...]
+    shell_form: bool = True
+    heredocs: tuple[Heredoc, ...] = ()
+    mounts: tuple[Mount, ...] = ()
+    network: str | None = None
+    security: str | None = None
+
+    keyword = "RUN"
+
+
+@dataclass(frozen=True)
+class Cmd(Instruction):
+    command: tuple[str, ...]
+    shell_form: bool = True
+
+    keyword = "CMD"
+
+
+@dataclass(frozen=True)
+class Entrypoint(Instruction):
+    command: tuple[str, ...]
+    shell_form: bool = True
+
+    keyword = "ENTRYPOINT"
+
+
+@dataclass(frozen=True)
+class Shell(Instruction):
+    shell: tuple[str, ...]
+
+    keyword = "SHELL"
+
+
+def parse_run(node: Node) -> Run:
+    flags = parse_flags(node, {"mount": "strings", "network": "string", "security": "string"})
+    mounts = []
+    for spec in flags.get("mount", ()):
+        try:
+            mounts.append(parse_mount(spec))
+        except InstructionError as err:
+            raise fail(err.message, node) from None
+    network = flags.get("network")
+    if network is not None and network not in NETWORK_MODES:
+        raise fail(f'unsupported network mode "{network}"', node)
+    security = flags.get("security")
+    if security is not None and security not in SECURITY_MODES:
+        raise fail(f'unsupported security mode "{security}"', node)
+    return Run(command=node.args, shell_form=not node.json, heredocs=node.heredocs,
+               mounts=tuple(mounts), network=network, security=security, **located(node))
+
+
+def parse_cmd(node: Node) -> Cmd:
+    parse_flags(node, {})
+    return Cmd(command=node.args, shell_form=not node.json, **located(node))
+
+
+def parse_entrypoint(node: Node) -> Entrypoint:
+    parse_flags(node, {})
+    return Entrypoint(command=node.args, shell_form=not node.json, **located(node))
+
+
+def parse_shell(node: Node) -> Shell:
+    parse_flags(node, {})
+    if not node.args:
+        raise fail("SHELL requires at least one argument", node)
+    if not node.json:
+        raise fail("SHELL requires the arguments to be in JSON form", node)
+    return Shell(shell=node.args, **located(node))
