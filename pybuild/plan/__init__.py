@@ -1,0 +1,1 @@
+"""Planning: stages, scope and dependencies, resolved without running anything."""
