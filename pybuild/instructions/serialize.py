@@ -1,0 +1,44 @@
+"""Plain-data (JSON-ready) forms of instructions, for ``pybuild parse --format json``.
+
+Shape of one instruction: ``{"instruction": "COPY", "span": [start, end], <fields>}`` where
+the fields are the dataclass fields under their Dockerfile names (``from_`` -> ``from``,
+``keep_git_dir`` -> ``keep-git-dir``), mounts / heredocs / ARG definitions as objects and
+ONBUILD's typed trigger under ``"trigger"``. Location-only
+attributes (``raw``, ``node``) are left out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from pybuild.instructions.base import Instruction, Span
+
+
+def _key(name: str) -> str:
+    return name.rstrip("_").replace("_", "-")
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, Instruction):
+        return to_data(value)
+    if dataclasses.is_dataclass(value):
+        return {_key(f.name): _value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [_value(v) for v in value]
+    return value
+
+
+def to_data(inst: Instruction) -> dict[str, Any]:
+    """The JSON-ready dict for one instruction (keys are sorted by the JSON writer)."""
+    out: dict[str, Any] = {"instruction": inst.keyword,
+                           "span": [inst.span.start, inst.span.end]}
+    for field in dataclasses.fields(inst):
+        if field.name in ("span", "raw", "node"):
+            continue
+        key = "trigger" if field.name == "instruction" else _key(field.name)
+        out[key] = _value(getattr(inst, field.name))
+    return out
+
+
+__all__ = ["Span", "to_data"]
