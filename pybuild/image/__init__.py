@@ -1,0 +1,1 @@
+"""The image model: references, config, manifest, media types and platform."""
