@@ -28,9 +28,12 @@ from pybuild.instructions.healthcheck import Healthcheck, parse_duration
 from pybuild.instructions.run import Cmd, Entrypoint, Run, Shell
 from pybuild.instructions.runmount import Mount, parse_mount
 
+# The public name (``pybuild.parse_instructions``) for the document-level entry point.
+parse_instructions = from_document
+
 __all__ = [
     "CONVERTERS", "KEYWORDS", "Add", "Arg", "ArgDef", "Cmd", "Copy", "Entrypoint", "Env",
     "Expose", "From", "Healthcheck", "Instruction", "Label", "Maintainer", "Mount", "Onbuild",
     "Run", "Shell", "Span", "Stopsignal", "User", "Volume", "Workdir", "convert",
-    "from_document", "parse_duration", "parse_mount",
+    "from_document", "parse_duration", "parse_instructions", "parse_mount",
 ]

@@ -189,6 +189,9 @@ def resolve(
         raise err.located(file) from None
 
 
+resolve_stages = resolve  # the name ``pybuild`` exports
+
+
 def _resolve(instructions, build_args, target, escape, file) -> BuildStages:
     meta, groups = _split(instructions)
     res = _Resolver(build_args, escape)
