@@ -16,6 +16,14 @@ _EXPORTS: dict[str, str] = {
     "PybuildError": "pybuild.errors",
     "parse": "pybuild.parser",
     "parse_file": "pybuild.parser",
+    "Instruction": "pybuild.instructions",
+    "From": "pybuild.instructions",
+    "parse_instructions": "pybuild.instructions",
+    "BuildStages": "pybuild.plan.stages",
+    "Stage": "pybuild.plan.stages",
+    "resolve_stages": "pybuild.plan.stages",
+    "CheckWarning": "pybuild.checks",
+    "run_checks": "pybuild.checks",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
