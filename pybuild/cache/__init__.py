@@ -1,0 +1,5 @@
+"""The build cache: step keys, the index of step results, cache-mount storage.
+
+Nothing here knows Dockerfile syntax: callers hand over instruction text, argument values and
+content digests; the cache hands back result records and explanations of misses.
+"""
