@@ -1,0 +1,220 @@
+"""The code that runs in the forked sandbox processes; it never returns to the caller.
+
+Two processes, as runc's nsexec + init:
+
+* ``intermediate`` is forked by the caller. It joins the cgroup, unshares the namespaces
+  and forks again, because a new PID namespace only applies to children: the grandchild
+  is PID 1. It then waits and exits with the grandchild's status (128+n for signal n).
+* ``container_init`` is that PID 1. It builds the filesystem and drops privileges in the
+  fixed order of ``container_init`` below, then execs the workload.
+
+Both talk to the caller over a status pipe (close-on-exec, so EOF means "exec happened"):
+``P <pid>`` the grandchild's host pid, ``M <path>`` a mount point we had to create,
+``E <message>`` a setup failure. Only the few modules imported here are used after fork.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import resource
+import signal
+import socket
+import struct
+import termios
+
+from pybuild.runner import caps, libc, mounts
+from pybuild.runner.spec import DEFAULT_PATH, RLIMITS, RunSpec
+
+SETUP_FAILED = 125
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+
+
+class ExecError(Exception):
+    """The workload could not be executed; carries docker's exit code (126 or 127)."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def _report(fd: int, kind: str, text: str) -> None:
+    os.write(fd, f"{kind} {text}\n".encode(errors="surrogateescape"))
+
+
+def _status_of(wait_status: int) -> int:
+    if os.WIFSIGNALED(wait_status):
+        return 128 + os.WTERMSIG(wait_status)
+    return os.waitstatus_to_exitcode(wait_status)
+
+
+def namespace_flags(spec: RunSpec) -> int:
+    flags = (libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC | libc.CLONE_NEWPID
+             | libc.CLONE_NEWCGROUP)
+    return flags | (libc.CLONE_NEWNET if spec.network == "none" else 0)
+
+
+def intermediate(spec: RunSpec, root: str, status_fd: int, stdio: tuple[int, int, int],
+                 caller: int, cgroup_procs: tuple[str, ...]) -> None:
+    code = SETUP_FAILED
+    try:
+        # Die with the caller: a SIGKILLed pybuild must not leave a sandbox behind.
+        libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != caller:
+            os._exit(code)
+        for procs in cgroup_procs:  # join before unshare: the whole tree is accounted
+            with open(procs, "w") as f:
+                f.write(str(os.getpid()))
+        libc.unshare(namespace_flags(spec))
+        pid = os.fork()
+        if pid == 0:
+            container_init(spec, root, status_fd, stdio)
+        _report(status_fd, "P", str(pid))
+        os.close(status_fd)
+        for fd in set(stdio):
+            if fd > 2:
+                os.close(fd)
+        code = _status_of(os.waitpid(pid, 0)[1])
+    except BaseException as e:  # noqa: B036 - nothing may escape a forked child
+        _report_error(status_fd, e)
+    finally:
+        os._exit(code)
+
+
+def _report_error(status_fd: int, e: BaseException) -> None:
+    try:
+        message = str(e) if isinstance(e, OSError) and e.strerror else repr(e)
+        _report(status_fd, "E", message.replace("\n", " "))
+    except BaseException:  # noqa: B036
+        pass
+
+
+def container_init(spec: RunSpec, root: str, status_fd: int, stdio: tuple[int, int, int]) -> None:
+    """PID 1 of the sandbox. The order follows runc's standard init; comments say why."""
+    code = SETUP_FAILED
+    created: list[str] = []
+    try:
+        # 1. Die with the intermediate (and so with the caller).
+        libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        # 2. Own session, so the caller's terminal signals reach us only through the caller;
+        #    with a terminal, its slave becomes our controlling tty.
+        os.setsid()
+        _setup_stdio(stdio, spec.process.terminal)
+        # 3. Network: a fresh namespace has only a down loopback; bring it up (runc does too).
+        if spec.network == "none":
+            _loopback_up()
+        # 4. Stop mount events from propagating to the host before mounting anything.
+        libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
+        # 5. The image's filesystem on a private mount point, then the kernel filesystems,
+        #    then etc files and the spec's mounts on top (they may land inside /dev etc.).
+        mounts.mount_rootfs(spec.rootfs, root)
+        mounts.mount_standard(root, created)
+        mounts.mount_etc_files(root, spec.etc_files, created)
+        mounts.mount_spec(root, spec.mounts, created)
+        # 6. Report created mount points now: everything after this can fail too.
+        for path in created:
+            _report(status_fd, "M", path)
+        created.clear()
+        # 7. Switch root; the host's tree is detached and unreachable from here on.
+        mounts.pivot(root)
+        # 8. Mask and write-protect kernel files; needs the final /proc, before caps go.
+        mounts.mask_paths(spec.masked_paths)
+        mounts.readonly_paths(spec.readonly_paths)
+        if spec.rootfs.readonly:
+            libc.mount(None, "/", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
+        # 9. Hostname needs CAP_SYS_ADMIN in the UTS namespace: before dropping caps.
+        socket.sethostname(spec.hostname)
+        # 10. Limits, clamped to the hard values we have (root lacks CAP_SYS_RESOURCE here).
+        _set_rlimits(spec)
+        # 11. Privileges: bounding set (needs CAP_SETPCAP), user switch, final cap sets.
+        keep = caps.mask(spec.capabilities)
+        caps.drop_bounding(keep)
+        caps.change_user(keep, lambda: _switch_user(spec))
+        # 12. no_new_privs last: setuid binaries in the workload can no longer gain privileges.
+        if spec.no_new_privs:
+            libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
+        # 13. cwd as the user, then exec with the container's PATH.
+        _chdir(spec.process.cwd)
+        _exec(spec, status_fd)
+    except ExecError as e:
+        code = e.code
+        _write_stderr(f"pybuild: exec: {e}\n")
+    except BaseException as e:  # noqa: B036 - nothing may escape a forked child
+        for path in created:
+            _report(status_fd, "M", path)
+        _report_error(status_fd, e)
+    finally:
+        os._exit(code)
+
+
+def _setup_stdio(stdio: tuple[int, int, int], terminal: bool) -> None:
+    if terminal:
+        fcntl.ioctl(stdio[0], termios.TIOCSCTTY, 0)
+    for target, fd in enumerate(stdio):
+        if fd != target:
+            os.dup2(fd, target)
+
+
+def _loopback_up() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
+
+
+def _set_rlimits(spec: RunSpec) -> None:
+    inf = resource.RLIM_INFINITY
+    for r in spec.rlimits:
+        which = RLIMITS[r.name]
+        _, max_hard = resource.getrlimit(which)
+        hard = r.hard if max_hard == inf or (r.hard != inf and r.hard <= max_hard) else max_hard
+        soft = r.soft if hard == inf or (r.soft != inf and r.soft <= hard) else hard
+        resource.setrlimit(which, (soft, hard))
+
+
+def _switch_user(spec: RunSpec) -> None:
+    p = spec.process
+    os.setgroups(list(p.additional_gids))
+    os.setgid(p.gid)
+    os.setuid(p.uid)
+
+
+def _chdir(cwd: str) -> None:
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot change to working directory {cwd}: {e.strerror}") from e
+
+
+def _write_stderr(text: str) -> None:
+    try:
+        os.write(2, text.encode(errors="surrogateescape"))
+    except OSError:
+        pass
+
+
+def _lookup(name: str, env: dict[str, str]) -> str:
+    """Docker/runc's lookup: names with a slash as they are, others along the container PATH."""
+    if "/" in name:
+        return name
+    for directory in env.get("PATH", DEFAULT_PATH).split(":"):
+        candidate = os.path.join(directory or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise ExecError(127, f'"{name}": executable file not found in $PATH')
+
+
+def _exec(spec: RunSpec, status_fd: int) -> None:
+    env = dict(item.split("=", 1) for item in spec.process.env)
+    path = _lookup(spec.process.args[0], env)
+    # Only stdio and the close-on-exec status pipe survive into the workload.
+    os.closerange(3, status_fd)
+    os.closerange(status_fd + 1, 1 << 20)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores it; the workload must not
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        os.execve(path, list(spec.process.args), env)
+    except OSError as e:
+        code = 127 if e.errno in (errno.ENOENT, errno.ENOTDIR) else 126
+        raise ExecError(code, f'"{path}": {e.strerror.lower()}') from e

@@ -1,0 +1,217 @@
+"""Filesystem setup inside the sandbox's mount namespace (called from the sandbox init only).
+
+Paths inside the container are resolved with symlinks followed *within* the new root
+(``resolve_in_root``): the mounts happen before pivot_root, so a plain ``mount`` on
+``root + "/etc/resolv.conf"`` could follow an image's absolute symlink out to the host.
+
+Mount points the image lacks have to be created, and on an overlay that writes them into
+the upper dir. Every created path is recorded in ``created``; the caller removes those that
+are still empty after the run (as BuildKit does), so they never reach a layer.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterable
+
+from pybuild.runner import libc
+from pybuild.runner.spec import Mount, Rootfs
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_NOSUID_NODEV_NOEXEC = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC
+_FLAG_OPTIONS = {
+    "ro": libc.MS_RDONLY, "nosuid": libc.MS_NOSUID, "nodev": libc.MS_NODEV,
+    "noexec": libc.MS_NOEXEC, "strictatime": libc.MS_STRICTATIME,
+}
+_IGNORED_OPTIONS = {"rw", "bind", "rbind", "suid", "dev", "exec"}
+# (name, major, minor) of the device nodes every container gets, as in runc.
+_DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
+            ("urandom", 1, 9), ("tty", 5, 0))
+_DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+              ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
+              ("core", "/proc/kcore"), ("ptmx", "pts/ptmx"))
+
+
+def resolve_in_root(root: str, path: str) -> str:
+    """``path`` inside ``root`` with every symlink resolved as if ``root`` were ``/``."""
+    pending = [p for p in path.split("/") if p not in ("", ".")]
+    resolved: list[str] = []
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        try:
+            link = os.readlink(os.path.join(root, *resolved, part))
+        except OSError:  # not a symlink, or missing: keep the name as it is
+            resolved.append(part)
+            continue
+        hops += 1
+        if hops > 40:
+            raise OSError(errno.ELOOP, f"too many symlinks resolving {path}")
+        if link.startswith("/"):
+            resolved = []
+        pending[:0] = [p for p in link.split("/") if p not in ("", ".")]
+    return "/" + "/".join(resolved)
+
+
+def ensure_mountpoint(root: str, path: str, is_dir: bool, created: list[str]) -> str:
+    """Resolve ``path`` in ``root``, create what is missing, return the host path."""
+    cpath = resolve_in_root(root, path)
+    parts = [p for p in cpath.split("/") if p]
+    for i in range(1, len(parts) + 1):
+        sub = "/" + "/".join(parts[:i])
+        host = root + sub
+        if os.path.lexists(host):
+            continue
+        if i < len(parts) or is_dir:
+            os.mkdir(host, 0o755)
+        else:
+            os.close(os.open(host, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        created.append(sub)
+    return root + cpath
+
+
+def _escape(path: str) -> str:
+    return path.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def _overlay_data(rootfs: Rootfs, base: str | None) -> str:
+    def rel(p: os.PathLike[str]) -> str:
+        return _escape(os.path.relpath(p, base) if base else os.fspath(p))
+
+    data = "lowerdir=" + ":".join(rel(d) for d in rootfs.lowerdirs)
+    if rootfs.upperdir is not None and rootfs.workdir is not None:
+        data += f",upperdir={rel(rootfs.upperdir)},workdir={rel(rootfs.workdir)}"
+    return data
+
+
+def mount_rootfs(rootfs: Rootfs, target: str) -> None:
+    """Mount the image's filesystem on ``target`` (a private, empty directory)."""
+    if rootfs.path is not None:
+        libc.mount(os.fspath(rootfs.path), target, None, libc.MS_BIND | libc.MS_REC)
+        return
+    if rootfs.upperdir is None and len(rootfs.lowerdirs) == 1:
+        # overlay needs two lowers without an upper: a read-only bind does the same.
+        libc.mount(os.fspath(rootfs.lowerdirs[0]), target, None, libc.MS_BIND | libc.MS_REC)
+        libc.mount(None, target, None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
+        return
+    data = _overlay_data(rootfs, None)
+    if len(data) >= PAGE_SIZE:
+        # mount(2) copies at most one page of options. Many layers with long paths exceed
+        # it; overlay resolves relative dirs against our cwd, so name them from their
+        # common parent (docker's trick).
+        dirs = [*rootfs.lowerdirs, *(d for d in (rootfs.upperdir, rootfs.workdir) if d)]
+        base = os.path.commonpath([os.fspath(d) for d in dirs])
+        os.chdir(base)
+        data = _overlay_data(rootfs, base)
+        if len(data) >= PAGE_SIZE:
+            raise OSError(errno.E2BIG, f"overlay options for {len(rootfs.lowerdirs)} layers "
+                          f"exceed {PAGE_SIZE} bytes even with relative paths")
+    libc.mount("overlay", target, "overlay", 0, data)
+    os.chdir("/")
+
+
+def mount_standard(root: str, created: list[str], with_sys: bool = True) -> None:
+    """/proc, a tmpfs /dev with the usual nodes and links, /dev/pts, /dev/shm, /sys."""
+    proc = ensure_mountpoint(root, "/proc", True, created)
+    libc.mount("proc", proc, "proc", _NOSUID_NODEV_NOEXEC)
+    dev = ensure_mountpoint(root, "/dev", True, created)
+    libc.mount("tmpfs", dev, "tmpfs", libc.MS_NOSUID | libc.MS_STRICTATIME,
+               "mode=755,size=65536k")
+    # Root outside a user namespace may mknod; that is one syscall per node instead of
+    # creating a file and bind-mounting the host's node over it.
+    for name, major, minor in _DEVICES:
+        os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        os.chmod(f"{dev}/{name}", 0o666)  # mknod honours the umask
+    for name, target in _DEV_LINKS:
+        os.symlink(target, f"{dev}/{name}")
+    for name, fstype, flags, data in (
+        ("pts", "devpts", libc.MS_NOSUID | libc.MS_NOEXEC,
+         "newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        ("shm", "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k"),
+        ("mqueue", "mqueue", _NOSUID_NODEV_NOEXEC, None),
+    ):
+        os.mkdir(f"{dev}/{name}", 0o755)
+        libc.mount(fstype, f"{dev}/{name}", fstype, flags, data)
+    if with_sys:
+        sys_dir = ensure_mountpoint(root, "/sys", True, created)
+        libc.mount("sysfs", sys_dir, "sysfs", _NOSUID_NODEV_NOEXEC | libc.MS_RDONLY)
+
+
+def _split_options(options: Iterable[str]) -> tuple[int, str]:
+    flags, data = 0, []
+    for opt in options:
+        if opt in _FLAG_OPTIONS:
+            flags |= _FLAG_OPTIONS[opt]
+        elif opt not in _IGNORED_OPTIONS:
+            data.append(opt)
+    return flags, ",".join(data)
+
+
+def bind(source: str, target: str, readonly: bool, flags: int = 0) -> None:
+    """Recursive bind mount; read-only needs a second, remounting call."""
+    libc.mount(source, target, None, libc.MS_BIND | libc.MS_REC)
+    if readonly or flags:
+        ro = libc.MS_RDONLY if readonly else 0
+        libc.mount(None, target, None, libc.MS_BIND | libc.MS_REMOUNT | ro | flags)
+
+
+def mount_spec(root: str, mounts: Iterable[Mount], created: list[str]) -> None:
+    """The spec's bind and tmpfs mounts, parents before children (as docker sorts them)."""
+    for m in sorted(mounts, key=lambda m: len([p for p in m.target.split("/") if p])):
+        flags, data = _split_options(m.options)
+        if m.type == "tmpfs":
+            target = ensure_mountpoint(root, m.target, True, created)
+            ro = libc.MS_RDONLY if m.readonly else 0
+            libc.mount("tmpfs", target, "tmpfs", flags | ro | libc.MS_NOSUID | libc.MS_NODEV,
+                       data or None)
+        else:
+            is_dir = os.path.isdir(m.source)
+            target = ensure_mountpoint(root, m.target, is_dir, created)
+            bind(m.source, target, m.readonly or bool(flags & libc.MS_RDONLY),
+                 flags & ~libc.MS_RDONLY)
+
+
+def mount_etc_files(root: str, files: Iterable[tuple[str, os.PathLike[str]]],
+                    created: list[str]) -> None:
+    for cpath, host in files:
+        target = ensure_mountpoint(root, cpath, False, created)
+        bind(os.fspath(host), target, readonly=False)
+
+
+def pivot(root: str) -> None:
+    """Make ``root`` the new ``/`` and drop the host's tree.
+
+    pivot_root(".", ".") stacks the old root on top of the new one, so no put_old
+    directory has to exist in (and pollute) the image; the old root is then detached.
+    """
+    os.chdir(root)
+    libc.pivot_root(".", ".")
+    libc.mount(None, ".", None, libc.MS_SLAVE | libc.MS_REC)  # never propagate the umount
+    libc.umount2(".", libc.MNT_DETACH)
+    os.chdir("/")
+
+
+def mask_paths(paths: Iterable[str]) -> None:
+    """Hide files behind /dev/null and directories behind an empty read-only tmpfs."""
+    for path in paths:
+        try:
+            if os.path.isdir(path):
+                libc.mount("tmpfs", path, "tmpfs", libc.MS_RDONLY, "size=0,mode=755")
+            else:
+                libc.mount("/dev/null", path, None, libc.MS_BIND)
+        except FileNotFoundError:
+            continue
+
+
+def readonly_paths(paths: Iterable[str]) -> None:
+    for path in paths:
+        try:
+            bind(path, path, readonly=True, flags=_NOSUID_NODEV_NOEXEC)
+        except FileNotFoundError:
+            continue

@@ -1,0 +1,198 @@
+"""What to run and how to confine it: plain frozen data, checked in one place (validate).
+
+The builder fills a RunSpec per RUN step; ``pybuild run`` will fill the same spec with a
+network, volumes and resources. Nothing here touches the system.
+"""
+
+from __future__ import annotations
+
+import resource
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from pybuild.errors import RunnerError
+from pybuild.runner.caps import CAPABILITIES, DOCKER_DEFAULT_CAPS, normalize
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Docker's defaults (moby oci/defaults.go): files get /dev/null bound over them, directories
+# a read-only empty tmpfs. Paths missing on this kernel are skipped.
+DOCKER_MASKED_PATHS: tuple[str, ...] = (
+    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+    "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+)
+DOCKER_READONLY_PATHS: tuple[str, ...] = (
+    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+)
+
+NETWORK_MODES = ("none", "host")
+MOUNT_TYPES = ("bind", "tmpfs")
+RLIMITS = {
+    name[len("RLIMIT_"):].lower(): getattr(resource, name)
+    for name in dir(resource) if name.startswith("RLIMIT_")
+}
+
+
+@dataclass(frozen=True)
+class Rootfs:
+    """An overlay (lowerdirs top first, as overlay's lowerdir= wants) or a plain directory."""
+
+    lowerdirs: tuple[Path, ...] = ()
+    upperdir: Path | None = None
+    workdir: Path | None = None
+    path: Path | None = None
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class Mount:
+    type: str
+    source: str
+    target: str
+    readonly: bool = False
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Process:
+    args: tuple[str, ...]
+    env: tuple[str, ...] = (f"PATH={DEFAULT_PATH}",)
+    cwd: str = "/"
+    uid: int = 0
+    gid: int = 0
+    additional_gids: tuple[int, ...] = ()
+    terminal: bool = False
+
+
+@dataclass(frozen=True)
+class Resources:
+    memory: int | None = None          # bytes
+    cpus: float | None = None          # like docker --cpus: quota = cpus * period
+    cpu_period: int = 100_000          # microseconds
+    pids_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Rlimit:
+    name: str                          # "nofile", "nproc", ... (RLIMIT_ without prefix)
+    soft: int
+    hard: int
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    rootfs: Rootfs
+    process: Process
+    hostname: str = "pybuild"
+    network: str = "none"
+    mounts: tuple[Mount, ...] = ()
+    # (container path, host file) pairs bind-mounted read-write over e.g. /etc/hosts; they are
+    # never copied into the upper dir, and a mount point the run had to create is removed.
+    etc_files: tuple[tuple[str, Path], ...] = ()
+    capabilities: tuple[str, ...] = DOCKER_DEFAULT_CAPS
+    no_new_privs: bool = True
+    masked_paths: tuple[str, ...] = DOCKER_MASKED_PATHS
+    readonly_paths: tuple[str, ...] = DOCKER_READONLY_PATHS
+    resources: Resources | None = None
+    rlimits: tuple[Rlimit, ...] = field(default=())
+
+
+def _fail(message: str) -> None:
+    raise RunnerError(f"invalid run spec: {message}")
+
+
+def _check_container_path(path: str, what: str) -> None:
+    if not path.startswith("/"):
+        _fail(f"{what} {path!r} must be an absolute path")
+    if ".." in PurePosixPath(path).parts:
+        _fail(f"{what} {path!r} must not contain '..'")
+    if "\0" in path:
+        _fail(f"{what} {path!r} contains a NUL byte")
+
+
+def _check_rootfs(rootfs: Rootfs) -> None:
+    if rootfs.path is not None:
+        if rootfs.lowerdirs or rootfs.upperdir or rootfs.workdir:
+            _fail("rootfs: give either path or overlay dirs, not both")
+        if not Path(rootfs.path).is_dir():
+            _fail(f"rootfs path {rootfs.path} is not a directory")
+        return
+    if not rootfs.lowerdirs:
+        _fail("rootfs: no lower dirs and no path")
+    if (rootfs.upperdir is None) != (rootfs.workdir is None):
+        _fail("rootfs: upperdir and workdir go together")
+    dirs = [*rootfs.lowerdirs, *(d for d in (rootfs.upperdir, rootfs.workdir) if d)]
+    for d in dirs:
+        if "," in str(d) or "\0" in str(d):
+            _fail(f"rootfs: overlay dir {d} contains ',' (overlay cannot take it)")
+        if not Path(d).is_dir():
+            _fail(f"rootfs: {d} is not a directory")
+
+
+def _check_mount(m: Mount) -> None:
+    if m.type not in MOUNT_TYPES:
+        _fail(f"mount type {m.type!r} (supported: {', '.join(MOUNT_TYPES)})")
+    _check_container_path(m.target, "mount target")
+    if m.type == "bind" and not Path(m.source).exists():
+        _fail(f"bind mount source {m.source} does not exist")
+
+
+def _check_process(p: Process) -> None:
+    if not p.args or not p.args[0]:
+        _fail("process args are empty")
+    _check_container_path(p.cwd, "cwd")
+    for item in p.env:
+        if "=" not in item or item.startswith("="):
+            _fail(f"env entry {item!r} is not NAME=value")
+    for n in (p.uid, p.gid, *p.additional_gids):
+        if not 0 <= n < 2**32 - 1:
+            _fail(f"uid/gid {n} out of range")
+
+
+def validate(spec: RunSpec) -> RunSpec:
+    """Check everything that can be checked before forking; returns the spec unchanged."""
+    _check_rootfs(spec.rootfs)
+    _check_process(spec.process)
+    if spec.network not in NETWORK_MODES:
+        _fail(f"network {spec.network!r} (supported: {', '.join(NETWORK_MODES)})")
+    if not 0 < len(spec.hostname) <= 64 or "/" in spec.hostname:
+        _fail(f"hostname {spec.hostname!r}")
+    for m in spec.mounts:
+        _check_mount(m)
+    for target, source in spec.etc_files:
+        _check_container_path(target, "etc file")
+        if not Path(source).is_file():
+            _fail(f"etc file source {source} is not a file")
+    for name in spec.capabilities:
+        if normalize(name) not in CAPABILITIES:
+            _fail(f"unknown capability {name!r}")
+    for path in (*spec.masked_paths, *spec.readonly_paths):
+        _check_container_path(path, "masked/readonly path")
+    _check_resources(spec.resources)
+    for r in spec.rlimits:
+        if r.name not in RLIMITS:
+            _fail(f"unknown rlimit {r.name!r}")
+        if not _rlimit_ok(r.soft, r.hard):
+            _fail(f"rlimit {r.name}: soft {r.soft} / hard {r.hard}")
+    return spec
+
+
+def _rlimit_ok(soft: int, hard: int) -> bool:
+    inf = resource.RLIM_INFINITY
+    if any(v < 0 and v != inf for v in (soft, hard)):
+        return False
+    if hard == inf:
+        return True
+    return soft != inf and soft <= hard
+
+
+def _check_resources(res: Resources | None) -> None:
+    if res is None:
+        return
+    if res.memory is not None and res.memory < 6 * 1024 * 1024:
+        _fail("memory limit below 6 MiB (docker's minimum)")
+    if res.cpus is not None and not 0 < res.cpus:
+        _fail(f"cpus {res.cpus} must be positive")
+    if res.pids_limit is not None and res.pids_limit < 1:
+        _fail(f"pids limit {res.pids_limit} must be positive")
