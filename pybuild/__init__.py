@@ -24,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     "resolve_stages": "pybuild.plan.stages",
     "CheckWarning": "pybuild.checks",
     "run_checks": "pybuild.checks",
+    "Client": "pybuild.client",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -1,0 +1,102 @@
+"""Helpers the image and system commands share: the client for ``--root``, docker's units."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from pybuild.client import Client
+
+LOCK_WAIT_MESSAGE = "waiting for the store lock held by another pybuild process..."
+
+
+def get_client(ctx: click.Context) -> Client:
+    """The library client for the root the top-level ``--root`` / PYBUILD_ROOT chose."""
+    from pybuild.client import Client
+
+    root = (ctx.find_root().obj or {}).get("root", "/var/lib/pybuild")
+    return Client(root, on_wait=lambda: click.echo(LOCK_WAIT_MESSAGE, err=True))
+
+
+def short_id(image_id: str, *, trunc: bool = True) -> str:
+    """``docker images``' IMAGE ID: 12 hex digits, or the full ``sha256:...`` untruncated."""
+    return image_id[7:19] if trunc else image_id
+
+
+def human_size(size: float) -> str:
+    """Docker's units.HumanSizeWithPrecision(size, 3): decimal units, three significant digits."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+    i = 0
+    while size >= 1000 and i < len(units) - 1:
+        size /= 1000.0
+        i += 1
+    return f"{size:.3g}{units[i]}"
+
+
+def human_duration(seconds: float) -> str:
+    """Docker's units.HumanDuration."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def created_since(created: str) -> str:
+    from pybuild.image.config import parse_rfc3339
+
+    epoch = parse_rfc3339(created)
+    if epoch is None:
+        return "N/A"
+    return human_duration(max(0.0, time.time() - epoch)) + " ago"
+
+
+def created_at(created: str) -> str:
+    """Docker's CreatedAt: ``2024-01-02 03:04:05 +0000 UTC``."""
+    from pybuild.image.config import parse_rfc3339
+
+    epoch = parse_rfc3339(created)
+    if epoch is None:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(epoch))
+
+
+def render(template: str, data: Any) -> str:
+    """A Go template (``--format``) against ``data``, through pybuild.gotemplate."""
+    from pybuild.gotemplate import render as go_render
+
+    return go_render(template, data)
+
+
+def render_rows(fmt: str, rows: list[dict[str, Any]], headers: dict[str, str]) -> str:
+    from pybuild.gotemplate import render_rows as go_rows
+
+    return go_rows(fmt, rows, headers)
+
+
+def json_line(data: Any) -> str:
+    import json
+
+    return json.dumps(data, separators=(",", ":"))

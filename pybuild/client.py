@@ -1,0 +1,165 @@
+"""The library API: ``pybuild.Client(root=...)`` with ``.images`` and ``.system``.
+
+Everything returns typed frozen objects; nothing prints. The CLI is a thin layer over this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pybuild.image.config import ImageConfig
+from pybuild.image.inspect import HistoryItem, history_items, inspect_data
+from pybuild.image.manifest import DEFAULT_PLATFORM, Platform
+from pybuild.image.reference import parse as parse_reference
+from pybuild.store import DEFAULT_ROOT, Store
+from pybuild.store.records import ImageRecord
+
+__all__ = ["Client", "HistoryItem", "Image", "ImageCollection", "SystemApi"]
+
+
+@dataclass(frozen=True)
+class Image:
+    id: str  # "sha256:<hex>", the config digest
+    tags: tuple[str, ...]  # as docker shows them: "busybox:latest"
+    digests: tuple[str, ...]  # repo digests: "busybox@sha256:..."
+    config: ImageConfig
+    created: str
+    size: int  # bytes, uncompressed layers
+    layers: tuple[str, ...]  # diff ids, bottom to top
+    manifest_digest: str
+    parent: str = ""
+
+    @property
+    def short_id(self) -> str:
+        return self.id[7:19]
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.config.config.labels)
+
+
+class ImageCollection:
+    """``client.images``: import, get, list, tag, remove, history, inspect, prune, unpack.
+
+    (``save``/``load`` are added by pybuild.archive.)"""
+
+    def __init__(self, client: Client):
+        self._client = client
+
+    @property
+    def _store(self) -> Store:
+        return self._client.store
+
+    def import_(self, source: str | Path | BinaryIO, reference: str | None = None, *,
+                changes: list[str] | tuple[str, ...] = (), message: str = "",
+                platform: Platform = DEFAULT_PLATFORM) -> Image:
+        from pybuild.image.importer import import_image
+
+        record = import_image(self._store, source, reference, changes=changes, message=message,
+                              platform=platform)
+        return self._image(record)
+
+    def get(self, name_or_id: str) -> Image:
+        from pybuild.store.images import resolve
+
+        return self._image(resolve(self._store, name_or_id))
+
+    def list(self, *, all: bool = False, name: str | None = None) -> list[Image]:  # noqa: A002
+        """Newest first. Without ``all``, untagged images that are parents of others are hidden;
+        ``name`` keeps images with a tag in that repository."""
+        records = self._store.records.list()
+        parents = {r.parent for r in records if r.parent}
+        table = self._store.refs.load()
+        repo = parse_reference(name).name if name else None
+        images = []
+        for record in records:
+            tags, _ = table.names_for(record.id)
+            if not all and not tags and record.id in parents:
+                continue
+            if repo and not any(parse_reference(t).name == repo for t in tags):
+                continue
+            images.append(self._image(record, table))
+        return sorted(images, key=lambda i: (i.created, i.id), reverse=True)
+
+    def tag(self, image: str, reference: str) -> str:
+        from pybuild.store.images import tag
+
+        return tag(self._store, image, reference).familiar()
+
+    def remove(self, image: str, *, force: bool = False) -> list[Any]:
+        """Docker's rmi: a list of Removal("Untagged"|"Deleted", subject)."""
+        from pybuild.store.images import remove
+
+        return remove(self._store, image, force=force)
+
+    def history(self, image: str) -> list[HistoryItem]:
+        img = self.get(image)
+        record = self._store.records.get(img.id)
+        return history_items(record, img.config, img.tags)
+
+    def inspect(self, image: str) -> dict[str, Any]:
+        """One element of ``docker image inspect``'s output."""
+        img = self.get(image)
+        return inspect_data(self._store.records.get(img.id), img.config, list(img.tags),
+                            list(img.digests))
+
+    def prune(self, *, all: bool = False) -> Any:  # noqa: A002
+        """Remove dangling images (or all unused with ``all``); a GcResult."""
+        from pybuild.store.images import prune
+
+        return prune(self._store, all_images=all)
+
+    def unpack(self, image: str, dest: str | Path) -> Path:
+        """The image's flattened rootfs into ``dest`` (which must be empty or absent)."""
+        from pybuild.errors import UsageError
+
+        dest = Path(dest)
+        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+            raise UsageError(f"{dest} is not an empty directory")
+        img = self.get(image)
+        self._store.layers.unpack_to(img.layers, dest)
+        return dest
+
+    def _image(self, record: ImageRecord, table: Any = None) -> Image:
+        table = table or self._store.refs.load()
+        tags, digests = table.names_for(record.id)
+        config = ImageConfig.from_bytes(self._store.blobs.read_bytes(record.id))
+        return Image(record.id, tuple(parse_reference(t).familiar() for t in tags),
+                     tuple(parse_reference(d).familiar() for d in digests), config,
+                     config.created or record.created, record.size, record.diff_ids,
+                     record.manifest_digest, record.parent)
+
+
+class SystemApi:
+    """``client.system``: disk usage, garbage collection, consistency check."""
+
+    def __init__(self, client: Client):
+        self._client = client
+
+    def df(self) -> list[Any]:
+        from pybuild.store.gc import disk_usage
+
+        return disk_usage(self._client.store)
+
+    def prune(self) -> Any:
+        """Collect blobs and unpacked layers no image references (a GcResult)."""
+        from pybuild.store.gc import collect
+
+        return collect(self._client.store)
+
+    def check(self, *, repair: bool = False) -> list[Any]:
+        """Problems found (empty when the store is sound); ``repair`` drops broken items."""
+        from pybuild.store.check import check
+
+        return check(self._client.store, repair=repair)
+
+
+class Client:
+    def __init__(self, root: str | Path = DEFAULT_ROOT, *,
+                 on_wait: Callable[[], None] | None = None, lock_timeout: float | None = None):
+        self.store = Store(root, on_wait=on_wait, lock_timeout=lock_timeout)
+        self.images = ImageCollection(self)
+        self.system = SystemApi(self)
