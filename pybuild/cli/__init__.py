@@ -71,12 +71,14 @@ def cli(ctx: click.Context, root: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning library errors into one line and an exit code."""
-    from pybuild.errors import PybuildError
+    from pybuild.errors import DockerfileError, PybuildError
 
     try:
         cli.main(args=argv, prog_name="pybuild", standalone_mode=False)
     except PybuildError as err:
-        click.echo(f"error: {err}", err=True)
+        # A Dockerfile error already reads "FILE:LINE: message"; a prefix would only bury it.
+        located = isinstance(err, DockerfileError)
+        click.echo(str(err) if located else f"error: {err}", err=True)
         sys.exit(err.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
