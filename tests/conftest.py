@@ -38,3 +38,16 @@ def buildkit_corpus(conformance: Path) -> Path:
     if not path.is_dir():
         pytest.skip(f"no BuildKit corpus under {conformance}")
     return path
+
+
+@pytest.fixture(scope="session")
+def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny busybox rootfs tarball (same bytes every run), for ``pybuild import``."""
+    import subprocess
+
+    script = REPO.parent / "shared" / "bench" / "busybox-rootfs.sh"
+    if not script.is_file() or not Path("/bin/busybox").exists():
+        pytest.skip("needs ../shared/bench/busybox-rootfs.sh and busybox-static")
+    out = tmp_path_factory.mktemp("busybox") / "busybox.tar"
+    subprocess.run(["bash", str(script), str(out)], check=True, capture_output=True)
+    return out
