@@ -22,15 +22,13 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str | None]:
 
 def _read(path: str):
     from pybuild import parser
-    from pybuild.errors import UsageError
+    from pybuild.errors import DockerfileError
 
     try:
         with open(path, encoding="utf-8", errors="surrogateescape", newline="") as fh:
             text = fh.read()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
     except OSError as err:
-        raise UsageError(f"{path}: {err.strerror}") from None
+        raise DockerfileError((err.strerror or str(err)).lower(), file=path) from None
     return parser.parse(text, file=path)
 
 
