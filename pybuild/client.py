@@ -123,6 +123,21 @@ class ImageCollection:
         self._store.layers.unpack_to(img.layers, dest)
         return dest
 
+    def save(self, images: list[str] | tuple[str, ...], out: BinaryIO | None = None, *,
+             compression: str = "gzip", format: str = "tar",  # noqa: A002
+             dest_dir: str | Path | None = None) -> Any:
+        """Write images to one docker-archive + OCI layout tar (or an OCI layout directory)."""
+        from pybuild.archive import save
+
+        return save(self._store, images, out, compression=compression, format=format,
+                    dest_dir=dest_dir)
+
+    def load(self, source: BinaryIO | str | Path) -> list[Any]:
+        """Load every image of a docker-archive, OCI archive or layout dir; LoadedImage list."""
+        from pybuild.archive import load
+
+        return load(self._store, source)
+
     def _image(self, record: ImageRecord, table: Any = None) -> Image:
         table = table or self._store.refs.load()
         tags, digests = table.names_for(record.id)
