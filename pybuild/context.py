@@ -90,7 +90,7 @@ class BuildContext:
         if ignore is None:
             ignore = _load_ignore(root) if dockerignore else PatternSet(())
         self.ignore = ignore
-        self.memo = memo if memo is not None else FileHashMemo(os.devnull)
+        self.memo = memo if memo is not None else FileHashMemo(None)
         self.files_hashed = 0  # files whose content was read, for tests and --debug
 
     # -- walking
@@ -154,30 +154,30 @@ class BuildContext:
             pivot, rel = _split_pivot(pattern, parents)
             matches = self._expand(rel) if _has_glob(rel) else [rel]
             for match in matches:
-                dest = posixpath.relpath(match, pivot) if parents and match else ""
-                if not parents and match:
-                    dest = posixpath.basename(match)
-                for entry in self._source(match, pattern, dest, follow_top_symlink, instruction):
+                kept = _relative(match, pivot) if parents else None
+                for entry in self._source(match, pattern, kept, follow_top_symlink, instruction):
                     if excluded is None or not entry.dest or not excluded.matches(entry.dest):
                         out.append(entry)
         return out
 
-    def _source(self, match: str, pattern: str, dest: str, follow: bool,
+    def _source(self, match: str, pattern: str, kept: str | None, follow: bool,
                 instruction: str) -> Iterator[SourceEntry]:
+        """The entries for one match; ``kept`` is its --parents path (None without)."""
         real = self._resolve(match, follow)
         if real is None or (real and self.is_ignored(real)):
             raise BuildError(f"{instruction} failed: file not found in build context or "
                              f"excluded by .dockerignore: stat {pattern}: file does not exist")
         s = os.lstat(os.path.join(self.root, real))
         if not st.S_ISDIR(s.st_mode):
-            yield _entry(real, dest if dest else posixpath.basename(real), s, self.root, pattern)
+            name = kept if kept is not None else posixpath.basename(match or real)
+            yield _entry(real, name, s, self.root, pattern)
             return
-        yield _entry(real, "" if not dest or dest == "." else dest, s, self.root, pattern)
+        base = kept or ""
+        yield _entry(real, base, s, self.root, pattern)
         cut = len(real) + 1 if real else 0
         for rel, cs in self.walk(real):
             inner = rel[cut:]
-            yield _entry(rel, f"{dest}/{inner}" if dest and dest != "." else inner, cs,
-                         self.root, pattern)
+            yield _entry(rel, f"{base}/{inner}" if base else inner, cs, self.root, pattern)
 
     def _expand(self, pattern: str) -> list[str]:
         """Context paths matching a wildcard pattern, sorted, ignored paths left out."""
@@ -194,7 +194,7 @@ class BuildContext:
                 matches = [p for m in matches for p in self._children(m) if
                            regex.match(posixpath.basename(p))]
         seen = dict.fromkeys(m for m in matches if m and self._lexists(m))
-        return [m for m in seen if not self.is_ignored(m)]
+        return sorted((m for m in seen if not self.is_ignored(m)), key=lambda m: m.split("/"))
 
     def _children(self, rel: str) -> list[str]:
         real = self._resolve(rel, True)
@@ -302,6 +302,12 @@ def manifest_digest(manifest: Iterable[tuple[str, str]]) -> str:
     for relpath, digest in manifest:
         h.update(f"{relpath}\0{digest}\n".encode())
     return "sha256:" + h.hexdigest()
+
+
+def _relative(path: str, pivot: str) -> str:
+    if not pivot:
+        return path
+    return path[len(pivot) + 1:] if path.startswith(pivot + "/") else ""
 
 
 def _has_glob(pattern: str) -> bool:

@@ -6,9 +6,11 @@ both live under ``ROOT/cache/``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -22,10 +24,13 @@ class FileHashMemo:
 
     VERSION = 1
 
-    def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike[str] | None):
+        """``path`` None: an in-memory memo that is never saved."""
+        self.path = Path(path) if path is not None else None
         self._entries: dict[str, list[int | str]] = {}
         self._dirty = False
+        if self.path is None:
+            return
         try:
             data = json.loads(self.path.read_bytes())
             if data.get("version") == self.VERSION:
@@ -50,7 +55,7 @@ class FileHashMemo:
         self._dirty = True
 
     def save(self) -> None:
-        if not self._dirty:
+        if not self._dirty or self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = json.dumps({"version": self.VERSION, "entries": self._entries},
@@ -60,7 +65,16 @@ class FileHashMemo:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file next to ``path``, fsync it, rename it over ``path``."""
+    """Write ``data`` to a temp file next to ``path``, fsync it, rename it over ``path``.
+
+    Refuses to replace anything but a regular file: a path that went wrong must not turn
+    a device node or a directory into a JSON file.
+    """
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            raise OSError(errno.EINVAL, "refusing to replace a non-regular file", str(path))
+    except FileNotFoundError:
+        pass
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     try:
         with open(tmp, "wb") as f:
