@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from pybuild.errors import ParseError
+from pybuild.errors import ParseError, PybuildError
 from pybuild.instructions import (
     Add,
     Arg,
@@ -36,7 +36,7 @@ from pybuild.instructions import (
 )
 from pybuild.instructions.base import suggest
 from pybuild.plan.args import PLATFORM_ARGS
-from pybuild.plan.expand import expand, unmatched
+from pybuild.plan.expand import expand, expand_matches, unmatched
 from pybuild.plan.stages import BuildStages, Stage, resolve
 from pybuild.syntax import Document
 
@@ -47,11 +47,11 @@ URLS = {name: _URL + re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower().replace("j-s-
     "DuplicateStageName", "ReservedStageName", "JSONArgsRecommended", "MaintainerDeprecated",
     "UndefinedArgInFrom", "WorkdirRelativePath", "UndefinedVar", "MultipleInstructionsDisallowed",
     "LegacyKeyValueFormat", "RedundantTargetPlatform", "SecretsUsedInArgOrEnv",
-    "InvalidDefaultArgInFrom", "ExposeProtoCasing")}
+    "InvalidDefaultArgInFrom", "ExposeProtoCasing", "FromPlatformFlagConstDisallowed")}
 RESERVED_STAGE_NAMES = ("context", "scratch")
 _SECRET = re.compile(r"(?i)(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword"
                      r"|passwd|secret|token)(?:_|$)")
-_PUBLIC = re.compile(r"(?i)(?:_|^)public(?:_|$)")
+_ALLOWED = re.compile(r"(?i)(?:_|^)(?:public|file|version)(?:_|$)")
 _REFERENCE = re.compile(
     r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
     r"(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
@@ -130,11 +130,14 @@ def run_checks(doc: Document, instructions: Sequence[Instruction] | None = None,
 
 
 def _casing(doc: Document, warn: _Collector) -> None:
-    words = [n.original for n in doc.nodes]
-    consistent = [w for w in words if w in (w.lower(), w.upper())]
+    # BuildKit counts FROM lines and stage instructions; ARGs before the first FROM do not.
+    first = next((i for i, n in enumerate(doc.nodes) if n.keyword == "from"), len(doc.nodes))
+    nodes = doc.nodes[first:]
+    consistent = [n.original for n in nodes if n.original in (n.original.lower(),
+                                                              n.original.upper())]
     lower = sum(1 for w in consistent if w == w.lower())
     majority_lower = lower > len(consistent) - lower
-    for node in doc.nodes:
+    for node in nodes:
         word = node.original
         if majority_lower and word != word.lower():
             warn("ConsistentInstructionCasing",
@@ -152,8 +155,9 @@ def _per_instruction(instructions: Sequence[Instruction], warn: _Collector) -> N
             warn("MaintainerDeprecated",
                  "Maintainer instruction is deprecated in favor of using label", inst.line)
         elif isinstance(inst, (Env, Label)) and inst.legacy:
-            warn("LegacyKeyValueFormat", f'"{inst.keyword} key=value" should be used instead '
-                 f'of legacy "{inst.keyword} key value" format', inst.line)
+            name = _name(inst)
+            warn("LegacyKeyValueFormat", f'"{name} key=value" should be used instead '
+                 f'of legacy "{name} key value" format', inst.line)
         elif isinstance(inst, Expose):
             for port in inst.ports:
                 proto = port.partition("/")[2]
@@ -164,35 +168,50 @@ def _per_instruction(instructions: Sequence[Instruction], warn: _Collector) -> N
             names = [a.name for a in inst.args] if isinstance(inst, Arg) else \
                 [k for k, _ in inst.pairs]
             for name in names:
-                if _SECRET.search(name) and not _PUBLIC.search(name):
+                if _SECRET.search(name) and not _ALLOWED.search(name):
                     warn("SecretsUsedInArgOrEnv", "Do not use ARG or ENV instructions for "
                          f'sensitive data ({inst.keyword} "{name}")', inst.line)
 
 
 def _from_lines(stages: BuildStages, instructions: Sequence[Instruction], escape: str,
                 warn: _Collector) -> None:
-    meta_defaults = _meta_defaults(instructions, escape)
-    known = sorted(stages.global_args)
+    defaults = _meta_defaults(instructions, escape)
+    declared = {k: "" for k in stages.global_args}
     seen: set[str] = set()
     for stage in stages.stages:
         inst = stage.from_
         _stage_name(inst, seen, warn)
         for word in (inst.image, inst.platform or ""):
-            for name in unmatched(word, {k: "" for k in stages.global_args}, escape):
-                near = suggest(name, known)
+            for name in unmatched(word, declared, escape):
+                near = suggest(name, sorted(declared))
                 warn("UndefinedArgInFrom", f"FROM argument '{name}' is not declared"
                      + (f" (did you mean {near}?)" if near else ""), inst.line)
-        if "$" in inst.image:
-            try:
-                image = expand(inst.image, meta_defaults, escape=escape)
-            except Exception:  # noqa: BLE001 - an unexpandable default is just as invalid
-                image = ""
-            if not image or not _REFERENCE.match(image):
-                warn("InvalidDefaultArgInFrom", f"Default value for ARG {inst.image} results "
-                     "in empty or invalid base image name", inst.line)
-        if inst.platform in ("$TARGETPLATFORM", "${TARGETPLATFORM}"):
-            warn("RedundantTargetPlatform", f"Setting platform to predefined {inst.platform} "
-                 "in FROM is redundant as this is the default behavior", inst.line)
+        try:
+            image = expand(inst.image, defaults, escape=escape)
+        except PybuildError:
+            image = None  # the build reports a word that cannot be expanded
+        if image is not None and not _REFERENCE.match(image):
+            warn("InvalidDefaultArgInFrom", f"Default value for ARG {inst.image} results "
+                 "in empty or invalid base image name", inst.line)
+        if inst.platform is not None:
+            _platform(inst, stages, escape, warn)
+
+
+def _platform(inst: From, stages: BuildStages, escape: str, warn: _Collector) -> None:
+    env = {k: v for k, v in stages.global_args.items() if v is not None}
+    try:
+        value, found, missing = expand_matches(inst.platform or "", env, escape)
+    except PybuildError:
+        return
+    if found == {"TARGETPLATFORM"} and not missing and value == env.get("TARGETPLATFORM"):
+        warn("RedundantTargetPlatform", f"Setting platform to predefined {inst.platform} "
+             "in FROM is redundant as this is the default behavior", inst.line)
+    parts = value.split("/")
+    if found or missing or len(parts) not in (2, 3) or not all(parts):
+        return
+    if not any(p in (inst.name or "") for p in parts[:2]):
+        warn("FromPlatformFlagConstDisallowed",
+             f'FROM --platform flag should not use constant value "{value}"', inst.line)
 
 
 def _meta_defaults(instructions: Sequence[Instruction], escape: str) -> dict[str, str]:
@@ -203,10 +222,9 @@ def _meta_defaults(instructions: Sequence[Instruction], escape: str) -> dict[str
             break
         if isinstance(inst, Arg):
             for item in inst.args:
-                default = item.default or ""
                 try:
-                    values[item.name] = expand(default, values, escape=escape)
-                except Exception:  # noqa: BLE001 - treat as empty, the check reports it
+                    values[item.name] = expand(item.default or "", values, escape=escape)
+                except PybuildError:  # treat as empty: the check then reports the FROM
                     values[item.name] = ""
     return values
 
@@ -231,6 +249,11 @@ def _stage_name(inst: From, seen: set[str], warn: _Collector) -> None:
              f'"{inst.name}"', inst.line)
 
 
+def _name(inst: Instruction) -> str:
+    """The instruction word as written: BuildKit's messages quote it in its own case."""
+    return inst.node.original if inst.node is not None else inst.keyword
+
+
 def _ancestors(stage: Stage, stages: BuildStages) -> list[Stage]:
     chain = []
     while stage.base_stage is not None:
@@ -248,11 +271,16 @@ def _stage_rules(stage: Stage, stages: BuildStages, warn: _Collector) -> None:
     for inst, scope in zip(stage.instructions, stage.scopes):
         if type(inst) in _SINGLE:
             seen.setdefault(_SINGLE[type(inst)], []).append(inst)
+            if len(seen[_SINGLE[type(inst)]]) > 1:  # the earlier one is the one ignored
+                earlier = seen[_SINGLE[type(inst)]][-2]
+                warn("MultipleInstructionsDisallowed", f"Multiple {_name(inst)} instructions "
+                     "should not be used in the same stage because only the last one will be "
+                     "used", earlier.line)
         if isinstance(inst, Shell):
             shell_set = True
         elif isinstance(inst, (Cmd, Entrypoint)) and inst.shell_form and inst.command:
             if not shell_set:
-                warn("JSONArgsRecommended", f"JSON arguments recommended for {inst.keyword} "
+                warn("JSONArgsRecommended", f"JSON arguments recommended for {_name(inst)} "
                      "to prevent unintended behavior related to OS signals", inst.line)
         elif isinstance(inst, Workdir):
             path = _quiet_expand(inst.path, scope.variables())
@@ -260,16 +288,12 @@ def _stage_rules(stage: Stage, stages: BuildStages, warn: _Collector) -> None:
                 warn("WorkdirRelativePath", f'Relative workdir "{path}" can have unexpected '
                      "results if the base image changes", inst.line)
             workdir_set = True
-    for name, found in seen.items():
-        for inst in found[:-1]:
-            warn("MultipleInstructionsDisallowed", f"Multiple {name} instructions should not "
-                 "be used in the same stage because only the last one will be used", inst.line)
 
 
 def _quiet_expand(word: str, env: dict[str, str]) -> str:
     try:
         return expand(word, env)
-    except Exception:  # noqa: BLE001 - the build reports bad words; a check only looks
+    except PybuildError:  # the build reports bad words; a check only looks
         return word
 
 
@@ -306,7 +330,7 @@ def _undefined_vars(stage: Stage, stages: BuildStages, escape: str,
         for word in _words(inst):
             try:
                 names = unmatched(word, known, escape)
-            except Exception:  # noqa: BLE001 - bad words are the build's to report
+            except PybuildError:  # bad words are the build's to report
                 continue
             for name in names:
                 if name in reported:

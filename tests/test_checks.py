@@ -98,3 +98,22 @@ def test_check_directive():
 def test_warnings_carry_urls():
     (w,) = run_checks(doc(node("from", "a"), node("maintainer", "me")))
     assert w.url == "https://docs.docker.com/go/dockerfile/rule/maintainer-deprecated/"
+
+
+def test_platform_rules():
+    got = rules(doc(node("from", "a", flags=("--platform=$TARGETPLATFORM",)),
+                    node("from", "b", flags=("--platform=linux/arm64",)),
+                    node("from", "c", "AS", "build-arm64", flags=("--platform=linux/arm64",))))
+    assert ("RedundantTargetPlatform", 1, "Setting platform to predefined $TARGETPLATFORM in "
+            "FROM is redundant as this is the default behavior") in got
+    assert ("FromPlatformFlagConstDisallowed", 2,
+            'FROM --platform flag should not use constant value "linux/arm64"') in got
+    assert not [r for r in got if r[1] == 3]
+
+
+def test_secret_names_allow_list_and_original_casing():
+    got = rules(doc(node("from", "a", original="from"), node("arg", "GITHUB_TOKEN", original="arg"),
+                    node("arg", "KEY_FILE", original="arg"), node("env", "a", "b", "",
+                                                                  original="env")))
+    assert [r[0] for r in got] == ["SecretsUsedInArgOrEnv", "LegacyKeyValueFormat"]
+    assert got[1][2] == '"env key=value" should be used instead of legacy "env key value" format'

@@ -31,24 +31,27 @@ def expand(word: str, env: Mapping[str, str], escape: str = "\\") -> str:
     return _Lexer(word, env, escape).run()
 
 
-def unmatched(word: str, env: Mapping[str, str], escape: str = "\\") -> list[str]:
-    """Names ``word`` refers to that ``env`` does not define, in order of appearance."""
+def expand_matches(word: str, env: Mapping[str, str],
+                   escape: str = "\\") -> tuple[str, frozenset[str], frozenset[str]]:
+    """The expansion plus the names it found in ``env`` and the names it did not."""
     shell = _shell()
     if shell is not None and hasattr(shell, "expand_with_matches"):
-        try:
-            result = shell.expand_with_matches(word, env, escape=escape)
-        except TypeError:  # an implementation without the escape keyword
-            result = shell.expand_with_matches(word, env)
-        return sorted(result.unmatched)
+        result = shell.expand_with_matches(word, env, escape=escape)
+        return result.value, frozenset(result.matched), frozenset(result.unmatched)
     lexer = _Lexer(word, env, escape)
-    lexer.run()
-    return list(dict.fromkeys(lexer.missing))
+    value = lexer.run()
+    return value, frozenset(lexer.found), frozenset(lexer.missing)
+
+
+def unmatched(word: str, env: Mapping[str, str], escape: str = "\\") -> list[str]:
+    """Names ``word`` refers to that ``env`` does not define, sorted."""
+    return sorted(expand_matches(word, env, escape)[2])
 
 
 class _Lexer:
     def __init__(self, word: str, env: Mapping[str, str], escape: str):
         self.word, self.env, self.escape = word, env, escape
-        self.pos, self.missing = 0, []
+        self.pos, self.missing, self.found = 0, [], []
 
     def run(self) -> str:
         out, quote, w = [], None, self.word
@@ -76,6 +79,7 @@ class _Lexer:
         if name not in self.env:
             self.missing.append(name)
             return None
+        self.found.append(name)
         return self.env[name]
 
     def _variable(self) -> str:
