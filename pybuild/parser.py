@@ -1,0 +1,204 @@
+"""Dockerfile text -> syntax tree (``pybuild.syntax``), as BuildKit's parser reads it.
+
+A pre-pass here turns physical lines into logical instructions: it finds the parser
+directives at the top (the escape directive changes everything after it), joins continuation
+lines, drops comments, and reads heredoc bodies. Those rules depend on state and on the escape
+character, which a context-free grammar cannot carry. Each logical line then goes to the
+grammar (``grammar.lark``, via ``parser_grammar``) for its word, flags and argument forms.
+
+Nothing is expanded here and instruction names are not checked: ``FOO bar`` parses as an
+instruction ``foo`` for the instruction layer to reject.
+"""
+
+from __future__ import annotations
+
+from pybuild.errors import ContextError, ParseError
+from pybuild.parser_args import arguments
+from pybuild.parser_directives import (
+    DirectiveScanner,
+    DirectiveValue,
+    detect_syntax,
+    parse_directive,
+    parse_directives,
+)
+from pybuild.parser_dump import dump, dump_node, go_quote
+from pybuild.parser_grammar import USPACE, split_line, split_words
+from pybuild.parser_heredoc import chomp_heredoc_content, heredocs_from_line, parse_heredoc_word
+from pybuild.syntax import Document, Heredoc, Node, Warning_
+
+__all__ = [
+    "DirectiveValue", "MAX_LINE_BYTES", "chomp_heredoc_content", "detect_syntax", "dump",
+    "dump_node", "go_quote", "heredocs_from_line", "parse", "parse_directive",
+    "parse_directives", "parse_file", "parse_heredoc_word", "parse_words",
+]
+
+MAX_LINE_BYTES = 65535  # bufio.Scanner's limit, less one
+MAX_ONBUILD_DEPTH = 64  # ONBUILD ONBUILD ... (the instruction layer forbids even two)
+_HEREDOC_KEYWORDS = frozenset({"run", "copy", "add"})
+
+
+def parse_words(text: str, escape: str = "\\") -> list[str]:
+    """The quote-aware word splitter of ARG and ENV/LABEL: quotes and escapes are kept."""
+    return split_words(text, escape)
+
+
+def _check_line_lengths(parts: list[str]) -> None:
+    # A character takes at most 4 bytes, so only lines of 16384+ characters need encoding.
+    if max(map(len, parts)) * 4 <= MAX_LINE_BYTES:
+        return
+    for number, part in enumerate(parts, 1):
+        if len(part.encode("utf-8", "surrogateescape")) > MAX_LINE_BYTES:
+            raise ParseError(f"dockerfile line greater than max allowed size of {MAX_LINE_BYTES}",
+                             line=number)
+
+
+def _continues(line: str, escape: str) -> tuple[bool, str]:
+    """A line ending in the escape character (and spaces/tabs) continues; ``EE`` does not."""
+    body = line.rstrip(" \t")
+    if body.endswith(escape) and not body.endswith(escape + escape):
+        return True, body[:-1]
+    return False, line
+
+
+class _Parser:
+    """One pass over the physical lines; ``i`` is the index of the next unread line."""
+
+    def __init__(self, text: str, file: str) -> None:
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        self.parts = text.split("\n")
+        self.count = len(self.parts) - (self.parts[-1] == "")  # a final "\n" ends, not starts
+        self.i = 0
+        self.file = file
+        self.escape = "\\"
+        self.directives = DirectiveScanner()
+        self.nodes: list[Node] = []
+        self.warnings: list[Warning_] = []
+
+    def run(self) -> Document:
+        _check_line_lengths(self.parts)
+        while self.i < self.count:
+            self._instruction()
+        if not self.nodes:
+            raise ParseError("file with no instructions", line=max(1, self.count))
+        found = self.directives.found
+        return Document(nodes=tuple(self.nodes),
+                        directives={k: d.value for k, d in found.items()},
+                        escape=self.escape, warnings=tuple(self.warnings), file=self.file,
+                        start_line=self.nodes[0].start_line, end_line=self.nodes[-1].end_line)
+
+    def _directive(self, line: str, number: int) -> None:
+        directive = self.directives.feed(line, number)
+        if directive is not None and directive.name == "escape":
+            if directive.value not in ("\\", "`"):
+                raise ParseError(f"invalid escape token '{directive.value}' does not match ` or \\",
+                                 line=number)
+            self.escape = directive.value
+
+    def _instruction(self) -> None:
+        start = self.i + 1
+        line = self.parts[self.i].rstrip("\r").lstrip(USPACE)
+        self.i += 1
+        if not self.directives.done:
+            self._directive(line, start)
+        if line.startswith("#"):
+            return
+        more, line = _continues(line, self.escape)
+        if not more and not line:
+            return
+        pieces = [line]
+        empty = False
+        while more and self.i < self.count:
+            line = self.parts[self.i].rstrip("\r")
+            self.i += 1
+            stripped = line.lstrip(USPACE)
+            if stripped.startswith("#"):
+                continue
+            if not stripped:
+                empty = True
+                continue
+            more, line = _continues(line, self.escape)
+            pieces.append(line)
+        logical = "".join(pieces)
+        try:
+            self._add(logical, start)
+        except ParseError as err:
+            raise err.located(self.file, start) from None
+        if empty:
+            self.warnings.append(Warning_(f"Empty continuation line found in: {logical}",
+                                          self.nodes[-1].end_line, "NoEmptyContinuation"))
+
+    def _add(self, logical: str, start: int) -> None:
+        node = _node(logical, self.escape, start, self.i, 0)
+        target = node.child if node.keyword == "onbuild" and node.child else node
+        if target.keyword in _HEREDOC_KEYWORDS and not target.json and "<<" in logical:
+            heredocs = tuple(self._body(h) for h in heredocs_from_line(logical))
+            if heredocs:
+                child = node.child
+                if child is not None:
+                    child = _replace(child, heredocs=heredocs, end_line=self.i)
+                node = _replace(node, heredocs=heredocs, child=child, end_line=self.i)
+        self.nodes.append(node)
+
+    def _body(self, heredoc: Heredoc) -> Heredoc:
+        """Read raw lines up to the terminator: no comments, directives or continuations."""
+        lines: list[str] = []
+        last = len(self.parts) - 1
+        while self.i < self.count:
+            raw = self.parts[self.i]
+            self.i += 1
+            candidate = raw.rstrip("\r")
+            if heredoc.chomp:
+                candidate = candidate.lstrip("\t")
+            if candidate == heredoc.name:
+                return Heredoc(heredoc.name, "".join(lines), heredoc.expand, heredoc.chomp,
+                               heredoc.fd)
+            lines.append(raw + "\n" if self.i - 1 < last else raw)
+        raise ParseError("unterminated heredoc")
+
+
+def _replace(node: Node, **changes: object) -> Node:
+    fields = dict(node.__dict__)
+    fields.update(changes)
+    return Node(**fields)  # type: ignore[arg-type]
+
+
+def _node(line: str, escape: str, start: int, end: int, depth: int) -> Node:
+    """One logical line -> Node; ONBUILD's argument is parsed the same way, as its child."""
+    word, flags, rest = split_line(line.strip(USPACE), escape)
+    keyword = word.lower()
+    if keyword == "onbuild":
+        if depth >= MAX_ONBUILD_DEPTH:
+            raise ParseError("ONBUILD is nested too deeply")
+        child = _node(rest, escape, start, end, depth + 1) if rest else None
+        return Node(keyword, word, flags, (), False, (), child, start, end, line, rest)
+    args, is_json = arguments(keyword, rest, escape)
+    return Node(keyword, word, flags, args, is_json, (), None, start, end, line, rest)
+
+
+def _to_text(text: str | bytes) -> str:
+    if isinstance(text, bytes):
+        return text.decode("utf-8", "surrogateescape")
+    if isinstance(text, str):
+        return text
+    raise TypeError(f"parse() takes str or bytes, not {type(text).__name__}")
+
+
+def parse(text: str | bytes, file: str = "Dockerfile") -> Document:
+    """Parse Dockerfile text. Raises ParseError (``FILE:LINE: message``) for broken syntax."""
+    try:
+        return _Parser(_to_text(text), file).run()
+    except ParseError as err:
+        raise err.located(file) from None
+
+
+def parse_file(path: str) -> Document:
+    """Parse the Dockerfile at ``path``; a missing or unreadable file is a ContextError."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise ContextError(f"no such file: {path}") from None
+    except OSError as err:
+        raise ContextError(f"cannot read {path}: {err.strerror}") from None
+    return parse(data, file=str(path))

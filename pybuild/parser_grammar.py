@@ -1,0 +1,221 @@
+"""grammar.lark, run two ways: lark's LALR parser, and a regex fast path built from its terminals.
+
+The instruction-line and word rules of the grammar are regular, and calling lark costs 20-35
+microseconds per line, ten times what a whole line may cost if parsing is to keep up with
+``dockerfile-parse``. So the hot path matches the grammar's own terminal patterns (read from
+grammar.lark, in the grammar's priority order) with ``re``, and lark's LALR parser, loaded on
+first use, takes the part that is not regular: JSON arrays that are not a flat list of strings
+(nested values decide between a hard error and the shell-form fallback). Tests run every line
+of the corpus and of the property tests through both and require the same result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pybuild.errors import ParseError
+
+GRAMMAR_PATH = Path(__file__).with_name("grammar.lark")
+START = ("line_bs", "line_bt", "json_array", "words_bs", "words_bt")
+# Go's unicode.IsSpace; str.isspace() would also take \x1c-\x1f.
+USPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008" \
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_STRING_ARRAY = "when using JSON array syntax, arrays must be comprised of strings only"
+
+_TERMINAL_DEF = re.compile(r"^([A-Z_][A-Z0-9_]*)(?:\.\d+)?:[ \t]*/(.*)/[ \t]*$", re.M)
+_SUFFIX = {"\\": "BS", "`": "BT"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@cache
+def terminals() -> dict[str, str]:
+    """The grammar's regular-expression terminals, name -> pattern, as written in the file."""
+    text = GRAMMAR_PATH.read_text(encoding="utf-8")
+    return {m.group(1): m.group(2) for m in _TERMINAL_DEF.finditer(text)}
+
+
+class _FastPath:
+    """The grammar's line, word and flat-JSON rules compiled into plain regexes."""
+
+    def __init__(self) -> None:
+        t = terminals()
+        self.keyword = re.compile(t["KEYWORD"])
+        self.after_end = re.compile(t["AFTER_END"])
+        # One alternation per escape character, in the grammar's terminal priority order.
+        self.after_keyword = {
+            esc: re.compile(f"(?P<END>{t['END_FLAGS']})|(?P<FLAG>{t['FLAG_' + sfx]})"
+                            f"|(?P<REST>{t['REST']})")
+            for esc, sfx in _SUFFIX.items()
+        }
+        self.word = {esc: re.compile(t["WORD_" + sfx]) for esc, sfx in _SUFFIX.items()}
+        string, comma = t["JSON_STRING"], t["_COMMA"]
+        self.json_string = re.compile(string)
+        self.json_flat = re.compile(
+            f"{t['_LSQB']}(?:{string}(?:{comma}{string})*)?{t['_RSQB']}\\Z")
+
+
+@cache
+def _fast() -> _FastPath:
+    return _FastPath()
+
+
+def _decode_flag(word: str, escape: str) -> str:
+    """Quotes toggle and are removed; the escape character takes the next one literally."""
+    if "'" not in word and '"' not in word and escape not in word:
+        return word
+    out: list[str] = []
+    quote = ""
+    i, n = 0, len(word)
+    while i < n:
+        ch = word[i]
+        if ch == escape:
+            i += 1
+            if i < n:
+                out.append(word[i])
+        elif quote and ch == quote:
+            quote = ""
+        elif not quote and ch in "'\"":
+            quote = ch
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _finish_line(line: str, keyword: str, tokens: list[tuple[str, str, int]],
+                 escape: str) -> tuple[str, tuple[str, ...], str]:
+    """(kind, text, end) tokens after the keyword -> (keyword, flags, rest)."""
+    flags: list[str] = []
+    for kind, text, end in tokens:
+        if kind == "FLAG":
+            flag = _decode_flag(text.lstrip(USPACE), escape)
+            if flag == "--":  # e.g. --"" : still the end of the flags
+                return keyword, tuple(flags), line[end:].strip(USPACE)
+            flags.append(flag)
+        elif kind == "END":
+            continue
+        else:
+            return keyword, tuple(flags), text.strip(USPACE)
+    return keyword, tuple(flags), ""
+
+
+def split_line(line: str, escape: str = "\\") -> tuple[str, tuple[str, ...], str]:
+    """A trimmed logical line -> (instruction word as written, decoded flags, argument text)."""
+    fast = _fast()
+    m = fast.keyword.match(line)
+    if m is None:
+        return "", (), ""
+    pos, n = m.end(), len(line)
+    if pos == n:
+        return m.group(), (), ""
+    scan = fast.after_keyword[escape]
+    tokens: list[tuple[str, str, int]] = []
+    while pos < n:
+        t = scan.match(line, pos)
+        if t is None:  # cannot happen for a trimmed line; let the LALR parser say why
+            return lalr_line(line, escape)
+        kind = t.lastgroup or ""
+        tokens.append((kind, t.group(), t.end()))
+        pos = t.end()
+        if kind == "END":
+            after = fast.after_end.match(line, pos)
+            if after is not None:
+                tokens.append(("REST", after.group(), after.end()))
+            break
+        if kind == "REST":
+            break
+    return _finish_line(line, m.group(), tokens, escape)
+
+
+def split_words(text: str, escape: str = "\\") -> list[str]:
+    """The quote-aware splitter: words keep their quotes and escape characters."""
+    return _fast().word[escape].findall(text)
+
+
+def _decode_string(token: str) -> str:
+    value = json.loads(token) if "\\" in token else token[1:-1]
+    if not value.isascii():
+        value = _SURROGATE.sub("\ufffd", value)  # as Go's decoder does for broken UTF-16/UTF-8
+    return value
+
+
+def json_array(text: str) -> list[str] | None:
+    """JSON form: the decoded strings, or None when ``text`` is not a JSON array (shell form).
+
+    A well-formed array with an element that is not a string raises ParseError.
+    """
+    if not text.startswith("["):
+        return None
+    fast = _fast()
+    if fast.json_flat.match(text):
+        return [_decode_string(s) for s in fast.json_string.findall(text)]
+    return lalr_json(text)
+
+
+# ---- lark's LALR parser ------------------------------------------------------------------
+
+
+def _cache_file() -> str | None:
+    """A per-user file for lark's grammar cache, or None when no such directory is writable."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.path.join(base, "pybuild")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return None
+    return os.path.join(path, "grammar-lalr.cache") if os.access(path, os.W_OK) else None
+
+
+@cache
+def lalr() -> Any:
+    """The LALR parser for grammar.lark, built once per process (from lark's cache if fresh)."""
+    import lark
+
+    return lark.Lark(GRAMMAR_PATH.read_text(encoding="utf-8"), parser="lalr", start=list(START),
+                     cache=_cache_file() or False)
+
+
+def _lark_errors() -> tuple[type[BaseException], ...]:
+    import lark
+
+    return (lark.exceptions.LarkError,)
+
+
+def lalr_line(line: str, escape: str = "\\") -> tuple[str, tuple[str, ...], str]:
+    """``split_line`` by the LALR parser."""
+    tree = lalr().parse(line, start="line_" + _SUFFIX[escape].lower())
+    if not tree.children:
+        return "", (), ""
+    keyword, *rest = tree.children
+    tokens: list[tuple[str, str, int]] = []
+    for item in rest:
+        for tok in (item.children if hasattr(item, "children") else [item]):
+            kind = "FLAG" if tok.type.startswith("FLAG") else (
+                "END" if tok.type == "END_FLAGS" else "REST")
+            tokens.append((kind, str(tok), tok.end_pos))
+    return _finish_line(line, str(keyword), tokens, escape)
+
+
+def lalr_words(text: str, escape: str = "\\") -> list[str]:
+    """``split_words`` by the LALR parser."""
+    return [str(t) for t in lalr().parse(text, start="words_" + _SUFFIX[escape].lower()).children]
+
+
+def lalr_json(text: str) -> list[str] | None:
+    """``json_array`` by the LALR parser."""
+    try:
+        tree = lalr().parse(text, start="json_array")
+    except _lark_errors():
+        return None
+    for token in tree.scan_values(lambda v: getattr(v, "type", "") == "JSON_SCALAR"):
+        if token[0] in "-0123456789" and abs(float(token)) == float("inf"):
+            return None  # out of float64 range: malformed to Go, so shell form
+    values = tree.children
+    if any(getattr(v, "type", "") != "JSON_STRING" for v in values):
+        raise ParseError(NOT_STRING_ARRAY)
+    return [_decode_string(str(v)) for v in values]
