@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from pybuild.image.reference import parse as parse_reference
 from pybuild.store import Store
 
 COMPRESSIONS = ("gzip", "zstd", "none")
+_ID = re.compile(r"sha256:[a-f0-9]{1,64}")  # would parse as repository "sha256" with a tag
 FORMATS = ("tar", "oci-dir")
 
 
@@ -118,7 +120,7 @@ def select(store: Store, name: str) -> tuple[str, list[str]]:
     from pybuild.store.images import resolve
 
     try:
-        ref = parse_reference(name)
+        ref = None if _ID.fullmatch(name) else parse_reference(name)
     except ReferenceError_:
         ref = None
     table = store.refs.load()
