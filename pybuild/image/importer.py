@@ -69,7 +69,6 @@ def _opened(source: str | Path | BinaryIO):
 
 
 def _write_layer(store: Store, stream: BinaryIO) -> LayerRef:
-    from pybuild.layers.compression import open_decompressed
     from pybuild.layers.create import write_layer_from_dir
     from pybuild.layers.extract import apply_layer
 
@@ -78,7 +77,7 @@ def _write_layer(store: Store, stream: BinaryIO) -> LayerRef:
     try:
         rootfs = work / "rootfs"
         rootfs.mkdir(mode=0o755)
-        apply_layer(open_decompressed(stream), rootfs, mode="apply", allow_devices=True)
+        apply_layer(stream, rootfs, mode="apply", allow_devices=True)
         with store.blobs.writer() as out:
             info = write_layer_from_dir(rootfs, out, compression="none",
                                         source_date_epoch=_source_date_epoch())

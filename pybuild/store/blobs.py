@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import re
 import tempfile
@@ -121,39 +122,34 @@ class BlobWriter:
                 self.abort()
 
 
-class VerifyingReader:
+class VerifyingReader(io.RawIOBase):
     """Reads a blob and raises DigestMismatch at the end if the bytes were not what was named."""
 
     def __init__(self, file: BinaryIO, digest: str, size: int):
+        super().__init__()
         self._file = file
         self._digest = digest
         self._size = size
         self._hash = hashlib.sha256()
-        self._read = 0
         self._checked = False
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._file.read(n)
-        self._hash.update(data)
-        self._read += len(data)
-        if (not data or n < 0) and not self._checked:
-            self._checked = True
-            actual = "sha256:" + self._hash.hexdigest()
-            if actual != self._digest:
-                raise DigestMismatch(f"blob {self._digest} is corrupt (content is {actual})")
-        return data
 
     def readable(self) -> bool:
         return True
 
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        n = self._file.readinto(buffer)  # type: ignore[attr-defined]
+        if n:
+            self._hash.update(memoryview(buffer)[:n])
+        elif not self._checked:
+            self._checked = True
+            actual = "sha256:" + self._hash.hexdigest()
+            if actual != self._digest:
+                raise DigestMismatch(f"blob {self._digest} is corrupt (content is {actual})")
+        return n
+
     def close(self) -> None:
         self._file.close()
-
-    def __enter__(self) -> VerifyingReader:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
+        super().close()
 
 
 class BlobStore:

@@ -31,7 +31,7 @@ def referenced(store: Store) -> References:
     """Blobs and unpacked chains that an image record or a gc root keeps alive."""
     blobs: set[str] = set()
     chains: set[str] = set()
-    for record in store.records.list():
+    for record in store.records.list(strict=True):
         blobs.update((record.id, record.manifest_digest, *record.diff_ids))
         chains.update(chain_ids(record.diff_ids))
     for _name, root_blobs, root_chains in store.gc_roots():

@@ -108,12 +108,19 @@ class RecordStore:
         return ["sha256:" + name[:-5] for name in sorted(os.listdir(self.root))
                 if name.endswith(".json") and len(name) == 69]
 
-    def list(self) -> list[ImageRecord]:
-        """Every readable record; a record deleted meanwhile is skipped, not an error."""
+    def list(self, *, strict: bool = False) -> list[ImageRecord]:
+        """Every record; one deleted meanwhile is skipped. A broken one is skipped too (``system
+        check`` reports it) unless ``strict``, which garbage collection uses so it never frees
+        what a broken record might still name."""
         out = []
         for image_id in self.ids():
-            with contextlib.suppress(ImageNotFound):
+            try:
                 out.append(self.get(image_id))
+            except ImageNotFound:
+                continue
+            except CorruptStore:
+                if strict:
+                    raise
         return out
 
     def match_prefix(self, prefix: str) -> list[str]:
