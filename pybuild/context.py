@@ -62,7 +62,7 @@ def stat_key(s: os.stat_result) -> tuple[int, ...]:
     return (s.st_size, s.st_mtime_ns, s.st_ino, s.st_mode, s.st_uid, s.st_gid, s.st_ctime_ns)
 
 
-def _load_ignore(root: str) -> IgnoreMatcher:
+def _load_ignore(root: str, dockerfile: str | None) -> IgnoreMatcher:
     try:
         from pybuild import dockerignore  # the shared implementation, once it exists
     except ImportError:
@@ -71,16 +71,28 @@ def _load_ignore(root: str) -> IgnoreMatcher:
                 return PatternSet.parse(f.read().splitlines())
         except FileNotFoundError:
             return PatternSet(())
-    return dockerignore.load(root)
+    if dockerfile is None:
+        return dockerignore.load(root)
+    return dockerignore.load(root, dockerfile)
 
 
-# ---- the context -----------------------------------------------------------------------------
+def _exclude_matcher(excludes: Sequence[str]) -> IgnoreMatcher:
+    """``COPY --exclude`` patterns: .dockerignore syntax, ``!`` allowed, no comments."""
+    try:
+        from pybuild.dockerignore import matcher_of
+    except ImportError:
+        return PatternSet.parse(excludes)
+    return matcher_of(excludes)
+
 
 class BuildContext:
     """A directory sent to the build, seen through its ``.dockerignore``."""
 
     def __init__(self, path: str | os.PathLike[str], dockerignore: bool = True, *,
-                 memo: FileHashMemo | None = None, ignore: IgnoreMatcher | None = None):
+                 dockerfile: str | None = None, memo: FileHashMemo | None = None,
+                 ignore: IgnoreMatcher | None = None):
+        """``dockerfile``: its ``<Dockerfile>.dockerignore`` wins over the context's, as in
+        BuildKit. ``ignore`` replaces .dockerignore handling altogether (tests, stdin)."""
         root = os.path.abspath(os.fspath(path))
         if not os.path.exists(root):
             raise ContextError(f"unable to prepare context: path {os.fspath(path)!r} not found")
@@ -88,7 +100,7 @@ class BuildContext:
             raise ContextError(f"unable to prepare context: {os.fspath(path)!r} is not a directory")
         self.root = root
         if ignore is None:
-            ignore = _load_ignore(root) if dockerignore else PatternSet(())
+            ignore = _load_ignore(root, dockerfile) if dockerignore else PatternSet(())
         self.ignore = ignore
         self.memo = memo if memo is not None else FileHashMemo(None)
         self.files_hashed = 0  # files whose content was read, for tests and --debug
@@ -148,7 +160,7 @@ class BuildContext:
         must exist and not be ignored; a wildcard may match nothing. ``excludes`` are
         dockerignore-style patterns against each entry's ``dest``.
         """
-        excluded = PatternSet.parse(excludes) if excludes else None
+        excluded = _exclude_matcher(excludes) if excludes else None
         out: list[SourceEntry] = []
         for pattern in patterns:
             pivot, rel = _split_pivot(pattern, parents)
@@ -342,3 +354,10 @@ def _entry(rel: str, dest: str, s: os.stat_result, root: str, source: str) -> So
     return SourceEntry(relpath=rel, dest=dest, kind=kind, mode=st.S_IMODE(mode), uid=s.st_uid,
                        gid=s.st_gid, size=s.st_size, link_target=target, source=source,
                        stat_key=stat_key(s))
+
+
+def check_copy_dest(sources: Sequence[str], dest: str, instruction: str = "COPY") -> None:
+    """BuildKit's rule: several sources need a destination directory written with a "/"."""
+    if len(sources) > 1 and not dest.endswith("/"):
+        raise BuildError(f"When using {instruction} with more than one source file, "
+                         "the destination must be a directory and end with a /")

@@ -268,3 +268,10 @@ def test_digest_invariant_to_mtime_and_sensitive_to_content(files, times, pick):
         victim = written[pick % len(written)]
         victim.write_bytes(victim.read_bytes() + b"!")
         assert digest(root) != base
+
+
+def test_several_sources_need_a_directory_dest():
+    context_mod.check_copy_dest(["a", "b"], "/app/")
+    context_mod.check_copy_dest(["*.txt"], "/app")
+    with pytest.raises(BuildError, match="must be a directory and end with a /"):
+        context_mod.check_copy_dest(["a", "b"], "/app", "ADD")
