@@ -227,3 +227,34 @@ def test_private_mount_gets_a_fresh_dir_when_busy(tmp_path: Path):
             assert (other.stat().st_uid, stat.S_IMODE(other.stat().st_mode)) == (7, 0o700)
         assert not other.exists()
     assert first == mounts.path("c") and (first / "mine").exists()
+
+
+# ---- context + keys + index together
+
+def test_touch_hits_and_an_edit_misses_naming_the_file(tmp_path: Path):
+    from pybuild.cache.filehashes import FileHashMemo
+    from pybuild.context import BuildContext
+
+    root = tmp_path / "ctx"
+    for d in range(2):
+        (root / f"small/d0{d}").mkdir(parents=True)
+        for f in range(3):
+            (root / f"small/d0{d}/f00{f}.txt").write_text(f"file {d} {f}\n")
+    time.sleep(0.1)  # out of the memo's racy window
+    index, memo_dir = CacheIndex(tmp_path / "store"), tmp_path / "store" / "cache"
+
+    def key_inputs() -> KeyInputs:
+        ctx = BuildContext(root, memo=FileHashMemo.for_context(memo_dir, str(root)))
+        manifest = ctx.manifest(ctx.resolve_sources(["."]))
+        from pybuild.context import manifest_digest
+        return KeyInputs.make(PARENT, "COPY . ./", {}, manifest_digest(manifest),
+                              sources=manifest)
+
+    first = key_inputs()
+    index.put(record(first), slot="ctx|Dockerfile|0/2")
+    os.utime(root / "small/d00/f001.txt")
+    assert index.get(key_inputs().key()) is not None
+    (root / "small/d00/f001.txt").write_text("edited\n")
+    edited = key_inputs()
+    assert index.get(edited.key()) is None
+    assert index.explain("ctx|Dockerfile|0/2", edited) == "source files changed: small/d00/f001.txt"
