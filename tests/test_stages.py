@@ -19,8 +19,8 @@ def test_global_args_only_in_from_unless_redeclared():
         node("run", "echo $V"), node("arg", "V"), node("run", "echo $V")))
     stage = b.stages[0]
     assert stage.base == "alpine:3.19" and not stage.base_is_stage
-    assert stage.scopes[0].variables() == {}  # before the redeclaration
-    assert stage.scopes[2].variables() == {"V": "3.19"}
+    assert "V" not in stage.scopes[0].variables()  # before the redeclaration
+    assert stage.scopes[2].variables()["V"] == "3.19"
     assert b.global_args["V"] == "3.19"
 
 
@@ -101,3 +101,15 @@ def test_cycle_through_forward_reference():
             node("from", "b", "AS", "stage0"), node("copy", "f", "/", flags=("--from=stage2",)),
             node("from", "b", "AS", "stage1"), node("copy", "f", "/", flags=("--from=stage0",)),
             node("from", "b", "AS", "stage2"), node("copy", "f", "/", flags=("--from=stage1",))))
+
+
+def test_base_environment_default_path_and_image_env():
+    nodes = (node("from", "img"), node("env", "PATH", "/opt:$PATH", "="),
+             node("env", "J", "$JAVA_HOME/bin", "="))
+    default = resolve(insts(*nodes)).stages[0].final
+    assert default.env == {"PATH": "/opt:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
+                           "/sbin:/bin", "J": "/bin"}
+    known = resolve(insts(*nodes), image_env=lambda ref: {"JAVA_HOME": f"/{ref}",
+                                                           "PATH": "/x"}).stages[0].final
+    assert known.env == {"PATH": "/opt:/x", "J": "/img/bin"}
+    assert known.image == {"JAVA_HOME": "/img", "PATH": "/x"}

@@ -1,10 +1,9 @@
 """Plain-data (JSON-ready) forms of instructions, for ``pybuild parse --format json``.
 
-Shape of one instruction: ``{"instruction": "COPY", "span": [start, end], <fields>}`` where
-the fields are the dataclass fields under their Dockerfile names (``from_`` -> ``from``,
-``keep_git_dir`` -> ``keep-git-dir``), mounts / heredocs / ARG definitions as objects and
-ONBUILD's typed trigger under ``"trigger"``. Location-only
-attributes (``raw``, ``node``) are left out.
+Shape of one instruction: ``{"instruction": "COPY", "span": [start, end], <fields>}``. The
+fields are the dataclass fields; those named after a flag are spelled as the flag (``from_``
+-> ``from``, ``keep_git_dir`` -> ``keep-git-dir``). Mounts, heredocs and ARG definitions are
+objects; ONBUILD's typed trigger is under ``"trigger"``. ``raw`` and ``node`` are left out.
 """
 
 from __future__ import annotations
@@ -14,9 +13,13 @@ from typing import Any
 
 from pybuild.instructions.base import Instruction, Span
 
+# Fields named after a flag keep the flag's spelling; the rest keep their Python names.
+_FLAG_NAMES = {"from_": "from", "keep_git_dir": "keep-git-dir", "start_period": "start-period",
+               "start_interval": "start-interval"}
+
 
 def _key(name: str) -> str:
-    return name.rstrip("_").replace("_", "-")
+    return _FLAG_NAMES.get(name, name)
 
 
 def _value(value: Any) -> Any:

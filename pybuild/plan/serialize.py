@@ -15,7 +15,8 @@
     }
 
 ``<instruction>`` is ``pybuild.instructions.serialize.to_data``. ``scope`` is what the
-instruction sees before it runs; it is omitted when both parts are empty. Automatic platform
+instruction sees before it runs (the base image's environment, BuildKit's default PATH unless
+``image_env`` says more, is not shown); it is omitted when both parts are empty. Automatic platform
 ARGs are left out of ``global_args`` unless the Dockerfile declares them.
 """
 

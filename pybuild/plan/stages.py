@@ -9,26 +9,31 @@ by stages built on another stage. The base image's own environment is unknown he
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from pybuild.errors import DockerfileError, ExpansionError, StageError
 from pybuild.instructions import Arg, Env, From, Instruction
-from pybuild.plan.args import PLATFORM_ARGS, is_builtin
+from pybuild.plan.args import DEFAULT_PATH, PLATFORM_ARGS, is_builtin
 from pybuild.plan.deps import find_cycle, reachable, references, resolve_ref
 from pybuild.plan.expand import expand
+
+ImageEnv = Callable[[str], Mapping[str, str]]  # image reference -> its configured environment
 
 
 @dataclass(frozen=True)
 class Scope:
-    """What one instruction sees: declared ARGs (None = no value) and ENV set so far."""
+    """What one instruction sees: declared ARGs (None = no value), ENV set by the Dockerfile
+    so far, and the environment inherited from the base image (``image``)."""
 
     args: Mapping[str, str | None] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
+    image: Mapping[str, str] = field(default_factory=dict)
 
     def variables(self) -> dict[str, str]:
-        """The expansion environment: ARGs with a value, then ENV on top."""
+        """The expansion environment: ARGs with a value, overridden by any environment."""
         out = {k: v for k, v in self.args.items() if v is not None}
+        out.update(self.image)
         out.update(self.env)
         return out
 
@@ -87,7 +92,9 @@ def _expand(word: str, env: Mapping[str, str], line: int, escape: str) -> str:
 
 
 class _Resolver:
-    def __init__(self, build_args: Mapping[str, str | None], escape: str):
+    def __init__(self, build_args: Mapping[str, str | None], escape: str,
+                 image_env: ImageEnv | None):
+        self.image_env = image_env
         self.build_args = {k: v for k, v in build_args.items() if v is not None}
         self.escape = escape
         self.meta: dict[str, str | None] = dict(PLATFORM_ARGS)
@@ -135,12 +142,15 @@ class _Resolver:
 
     def stage(self, index: int, head: From, body: list[Instruction], used: set) -> Stage:
         base, base_stage, platform = self.base(head, index)
-        parent = self.stages[base_stage].final if base_stage is not None else Scope()
+        if base_stage is not None:
+            image = self.stages[base_stage].final.image
+            env: dict[str, str] = dict(self.stages[base_stage].final.env)
+        else:
+            image, env = self.base_env(base), {}
         args: dict[str, str | None] = {}
-        env: dict[str, str] = dict(parent.env)
         scopes = []
         for inst in body:
-            scope = Scope(dict(args), dict(env))
+            scope = Scope(dict(args), dict(env), image)
             scopes.append(scope)
             if isinstance(inst, Arg):
                 self.stage_arg(inst, scope, args, used)
@@ -149,7 +159,13 @@ class _Resolver:
         return Stage(index=index, name=head.name, from_=head, base=base,
                      base_is_stage=base_stage is not None, base_stage=base_stage,
                      platform=platform, instructions=tuple(body), scopes=tuple(scopes),
-                     final=Scope(args, env), deps=(), images=())
+                     final=Scope(args, env, image), deps=(), images=())
+
+    def base_env(self, base: str) -> dict[str, str]:
+        # BuildKit always sets PATH, even on scratch; an image's own env needs the image.
+        env = dict(self.image_env(base)) if self.image_env and base != "scratch" else {}
+        env.setdefault("PATH", DEFAULT_PATH)
+        return env
 
 
 def _split(instructions: Sequence[Instruction]) -> tuple[list[Arg], list[tuple[From, list]]]:
@@ -176,15 +192,18 @@ def resolve(
     *,
     escape: str = "\\",
     file: str = "Dockerfile",
+    image_env: ImageEnv | None = None,
 ) -> BuildStages:
     """Stages, scopes and the stages ``target`` (default: the last stage) needs.
 
     ``build_args`` entries whose value is None are ignored (the CLI resolves
     ``--build-arg NAME`` from its environment). StageError on an unknown target, a blank
-    base name, an out-of-range ``--from`` index or a dependency cycle.
+    base name, an out-of-range ``--from`` index or a dependency cycle. ``image_env(ref)`` gives
+    a base image's environment when known; otherwise a base defines only BuildKit's default
+    ``PATH``.
     """
     try:
-        return _resolve(instructions, build_args or {}, target, escape, file)
+        return _resolve(instructions, build_args or {}, target, escape, file, image_env)
     except DockerfileError as err:
         raise err.located(file) from None
 
@@ -192,9 +211,9 @@ def resolve(
 resolve_stages = resolve  # the name ``pybuild`` exports
 
 
-def _resolve(instructions, build_args, target, escape, file) -> BuildStages:
+def _resolve(instructions, build_args, target, escape, file, image_env) -> BuildStages:
     meta, groups = _split(instructions)
-    res = _Resolver(build_args, escape)
+    res = _Resolver(build_args, escape, image_env)
     for inst in meta:
         res.global_arg(inst)
     stage_args: list[set[str]] = []
