@@ -1,0 +1,110 @@
+"""``pybuild build``: a Dockerfile and a context become an image in the store.
+
+Text -> syntax tree -> typed instructions -> stages -> steps (cache hit, or run) -> layers ->
+image config and manifest -> tags. Events go to ``on_event`` as they happen; nothing prints.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+from pybuild.build.options import BuildOptions, BuildResult
+from pybuild.errors import ContextError, DockerfileError
+
+__all__ = ["BuildOptions", "BuildResult", "build", "build_iter"]
+
+
+def _read_dockerfile(options: BuildOptions) -> tuple[str, str]:
+    if options.dockerfile_text is not None:
+        return options.dockerfile_text, options.dockerfile or "Dockerfile"
+    if options.dockerfile == "-":
+        return sys.stdin.read(), "Dockerfile"
+    path = options.dockerfile_path()
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ContextError(f"failed to read dockerfile: open {path}: no such file or "
+                           "directory") from None
+    except OSError as err:
+        raise ContextError(f"failed to read dockerfile {path}: {err.strerror}") from None
+    return data.decode("utf-8", "surrogateescape"), os.path.basename(path) or "Dockerfile"
+
+
+def build(store, options: BuildOptions, on_event: Callable[[object], None] | None = None
+          ) -> BuildResult:
+    """Build ``options`` into ``store`` and tag the result."""
+    from pybuild import progress as ev
+    from pybuild.build.executor import Executor
+    from pybuild.build.finish import commit
+    from pybuild.cache.filehashes import FileHashMemo
+    from pybuild.context import BuildContext
+    from pybuild.instructions import from_document
+    from pybuild.parser import parse
+    from pybuild.plan.stages import resolve
+
+    emit = on_event or (lambda event: None)
+    started = time.monotonic()
+    if not os.path.isdir(options.context):
+        raise ContextError(f"unable to prepare context: path {options.context!r} not found")
+    text, name = _read_dockerfile(options)
+    doc = parse(text, file=name)
+    try:
+        instructions = from_document(doc)
+    except DockerfileError as err:
+        raise err.located(name) from None
+    stages = resolve(instructions, options.build_args, options.target, escape=doc.escape,
+                     file=name)
+    for arg in stages.unused_build_args:
+        emit(ev.BuildWarning(f"build arg {arg} was given but not consumed"))
+    memo = FileHashMemo.for_context(store.root / "cache", options.context)
+    context = BuildContext(options.context, memo=memo)
+    emit(ev.BuildStarted(context.root, name))
+    executor = Executor(store, options, stages, context, emit, name)
+    executor.escape = doc.escape
+    try:
+        state = executor.run()
+        result = commit(store, executor, state, options)
+    finally:
+        executor.cleanup()
+        memo.save()
+    emit(ev.BuildDone(result.image_id, result.tags, time.monotonic() - started))
+    return result
+
+
+def build_iter(store, options: BuildOptions) -> Iterator[object]:
+    """Run a build in a thread and yield its events as they happen; the last is BuildDone
+    (or the build's error is raised)."""
+    import queue
+    import threading
+
+    events: queue.Queue = queue.Queue()
+    done = object()
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            build(store, options, events.put)
+        except BaseException as err:  # re-raised in the caller's thread
+            failure.append(err)
+        finally:
+            events.put(done)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    while (item := events.get()) is not done:
+        yield item
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
+def with_defaults(options: BuildOptions) -> BuildOptions:
+    """Fill SOURCE_DATE_EPOCH from the environment when the caller did not set it."""
+    if options.source_date_epoch is None and os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
+        return replace(options, source_date_epoch=int(os.environ["SOURCE_DATE_EPOCH"]))
+    return options

@@ -1,0 +1,141 @@
+"""COPY and ADD: resolve sources and destination, stage the files, commit them as a layer.
+
+Sources come from the context (after .dockerignore), another stage or image (``--from``),
+heredocs, URLs (ADD) or local archives that ADD extracts. Ownership is 0:0 unless
+``--chown``; the destination is resolved through symlinks inside the image, never the host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+from dataclasses import dataclass
+
+from pybuild.build import addsource
+from pybuild.build.sources import context_items, items_digest, stage_items
+from pybuild.build.staging import Item, Staging, apply_chmod
+from pybuild.build.state import StageState
+from pybuild.build.users import resolve_chown
+from pybuild.errors import BuildError
+from pybuild.instructions import Add, Copy
+
+
+@dataclass(frozen=True)
+class Sources:
+    items: tuple[Item, ...]
+    digest: str
+    manifest: tuple[tuple[str, str], ...]
+    count: int  # sources named (after wildcards)
+    any_dir: bool
+    archives: tuple[str, ...] = ()  # ADD: host paths of archives to extract
+
+
+def prepare(ex, state: StageState, inst: Copy | Add):
+    from pybuild.build.steps import Prepared
+
+    keyword = inst.keyword
+    dest = state.expand(inst.dest, inst.line)
+    if not dest.startswith("/"):
+        dest = posixpath.join(state.workdir, dest) + ("/" if dest.endswith("/") else "")
+    sources = _sources(ex, state, inst)
+    shown = " ".join([*inst.sources, inst.dest])
+    text = json.dumps({"op": keyword, "dest": dest, "chown": inst.chown, "chmod": inst.chmod,
+                       "from": getattr(inst, "from_", None), "sources": list(inst.sources),
+                       "parents": getattr(inst, "parents", False),
+                       "exclude": list(inst.exclude)}, sort_keys=True)
+
+    def execute(on_output) -> object:
+        return _execute(ex, state, inst, dest, sources)
+
+    return Prepared(text, execute, f"{keyword} {shown} # buildkit",
+                    sources_digest=sources.digest, manifest=sources.manifest)
+
+
+def _sources(ex, state: StageState, inst: Copy | Add) -> Sources:
+    heredocs = {f"<<{d.name}": d for d in inst.heredocs}
+    named = [state.expand(s, inst.line) if s not in heredocs else s for s in inst.sources]
+    items: list[Item] = []
+    archives: list[str] = []
+    from_ = getattr(inst, "from_", None)
+    if from_:
+        ref = state.expand(from_, inst.line)
+        view = ex.view(ex.state_for(ref, inst.line))
+        found, count, any_dir = stage_items(view, named, inst.chmod, ref)
+        return Sources(tuple(found), items_digest(found, None), (), count, any_dir)
+    plain = [s for s in named if s not in heredocs]
+    for s in named:
+        if s in heredocs:
+            doc = heredocs[s]
+            body = state.expand(doc.content, inst.line) if doc.expand else doc.content
+            mode = apply_chmod(0o644, inst.chmod, False)
+            items.append(Item(doc.name, "file", mode, data=body.encode()))
+    if isinstance(inst, Add):
+        urls = [s for s in plain if addsource.is_url(s)]
+        plain = [s for s in plain if s not in urls]
+        items.extend(addsource.fetch(ex, u, inst.checksum, inst.chmod) for u in urls)
+    entries = ex.context.resolve_sources(
+        plain, excludes=inst.exclude, parents=getattr(inst, "parents", False),
+        instruction=inst.keyword) if plain else []
+    if isinstance(inst, Add) and inst.unpack is not False:
+        entries, archives = addsource.split_archives(ex.context.root, entries)
+    manifest = ex.context.manifest(entries) if entries else ()
+    items.extend(context_items(entries, ex.context.root, inst.chmod))
+    roots = {e.relpath for e in entries if e.kind == "dir" and e.dest == ""}
+    top = [e for e in entries if (e.kind == "dir" and e.dest == "") or not any(
+        r == "" or e.relpath.startswith(r + "/") for r in roots)]
+    count = len(items) - len(entries) + len(top) + len(archives)
+    parts = [items_digest([i for i in items if i.data is not None], None),
+             json.dumps(manifest), addsource.archives_digest(archives)]
+    digest = "sha256:" + hashlib.sha256("|".join(parts).encode()).hexdigest()
+    return Sources(tuple(items), digest, manifest, count, bool(roots), tuple(archives))
+
+
+def _execute(ex, state: StageState, inst: Copy | Add, dest: str, sources: Sources):
+    view = ex.view(state)
+    uid, gid = resolve_chown(view, inst.chown) if inst.chown else (0, 0)
+    tree = ex.tempdir("copy-")
+    try:
+        staging = Staging(tree, view)
+        _stage(staging, view, inst, dest, sources, uid, gid)
+        staging.finish()
+        return ex.commit_dir(state, tree, upper=False)
+    except BaseException:
+        ex.remove_tree(tree)
+        raise
+
+
+def _stage(staging: Staging, view, inst, dest: str, sources: Sources, uid: int,
+           gid: int) -> None:
+    items = sources.items
+    top_files = [i for i in items if i.kind != "dir" and "/" not in i.rel]
+    as_dir = (dest.endswith("/") or sources.any_dir or sources.count > 1
+              or bool(sources.archives) or view.is_dir(dest))
+    if not as_dir and len(items) == 1 and items[0].kind != "dir":
+        parent = view.resolve(posixpath.dirname(dest) or "/")
+        target_dir = staging.ensure_dir(parent, uid=uid, gid=gid)
+        staging.put(target_dir, replace_rel(items[0], posixpath.basename(dest)), uid, gid)
+        return
+    if not as_dir and len(top_files) > 1:
+        raise BuildError(f"When using {inst.keyword} with more than one source file, the "
+                         "destination must be a directory and end with a /")
+    real = view.resolve(dest.rstrip("/") or "/")
+    existed = view.is_dir(real)
+    target_dir = staging.ensure_dir(real, uid=uid, gid=gid)
+    for item in items:
+        if item.rel == "" and item.kind == "dir" and existed:
+            continue  # copying a dir's contents leaves an existing destination as it was
+        staging.put(target_dir, item, uid, gid)
+    for archive in sources.archives:
+        addsource.extract(archive, target_dir)
+
+
+def replace_rel(item: Item, rel: str) -> Item:
+    from dataclasses import replace
+
+    return replace(item, rel=rel)
+
+
+def exists(path: str) -> bool:
+    return os.path.lexists(path)

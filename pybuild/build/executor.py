@@ -1,0 +1,247 @@
+"""The build loop: stages in order, each instruction either a config change, a cache hit, or a
+step that runs (RUN in the sandbox, COPY/ADD/WORKDIR through a staged tree) and adds a layer.
+
+Cache keys chain: a step's key covers its parent's key, the expanded instruction, the build
+args it uses and, for COPY/ADD, the digest of what it copies. Config-only instructions are
+cheap and are simply applied again on every build.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from pybuild import progress as ev
+from pybuild.build.options import BuildOptions
+from pybuild.build.rootfs import RootfsView
+from pybuild.build.state import StageState, apply_config
+from pybuild.cache.index import CacheIndex, CacheRecord
+from pybuild.cache.keys import KeyInputs
+from pybuild.errors import BuildError, DockerfileError, ImageNotFound, PybuildError
+from pybuild.image.config import ContainerConfig, ImageConfig, rfc3339
+from pybuild.instructions import Add, Arg, Copy, From, Instruction, Run, Workdir
+from pybuild.plan.stages import BuildStages, Stage
+from pybuild.store import Store
+from pybuild.store.layercache import chain_ids
+from pybuild.store.records import LayerRef
+
+Emit = Callable[[object], None]
+LAYER_STEPS = (Run, Copy, Add, Workdir)
+
+
+class Executor:
+    def __init__(self, store: Store, options: BuildOptions, stages: BuildStages,
+                 context, emit: Emit, file: str):
+        self.store = store
+        self.options = options
+        self.stages = stages
+        self.context = context
+        self.emit = emit
+        self.file = file
+        self.index = CacheIndex(store.root)
+        self.results: dict[int, StageState] = {}
+        self.step_no = 0
+        self.escape = "\\"
+        epoch = options.source_date_epoch
+        self.created = rfc3339(epoch if epoch is not None else time.time())
+
+    # -- stages
+
+    def run(self) -> StageState:
+        for number in self.stages.needed:
+            self.results[number] = self.build_stage(self.stages.stages[number])
+        return self.results[self.stages.target_index]
+
+    def build_stage(self, stage: Stage) -> StageState:
+        layer_steps = [i for i in stage.instructions if isinstance(i, LAYER_STEPS)]
+        total = len(layer_steps) + 1
+        label = stage.name or "" if len(self.stages.needed) > 1 else ""
+        step = self._start(label, 1, total, f"FROM {stage.base}", stage.from_)
+        state = self.base_state(stage).with_default_path()
+        self.emit(ev.StepDone(step, 0.0))
+        state = self.onbuild_triggers(state, stage)
+        position = 1
+        for i, inst in enumerate(stage.instructions):
+            if isinstance(inst, LAYER_STEPS):
+                position += 1
+                state = self.layer_step(state, stage, i, inst, label, position, total)
+            else:
+                state = self.config_step(state, stage, inst)
+        return state
+
+    def base_state(self, stage: Stage) -> StageState:
+        if stage.base_is_stage and stage.base_stage is not None:
+            base = self.results[stage.base_stage]
+            return replace(base, args={}, cmd_set=False, created=self.created,
+                           escape=self.escape)
+        if stage.base.lower() == "scratch":
+            image = ImageConfig(config=ContainerConfig())
+            return StageState(image, (), "scratch", created=self.created, escape=self.escape)
+        record = self.find_image(stage.base, stage.from_.line)
+        image = ImageConfig.from_bytes(self.store.blobs.read_bytes(record.config_digest))
+        return StageState(image, record.layers, f"image:{record.id}",
+                          created=self.created, escape=self.escape)
+
+    def find_image(self, name: str, line: int):
+        from pybuild.store.images import resolve
+
+        try:
+            return resolve(self.store, name)
+        except ImageNotFound:
+            raise BuildError(f"{self.file}:{line}: image {name} not found locally") from None
+
+    def onbuild_triggers(self, state: StageState, stage: Stage) -> StageState:
+        triggers = state.config.on_build
+        if not triggers:
+            return state
+        from pybuild.instructions import from_document
+        from pybuild.parser import parse
+
+        state = replace(state, image=replace(state.image, config=replace(
+            state.config, on_build=())))
+        doc = parse("\n".join(triggers) + "\n", file=f"{stage.base} ONBUILD")
+        for inst in from_document(doc):
+            if isinstance(inst, LAYER_STEPS):
+                state = self.layer_step(state, stage, -1, inst, "", 1, 1)
+            else:
+                state = self.config_step(state, stage, inst)
+        return state
+
+    # -- config-only instructions
+
+    def config_step(self, state: StageState, stage: Stage, inst: Instruction) -> StageState:
+        if isinstance(inst, Arg):
+            return self.arg_step(state, inst)
+        if isinstance(inst, From):
+            return state
+        new = apply_config(state, inst)
+        if new is None:
+            raise BuildError(f"{self.file}:{inst.line}: {inst.keyword} is not supported here")
+        return new
+
+    def arg_step(self, state: StageState, inst: Arg) -> StageState:
+        args = dict(state.args)
+        for arg in inst.args:
+            if arg.name in self.options.build_args and \
+                    self.options.build_args[arg.name] is not None:
+                args[arg.name] = self.options.build_args[arg.name]  # type: ignore[assignment]
+            elif arg.default is not None:
+                args[arg.name] = state.expand(arg.default, inst.line)
+            elif self.stages.global_args.get(arg.name) is not None:
+                args[arg.name] = self.stages.global_args[arg.name]  # type: ignore[assignment]
+        return replace(state, args=args)
+
+    # -- steps that add a layer
+
+    def _start(self, stage: str, index: int, total: int, text: str, inst: Instruction) -> int:
+        self.step_no += 1
+        self.emit(ev.StepStarted(self.step_no, stage, index, total, text))
+        return self.step_no
+
+    def layer_step(self, state: StageState, stage: Stage, i: int, inst: Instruction,
+                   label: str, position: int, total: int) -> StageState:
+        from pybuild.build import steps
+
+        step = self._start(label, position, total, _display(inst), inst)
+        started = time.monotonic()
+        try:
+            prepared = steps.prepare(self, state, inst)
+            inputs = KeyInputs.make(state.key, prepared.text, prepared.args,
+                                    prepared.sources_digest, prepared.extra,
+                                    prepared.manifest)
+            key = inputs.key()
+            slot = f"{self.context.root}|{self.file}|{stage.index}/{i}"
+            hit = self.lookup(key, stage)
+            if hit is not None:
+                self.emit(ev.StepCached(step))
+                layer = LayerRef(hit.layer, int(hit.meta.get("size", 0))) if hit.layer else None
+                return prepared.apply(state, layer, key)
+            if not self.options.no_cache:
+                self.emit(ev.CacheMiss(step, self.index.explain(slot, inputs)))
+            layer = prepared.execute(lambda s, b: self.emit(ev.LogLine(step, s, b)))
+            self.index.put(CacheRecord(key, inputs, layer.diff_id if layer else None,
+                                       meta={"size": layer.size if layer else 0}), slot=slot)
+            return prepared.apply(state, layer, key)
+        except PybuildError as err:
+            self.emit(ev.StepFailed(step, str(err), getattr(err, "log_tail", ())))
+            if isinstance(err, DockerfileError) or str(err).startswith(f"{self.file}:"):
+                raise
+            raise BuildError(f"{self.file}:{inst.line}: {err}") from None
+        finally:
+            self.emit(ev.StepDone(step, time.monotonic() - started))
+
+    def lookup(self, key: str, stage: Stage) -> CacheRecord | None:
+        if self.options.no_cache or (stage.name and stage.name in self.options.no_cache_filter):
+            return None
+        record = self.index.get(key)
+        if record is None:
+            return None
+        if record.layer is not None and not self.store.blobs.has(record.layer):
+            return None
+        return record
+
+    # -- helpers the steps use
+
+    def lowerdirs(self, state: StageState) -> list[Path]:
+        return self.store.layers.ensure(state.diff_ids)
+
+    def view(self, state: StageState) -> RootfsView:
+        return RootfsView(self.lowerdirs(state))
+
+    def tempdir(self, prefix: str) -> Path:
+        self.store.tmp.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.store.tmp))
+        os.chmod(path, 0o755)
+        return path
+
+    def commit_dir(self, state: StageState, tree: Path, *, upper: bool) -> LayerRef:
+        """Write ``tree`` as a layer blob and adopt it as that layer's unpacked form."""
+        from pybuild.layers.create import write_layer_from_dir, write_layer_from_upper
+
+        write = write_layer_from_upper if upper else write_layer_from_dir
+        with self.store.writing():
+            with self.store.blobs.writer() as out:
+                info = write(tree, out, source_date_epoch=self.options.source_date_epoch)
+                out.commit(info.diff_id, info.size)
+            chains = chain_ids(state.diff_ids)
+            self.store.layers.adopt(chains[-1] if chains else None, info.diff_id, tree)
+        return LayerRef(info.diff_id, info.size)
+
+    def remove_tree(self, path: Path) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
+    def state_for(self, ref: str, line: int) -> StageState:
+        """The state ``--from=ref`` names: a stage built earlier (name or index) or an image."""
+        stage = self.stages.stage(ref)
+        if stage is not None:
+            if stage.index not in self.results:
+                raise BuildError(f"{self.file}:{line}: stage {ref} is not built before it "
+                                 "is used")
+            return self.results[stage.index]
+        record = self.find_image(ref, line)
+        image = ImageConfig.from_bytes(self.store.blobs.read_bytes(record.config_digest))
+        return StageState(image, record.layers, f"image:{record.id}")
+
+    def flatten_from(self, ref: str) -> str:
+        """A plain directory holding the files of stage or image ``ref`` (for bind mounts)."""
+        flats = self.__dict__.setdefault("_flats", {})
+        if ref not in flats:
+            state = self.state_for(ref, 0)
+            tree = self.tempdir("flat-")
+            self.store.layers.unpack_to(state.diff_ids, tree)
+            flats[ref] = str(tree)
+        return flats[ref]
+
+    def cleanup(self) -> None:
+        for path in self.__dict__.get("_flats", {}).values():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _display(inst: Instruction) -> str:
+    raw = " ".join(inst.raw.split()) if inst.raw else inst.keyword
+    return raw if len(raw) <= 80 else raw[:77] + "..."

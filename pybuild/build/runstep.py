@@ -1,0 +1,216 @@
+"""RUN: the argv, the mounts and the sandbox spec of one step, and running it.
+
+The overlay's lower dirs are the parent's unpacked layers; its upper dir becomes the new
+layer. /etc/hosts, /etc/resolv.conf and /etc/hostname are bind-mounted from a temp dir, so
+they never reach the layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import posixpath
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pybuild.build.state import StageState
+from pybuild.build.users import Ids
+from pybuild.errors import BuildError
+from pybuild.instructions import Mount as RunMount
+from pybuild.instructions import Run
+from pybuild.runner.spec import Mount, Process, Rootfs, RunSpec
+
+HOSTNAME = "buildkitsandbox"
+
+
+def argv_of(state: StageState, inst: Run) -> tuple[str, ...]:
+    """The process a RUN starts: exec form as written, shell form through SHELL; a lone
+    heredoc (``RUN <<EOF``) runs its body, other heredocs go to the shell with the line."""
+    if not inst.shell_form:
+        return tuple(inst.command)
+    text = " ".join(inst.command)
+    if inst.heredocs:
+        if len(inst.heredocs) == 1 and text.strip() == f"<<{_word(inst)}":
+            body = _body(inst.heredocs[0])
+            return (*state.shell, body)
+        parts = [text]
+        for doc in inst.heredocs:
+            parts.append(_body(doc) + doc.name)
+        text = "\n".join(parts)
+    return (*state.shell, text)
+
+
+def _word(inst: Run) -> str:
+    text = " ".join(inst.command).strip()
+    return text[2:] if text.startswith("<<") else ""
+
+
+def _body(doc) -> str:
+    if doc.chomp:
+        return "".join(line.lstrip("\t") for line in doc.content.splitlines(keepends=True))
+    return doc.content
+
+
+def history_text(argv: tuple[str, ...], inst: Run) -> str:
+    shown = " ".join(argv) if inst.shell_form else json.dumps(list(argv))
+    return f"RUN {shown} # buildkit"
+
+
+def key_text(argv: tuple[str, ...], inst: Run, network: str) -> str:
+    mounts = [m.__dict__ for m in inst.mounts]
+    return json.dumps({"run": list(argv), "mounts": mounts, "network": network,
+                       "security": inst.security}, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    argv: tuple[str, ...]
+    env: tuple[str, ...]
+    ids: Ids
+    cwd: str
+    network: str  # none|host
+
+
+def _etc_files(tmp: Path) -> tuple[tuple[str, Path], ...]:
+    (tmp / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost "
+                               f"ip6-loopback\n127.0.1.1\t{HOSTNAME}\n")
+    resolv = Path("/etc/resolv.conf")
+    text = resolv.read_text() if resolv.is_file() else ""
+    (tmp / "resolv.conf").write_text(text)
+    (tmp / "hostname").write_text(HOSTNAME + "\n")
+    return tuple((f"/etc/{name}", tmp / name) for name in ("hosts", "resolv.conf", "hostname"))
+
+
+@contextlib.contextmanager
+def sandbox_spec(inputs: RunInputs, lowerdirs: list[Path], upper: Path, work: Path,
+                 mounts: tuple[Mount, ...], tmp: Path) -> Iterator[RunSpec]:
+    etc = Path(tempfile.mkdtemp(prefix="etc-", dir=tmp))
+    try:
+        lowers = tuple(reversed(lowerdirs))
+        if not lowers:  # FROM scratch: overlay needs one lower dir
+            empty = etc / "empty"
+            empty.mkdir()
+            lowers = (empty,)
+        yield RunSpec(
+            rootfs=Rootfs(lowerdirs=lowers, upperdir=upper, workdir=work),
+            process=Process(args=inputs.argv, env=inputs.env, cwd=inputs.cwd,
+                            uid=inputs.ids.uid, gid=inputs.ids.gid,
+                            additional_gids=inputs.ids.additional_gids),
+            hostname=HOSTNAME, network=inputs.network, mounts=mounts,
+            etc_files=_etc_files(etc))
+    finally:
+        import shutil
+
+        shutil.rmtree(etc, ignore_errors=True)
+
+
+def run_sandbox(spec: RunSpec, on_output: Callable[[str, bytes], None]) -> int:
+    from pybuild.runner.sandbox import run
+
+    return run(spec, stdout=lambda b: on_output("stdout", b),
+               stderr=lambda b: on_output("stderr", b))
+
+
+def mount_target(m: RunMount, workdir: str) -> str:
+    if not m.target:
+        if m.type == "secret":
+            return f"/run/secrets/{m.id or posixpath.basename(m.source or '')}"
+        raise BuildError(f"RUN --mount=type={m.type} needs a target")
+    return posixpath.normpath(posixpath.join(workdir, m.target))
+
+
+def secret_source(m: RunMount, secrets: dict[str, str]) -> str | None:
+    sid = m.id or posixpath.basename(m.target or m.source or "")
+    path = secrets.get(sid)
+    if path is None or not os.path.isfile(path):
+        if m.required:
+            raise BuildError(f"secret {sid} not found (pass it with --secret id={sid},src=FILE)")
+        return None
+    return path
+
+
+def _tail(lines: list[bytes], n: int = 10) -> tuple[str, ...]:
+    text = b"".join(lines).decode("utf-8", "replace").splitlines()
+    return tuple(text[-n:])
+
+
+def execute(ex, state: StageState, inst: Run, argv: tuple[str, ...], network: str,
+            on_output: Callable[[str, bytes], None]):
+    """Run the step in the sandbox; the upper dir becomes the new layer."""
+    from pybuild.build.users import resolve_user
+
+    lowerdirs = ex.lowerdirs(state)
+    from pybuild.build.rootfs import RootfsView
+
+    view = RootfsView(lowerdirs)
+    ids = resolve_user(view, state.config.user or "root")
+    inputs = RunInputs(argv, state.run_env(), ids, state.workdir, network)
+    upper, work = ex.tempdir("upper-"), ex.tempdir("work-")
+    seen: list[bytes] = []
+
+    def output(stream: str, data: bytes) -> None:
+        seen.append(data)
+        del seen[:-50]
+        on_output(stream, data)
+
+    try:
+        with contextlib.ExitStack() as stack:
+            mounts = tuple(_mounts(ex, state, inst, ids, stack))
+            with sandbox_spec(inputs, lowerdirs, upper, work, mounts, ex.store.tmp) as spec:
+                code = run_sandbox(spec, output)
+        if code != 0:
+            err = BuildError(f'process "{" ".join(argv)}" did not complete successfully: '
+                             f"exit code: {code}")
+            err.log_tail = _tail(seen)  # type: ignore[attr-defined]
+            raise err
+        ex.remove_tree(work)
+        return ex.commit_dir(state, upper, upper=True)
+    except BaseException:
+        ex.remove_tree(upper)
+        ex.remove_tree(work)
+        raise
+
+
+def _mounts(ex, state: StageState, inst: Run, ids: Ids, stack: contextlib.ExitStack):
+    from pybuild.cache.mounts import CacheMounts
+
+    for m in inst.mounts:
+        target = mount_target(m, state.workdir)
+        if m.type == "cache":
+            cache = CacheMounts(ex.store.root).acquire(
+                m.id or target, sharing=m.sharing or "shared",
+                uid=m.uid if m.uid is not None else 0, gid=m.gid if m.gid is not None else 0,
+                mode=m.mode if m.mode is not None else 0o755)
+            yield Mount("bind", str(stack.enter_context(cache)), target, False)
+        elif m.type == "tmpfs":
+            opts = (f"size={m.size}",) if m.size else ()
+            yield Mount("tmpfs", "tmpfs", target, False, opts)
+        elif m.type == "secret":
+            src = secret_source(m, dict(ex.options.secrets))
+            if src is not None:
+                yield Mount("bind", src, target, True)
+        elif m.type == "bind":
+            yield Mount("bind", _bind_source(ex, m, stack), target, m.readonly)
+        elif m.type == "ssh":
+            if m.required:
+                raise BuildError("RUN --mount=type=ssh is not supported")
+        else:
+            raise BuildError(f"unsupported mount type {m.type}")
+
+
+def _bind_source(ex, m: RunMount, stack: contextlib.ExitStack) -> str:
+    source = (m.source or "/").lstrip("/")
+    if not m.from_:
+        root = os.path.realpath(ex.context.root)
+        path = os.path.realpath(os.path.join(root, source))
+        if path != root and not path.startswith(root + "/"):
+            raise BuildError(f"bind mount source {m.source} is outside the build context")
+        return path
+    flat = ex.flatten_from(m.from_)
+    path = os.path.realpath(os.path.join(flat, source))
+    if path != flat and not path.startswith(flat.rstrip("/") + "/"):
+        raise BuildError(f"bind mount source {m.source} escapes its stage")
+    return path

@@ -1,0 +1,117 @@
+"""What COPY and ADD read: context entries, another stage's files, heredocs, URLs, archives.
+
+Each source becomes staging ``Item``s plus a digest for the cache key (content, mode and
+ownership, never mtime).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import posixpath
+import stat
+from collections.abc import Sequence
+
+from pybuild.build.rootfs import RootfsView
+from pybuild.build.staging import Item, apply_chmod
+from pybuild.context import BuildContext, SourceEntry
+from pybuild.errors import BuildError
+
+
+def context_items(entries: Sequence[SourceEntry], root: str, chmod: str | None) -> list[Item]:
+    items = []
+    for e in entries:
+        host = os.path.join(root, e.relpath)
+        mtime = os.lstat(host).st_mtime
+        mode = apply_chmod(e.mode, chmod, e.kind == "dir") if e.kind != "symlink" else 0o777
+        items.append(Item(e.dest, e.kind, mode, host=host, link_target=e.link_target,
+                          mtime=mtime))
+    return items
+
+
+def context_digest(ctx: BuildContext, entries: Sequence[SourceEntry],
+                   chown: tuple[int, int] | None) -> str:
+    return ctx.content_digest(entries, chown=chown or (0, 0))
+
+
+def _kind(st: os.stat_result) -> str:
+    if stat.S_ISDIR(st.st_mode):
+        return "dir"
+    if stat.S_ISLNK(st.st_mode):
+        return "symlink"
+    return "file"
+
+
+def _glob(view: RootfsView, pattern: str) -> list[str]:
+    matches = ["/"]
+    for comp in [c for c in pattern.split("/") if c]:
+        if any(ch in comp for ch in "*?["):
+            matches = [posixpath.join(m, n) for m in matches if view.is_dir(m)
+                       for n in view.listdir(view.resolve(m)) if fnmatch.fnmatchcase(n, comp)]
+        else:
+            matches = [posixpath.join(m, comp) for m in matches]
+    return [m for m in matches if view.exists(m)]
+
+
+def stage_items(view: RootfsView, patterns: Sequence[str], chmod: str | None,
+                stage: str) -> tuple[list[Item], int, bool]:
+    """Items copied from another stage or image; (items, named sources, any dir)."""
+    items: list[Item] = []
+    count, any_dir = 0, False
+    for pattern in patterns:
+        path = posixpath.normpath("/" + pattern)
+        found = _glob(view, path) if any(c in pattern for c in "*?[") else [path]
+        if not found or not view.exists(found[0]):
+            raise BuildError(f"failed to compute cache key: \"{path}\" not found in {stage}")
+        for match in found:
+            real = view.resolve(match)
+            entry = view.lookup(real)
+            if entry is None:
+                raise BuildError(f"failed to compute cache key: \"{match}\" not found in {stage}")
+            count += 1
+            if stat.S_ISDIR(entry.st.st_mode):
+                any_dir = True
+                items.extend(_walk(view, real, "", chmod))
+            else:
+                items.append(_item(view, real, posixpath.basename(match), chmod))
+    return items, count, any_dir
+
+
+def _item(view: RootfsView, path: str, rel: str, chmod: str | None) -> Item:
+    found = view.lookup(path)
+    assert found is not None
+    st = found.st
+    kind = _kind(st)
+    mode = stat.S_IMODE(st.st_mode)
+    if kind != "symlink":
+        mode = apply_chmod(mode, chmod, kind == "dir")
+    target = os.readlink(found.host) if kind == "symlink" else None
+    return Item(rel, kind, mode, host=found.host, link_target=target, mtime=st.st_mtime)
+
+
+def _walk(view: RootfsView, path: str, rel: str, chmod: str | None) -> list[Item]:
+    out = [_item(view, path, rel, chmod)]
+    for name in view.listdir(path):
+        child, child_rel = posixpath.join(path, name), posixpath.join(rel, name) if rel else name
+        found = view.lookup(child)
+        if found is None:
+            continue
+        if stat.S_ISDIR(found.st.st_mode):
+            out.extend(_walk(view, child, child_rel, chmod))
+        else:
+            out.append(_item(view, child, child_rel, chmod))
+    return out
+
+
+def items_digest(items: Sequence[Item], chown: tuple[int, int] | None) -> str:
+    """Digest of items read from an image: content, mode, ownership, link targets."""
+    h = hashlib.sha256(repr(chown).encode())
+    for item in items:
+        h.update(f"{item.rel}\0{item.kind}\0{item.mode:o}\0{item.link_target}\0".encode())
+        if item.data is not None:
+            h.update(hashlib.sha256(item.data).digest())
+        elif item.kind == "file" and item.host:
+            with open(item.host, "rb") as f:
+                h.update(hashlib.file_digest(f, "sha256").digest())
+    return "sha256:" + h.hexdigest()

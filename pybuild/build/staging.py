@@ -1,0 +1,145 @@
+"""A staged tree for COPY, ADD and WORKDIR: a directory that becomes one layer as it stands.
+
+Parent directories of the destination are recreated with the metadata they have in the
+image (mode, owner, mtime), so applying the layer leaves them as they were; directories the
+image lacks are made 0755. The staged tree is already an overlay lower dir (it has no
+whiteouts), so once written as a layer it is adopted as that layer's unpacked form.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from pybuild.build.rootfs import RootfsView
+from pybuild.errors import BuildError
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing to write below the destination: a file, dir or symlink."""
+
+    rel: str  # path below the destination dir ("" for the destination itself)
+    kind: str  # "file" | "dir" | "symlink"
+    mode: int
+    host: str | None = None  # where to read a file's bytes
+    data: bytes | None = None  # or the bytes themselves (heredocs, URLs)
+    link_target: str | None = None
+    mtime: float | None = None
+
+
+class Staging:
+    def __init__(self, root: Path, view: RootfsView):
+        self.root = root
+        self.view = view
+        self._dir_times: list[tuple[str, float]] = []
+
+    def host(self, image_path: str) -> str:
+        return os.path.join(str(self.root), image_path.lstrip("/"))
+
+    def ensure_dir(self, image_path: str, *, uid: int = 0, gid: int = 0,
+                   mode: int = 0o755) -> str:
+        """Make ``image_path`` (a resolved, clean path) and its parents in the staging tree."""
+        current = ""
+        for part in [p for p in image_path.split("/") if p]:
+            current = f"{current}/{part}"
+            host = self.host(current)
+            if os.path.lexists(host):
+                continue
+            found = self.view.lookup(current)
+            if found is not None and not stat.S_ISDIR(found.st.st_mode):
+                raise BuildError(f"cannot copy to {image_path}: {current} is not a directory")
+            os.mkdir(host)
+            if found is not None:
+                st = found.st
+                os.chown(host, st.st_uid, st.st_gid)
+                os.chmod(host, stat.S_IMODE(st.st_mode))
+                self._dir_times.append((host, st.st_mtime))
+            else:
+                os.chown(host, uid, gid)
+                os.chmod(host, mode)
+        return self.host(image_path)
+
+    def put(self, dest_dir: str, item: Item, uid: int, gid: int) -> None:
+        """Write ``item`` below the staged ``dest_dir`` host path, owned by uid:gid."""
+        path = os.path.join(dest_dir, item.rel) if item.rel else dest_dir
+        if item.kind == "dir":
+            if not os.path.isdir(path):
+                if os.path.lexists(path):
+                    os.unlink(path)
+                os.mkdir(path)
+            os.chown(path, uid, gid)
+            os.chmod(path, item.mode)
+            if item.mtime is not None:
+                self._dir_times.append((path, item.mtime))
+            return
+        if os.path.lexists(path):
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        if item.kind == "symlink":
+            os.symlink(item.link_target or "", path)
+            os.lchown(path, uid, gid)
+            if item.mtime is not None:
+                os.utime(path, (item.mtime, item.mtime), follow_symlinks=False)
+            return
+        if item.data is not None:
+            with open(path, "wb") as f:
+                f.write(item.data)
+        else:
+            shutil.copyfile(item.host, path, follow_symlinks=True)  # type: ignore[arg-type]
+        os.chown(path, uid, gid)
+        os.chmod(path, item.mode)
+        if item.mtime is not None:
+            os.utime(path, (item.mtime, item.mtime))
+
+    def finish(self) -> None:
+        """Restore directory mtimes last: writing into a dir changes its mtime."""
+        for path, mtime in reversed(self._dir_times):
+            os.utime(path, (mtime, mtime), follow_symlinks=False)
+        self._dir_times.clear()
+
+
+def apply_chmod(mode: int, spec: str | None, is_dir: bool) -> int:
+    """``--chmod``: octal (``755``) or symbolic (``u+x,go-w``, ``a=rX``)."""
+    if not spec:
+        return mode
+    if all(c in "01234567" for c in spec):
+        return int(spec, 8)
+    for clause in spec.split(","):
+        mode = _symbolic(mode, clause, is_dir, spec)
+    return mode
+
+
+def _symbolic(mode: int, clause: str, is_dir: bool, spec: str) -> int:
+    who = ""
+    i = 0
+    while i < len(clause) and clause[i] in "ugoa":
+        who += clause[i]
+        i += 1
+    if i >= len(clause) or clause[i] not in "+-=":
+        raise BuildError(f"invalid chmod value {spec!r}")
+    op, perms = clause[i], clause[i + 1:]
+    shifts = {"u": (6,), "g": (3,), "o": (0,), "a": (6, 3, 0)}
+    targets = sorted({s for w in (who or "a") for s in shifts[w]})
+    bits = 0
+    for p in perms:
+        if p == "r":
+            bits |= 4
+        elif p == "w":
+            bits |= 2
+        elif p == "x" or (p == "X" and (is_dir or mode & 0o111)):
+            bits |= 1
+        elif p != "X":
+            raise BuildError(f"invalid chmod value {spec!r}")
+    mask = sum(bits << s for s in targets)
+    full = sum(7 << s for s in targets)
+    if op == "+":
+        return mode | mask
+    if op == "-":
+        return mode & ~mask
+    return (mode & ~full) | mask

@@ -1,0 +1,130 @@
+"""``pybuild build``: docker build's flags over pybuild.build."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import click
+
+from pybuild.errors import UsageError
+
+
+def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    out = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise UsageError(f"invalid {what} {value!r}: expected KEY=VALUE")
+        out[key] = val
+    return out
+
+
+def _build_args(values: tuple[str, ...]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        # ``--build-arg NAME`` takes NAME from the environment, as docker does
+        out[key] = val if sep else os.environ.get(key)
+    return out
+
+
+def _secrets(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        fields = dict(part.partition("=")[::2] for part in value.split(","))
+        sid = fields.get("id")
+        src = fields.get("src") or fields.get("source")
+        if not sid:
+            raise UsageError(f"invalid --secret {value!r}: id= is required")
+        if not src and "env" in fields:
+            src = _env_secret(sid, fields["env"])
+        out[sid] = os.path.abspath(src or sid)
+    return out
+
+
+def _env_secret(sid: str, name: str) -> str:
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix=f"secret-{sid}-")
+    os.write(fd, os.environ.get(name, "").encode())
+    os.close(fd)
+    return path
+
+
+def _output(value: str | None) -> tuple[str, str] | None:
+    if not value:
+        return None
+    fields = dict(part.partition("=")[::2] for part in value.split(","))
+    kind, dest = fields.get("type", "docker"), fields.get("dest")
+    if kind not in ("docker", "oci") or not dest:
+        raise UsageError(f"invalid --output {value!r}: use type=docker|oci,dest=FILE")
+    return kind, dest
+
+
+def _raise_interrupt(signum, frame):  # SIGTERM unwinds like Ctrl-C, so cleanup runs
+    raise KeyboardInterrupt
+
+
+@click.command("build")
+@click.argument("context", default=".")
+@click.option("-t", "--tag", "tags", multiple=True, help="Name and tag the image (repeatable).")
+@click.option("-f", "--file", "dockerfile", help="The Dockerfile (default CONTEXT/Dockerfile).")
+@click.option("--build-arg", "build_args", multiple=True, help="NAME=VALUE, or NAME from env.")
+@click.option("--target", help="Build only up to this stage.")
+@click.option("--no-cache", is_flag=True, help="Do not use the build cache.")
+@click.option("--no-cache-filter", multiple=True, help="Stages never taken from the cache.")
+@click.option("--secret", "secrets", multiple=True, help="id=ID,src=FILE for RUN secrets.")
+@click.option("--label", "labels", multiple=True, help="KEY=VALUE label on the image.")
+@click.option("--iidfile", help="Write the image id to this file.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the image id.")
+@click.option("--progress", type=click.Choice(["auto", "tty", "plain", "quiet"]),
+              default="auto", show_default=True)
+@click.option("--output", "-o", "output", help="type=docker|oci,dest=FILE: write an archive.")
+@click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip",
+              show_default=True, help="Layer compression for --output.")
+@click.option("--platform", help="Only linux/amd64 is supported.")
+@click.option("--network", type=click.Choice(["default", "none", "host"]), default="default",
+              help="Network for RUN steps.")
+@click.pass_context
+def command(ctx: click.Context, context: str, tags, dockerfile, build_args, target, no_cache,
+            no_cache_filter, secrets, labels, iidfile, quiet, progress, output, compression,
+            platform, network) -> None:
+    """Build an image from a Dockerfile and a context directory."""
+    from pybuild.build import BuildOptions, build, with_defaults
+    from pybuild.progress import make_renderer
+    from pybuild.store import Store
+
+    if platform and platform not in ("linux/amd64", "linux/x86_64", "amd64"):
+        raise UsageError(f"platform {platform} is not supported (only linux/amd64)")
+    out = _output(output)
+    options = with_defaults(BuildOptions(
+        context=context, dockerfile=dockerfile, tags=tuple(tags),
+        build_args=_build_args(build_args), target=target, no_cache=no_cache,
+        no_cache_filter=tuple(s.lower() for s in no_cache_filter), secrets=_secrets(secrets),
+        labels=_pairs(labels, "--label"), platform=platform, network=network))
+    render = make_renderer("quiet" if quiet else progress, sys.stderr)
+    if quiet:  # the id goes to stdout below, for scripts; only failures to stderr
+        from pybuild.progress import BuildDone
+
+        quiet_render = render
+        render = lambda event: None if isinstance(event, BuildDone) else quiet_render(event)  # noqa: E731
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    store = Store(ctx.obj["root"], on_wait=lambda: click.echo(
+        "waiting for the store lock held by another pybuild process...", err=True))
+    result = build(store, options, render)
+    if iidfile:
+        with open(iidfile, "w") as f:
+            f.write(result.image_id)
+    if out is not None:
+        _write_output(store, result.image_id, out, compression)
+    if quiet:
+        click.echo(result.image_id)
+
+
+def _write_output(store, image_id: str, out: tuple[str, str], compression: str) -> None:
+    from pybuild.archive import save
+
+    with open(out[1], "wb") as f:
+        save(store, [image_id], f, compression=compression)
