@@ -100,6 +100,8 @@ class PatternSet:
         return cls(tuple(rules))
 
     def matches(self, relpath: str) -> bool:
+        if not self.rules:
+            return False
         paths = _self_and_parents(relpath)
         hit = False
         for neg, _pat, regex in self.rules:

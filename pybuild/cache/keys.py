@@ -18,7 +18,7 @@ _SHOWN_FILES = 3  # files named in a "source files changed" explanation
 
 
 def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
 def step_key(parent_key: str, instruction_text: str, used_args: Mapping[str, str],
