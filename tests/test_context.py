@@ -275,3 +275,15 @@ def test_several_sources_need_a_directory_dest():
     context_mod.check_copy_dest(["*.txt"], "/app")
     with pytest.raises(BuildError, match="must be a directory and end with a /"):
         context_mod.check_copy_dest(["a", "b"], "/app", "ADD")
+
+
+def test_memo_forgets_deleted_files_when_it_saves(tree: Path, tmp_path: Path):
+    cache = tmp_path / "cache"
+    digest(tree, FileHashMemo.for_context(cache, str(tree)))
+    (tree / "src/main.c").unlink()
+    (tree / "new.txt").write_text("n")
+    time.sleep(context_mod._RACY_NS / 1e9 + 0.02)
+    ctx = BuildContext(tree, memo=FileHashMemo.for_context(cache, str(tree)))
+    ctx.content_digest(ctx.resolve_sources(["app.conf", "new.txt"]))  # a partial COPY
+    entries = json.loads(FileHashMemo.for_context(cache, str(tree)).path.read_text())["entries"]
+    assert "src/main.c" not in entries and {"new.txt", "src/lib/util.c"} <= set(entries)

@@ -24,16 +24,19 @@ class FileHashMemo:
 
     VERSION = 1
 
-    def __init__(self, path: str | os.PathLike[str] | None):
-        """``path`` None: an in-memory memo that is never saved."""
+    def __init__(self, path: str | os.PathLike[str] | None, root: str | None = None):
+        """``path`` None: an in-memory memo that is never saved. With the context ``root``,
+        saving forgets files that no longer exist there."""
         self.path = Path(path) if path is not None else None
+        self.root = root
         self._entries: dict[str, list[int | str]] = {}
+        self._seen: set[str] = set()
         self._dirty = False
         if self.path is None:
             return
         try:
             data = json.loads(self.path.read_bytes())
-            if data.get("version") == self.VERSION:
+            if data.get("version") == self.VERSION and isinstance(data["entries"], dict):
                 self._entries = data["entries"]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass
@@ -42,11 +45,12 @@ class FileHashMemo:
     def for_context(cls, cache_dir: str | os.PathLike[str], context: str) -> FileHashMemo:
         """The memo for ``context`` under ``cache_dir/filehashes/``."""
         name = hashlib.sha256(os.path.realpath(context).encode()).hexdigest()[:32]
-        return cls(Path(cache_dir) / "filehashes" / f"{name}.json")
+        return cls(Path(cache_dir) / "filehashes" / f"{name}.json", os.path.realpath(context))
 
     def get(self, relpath: str, key: tuple[int, ...]) -> str | None:
+        self._seen.add(relpath)
         row = self._entries.get(relpath)
-        if row is not None and tuple(row[:-1]) == key:
+        if isinstance(row, list) and row is not None and tuple(row[:-1]) == key:
             return str(row[-1])
         return None
 
@@ -57,11 +61,22 @@ class FileHashMemo:
     def save(self) -> None:
         if not self._dirty or self.path is None:
             return
+        self._forget_deleted()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = json.dumps({"version": self.VERSION, "entries": self._entries},
                           separators=(",", ":")).encode()
         atomic_write(self.path, data)
         self._dirty = False
+
+    def _forget_deleted(self) -> None:
+        """Drop entries for files gone from the context (only files not used this run)."""
+        if self.root is None:
+            return
+        for relpath in [r for r in self._entries if r not in self._seen]:
+            try:
+                os.lstat(os.path.join(self.root, relpath))
+            except (FileNotFoundError, NotADirectoryError):
+                del self._entries[relpath]
 
 
 def atomic_write(path: Path, data: bytes) -> None:
