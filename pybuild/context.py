@@ -136,10 +136,13 @@ class BuildContext:
                     yield child, s
                     yield from inner
 
-    def is_ignored(self, relpath: str) -> bool:
-        """True if ``relpath`` is not sent: it, or a parent that hides its subtree, matches."""
+    def is_ignored(self, relpath: str, is_dir: bool = False) -> bool:
+        """True if ``relpath`` is not sent: it, or a parent that hides its subtree, matches.
+
+        An ignored directory that a ``!`` pattern may re-include from is still sent.
+        """
         if self.ignore.matches(relpath):
-            return True
+            return not (is_dir and self.ignore.may_contain_included(relpath))
         parts = relpath.split("/")[:-1]
         for i in range(len(parts)):
             parent = "/".join(parts[: i + 1])
@@ -158,7 +161,9 @@ class BuildContext:
         ``follow_top_symlink``; symlinks inside a copied directory are copied as links.
         A directory contributes itself (dest "") and its contents. A path without wildcards
         must exist and not be ignored; a wildcard may match nothing. ``excludes`` are
-        dockerignore-style patterns against each entry's ``dest``.
+        dockerignore-style patterns against each entry's ``dest``. ``*``, ``?`` and ``[...]``
+        never cross "/"; ``**`` as a whole component spans directories (an extension: plain
+        BuildKit treats it as ``*``).
         """
         excluded = _exclude_matcher(excludes) if excludes else None
         out: list[SourceEntry] = []
@@ -176,10 +181,10 @@ class BuildContext:
                 instruction: str) -> Iterator[SourceEntry]:
         """The entries for one match; ``kept`` is its --parents path (None without)."""
         real = self._resolve(match, follow)
-        if real is None or (real and self.is_ignored(real)):
+        s = os.lstat(os.path.join(self.root, real)) if real is not None else None
+        if s is None or (real and self.is_ignored(real, st.S_ISDIR(s.st_mode))):
             raise BuildError(f"{instruction} failed: file not found in build context or "
                              f"excluded by .dockerignore: stat {pattern}: file does not exist")
-        s = os.lstat(os.path.join(self.root, real))
         if not st.S_ISDIR(s.st_mode):
             name = kept if kept is not None else posixpath.basename(match or real)
             yield _entry(real, name, s, self.root, pattern)
@@ -206,7 +211,8 @@ class BuildContext:
                 matches = [p for m in matches for p in self._children(m) if
                            regex.match(posixpath.basename(p))]
         seen = dict.fromkeys(m for m in matches if m and self._lexists(m))
-        return sorted((m for m in seen if not self.is_ignored(m)), key=lambda m: m.split("/"))
+        kept = (m for m in seen if not self.is_ignored(m, self._is_dir(m)))
+        return sorted(kept, key=lambda m: m.split("/"))
 
     def _children(self, rel: str) -> list[str]:
         real = self._resolve(rel, True)
@@ -234,6 +240,9 @@ class BuildContext:
 
     def _lexists(self, rel: str) -> bool:
         return self._resolve(rel, False) is not None
+
+    def _is_dir(self, rel: str) -> bool:
+        return os.path.isdir(os.path.join(self.root, rel))
 
     def _resolve(self, rel: str, follow_last: bool) -> str | None:
         """``rel`` with symlinks resolved as if the context were ``/``; None when missing."""

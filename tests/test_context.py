@@ -287,3 +287,10 @@ def test_memo_forgets_deleted_files_when_it_saves(tree: Path, tmp_path: Path):
     ctx.content_digest(ctx.resolve_sources(["app.conf", "new.txt"]))  # a partial COPY
     entries = json.loads(FileHashMemo.for_context(cache, str(tree)).path.read_text())["entries"]
     assert "src/main.c" not in entries and {"new.txt", "src/lib/util.c"} <= set(entries)
+
+
+def test_excluded_dir_with_a_reincluded_file_can_be_copied(tree: Path):
+    ctx = BuildContext(tree)
+    assert dests(ctx.resolve_sources(["docs"])) == [("docs", "", "dir"),
+                                                    ("docs/keep.md", "keep.md", "file")]
+    assert [e.relpath for e in ctx.resolve_sources(["do*"])] == ["docs", "docs/keep.md"]
