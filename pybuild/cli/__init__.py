@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     from pybuild.errors import DockerfileError, PybuildError
 
     try:
-        cli.main(args=argv, prog_name="pybuild", standalone_mode=False)
+        # without standalone mode, click returns ctx.exit(code)'s code instead of exiting
+        code = cli.main(args=argv, prog_name="pybuild", standalone_mode=False)
     except PybuildError as err:
         # A Dockerfile error already reads "FILE:LINE: message"; a prefix would only bury it.
         located = isinstance(err, DockerfileError)
@@ -93,4 +94,4 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else 0)

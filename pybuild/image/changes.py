@@ -71,7 +71,9 @@ def _pairs(text: str, keyword: str) -> list[tuple[str, str]]:
     if words and "=" not in words[0]:
         # the legacy one-pair form: ENV KEY value with spaces
         key, _, value = text.partition(" ")
-        return [(key, " ".join(shlex.split(value.strip())) if value.strip() else "")]
+        if not value.strip():
+            raise UsageError(f"{keyword} {key}: needs a value (KEY VALUE or KEY=VALUE)")
+        return [(key, " ".join(shlex.split(value.strip())))]
     pairs = []
     for word in words:
         key, eq, value = word.partition("=")
