@@ -23,6 +23,7 @@ from pybuild.context_glob import PatternSet, glob_regex
 from pybuild.errors import BuildError, ContextError
 
 _GLOB_CHARS = frozenset("*?[\\")
+_KINDS = {st.S_IFREG: "file", st.S_IFDIR: "dir", st.S_IFLNK: "symlink"}
 _MAX_LINKS = 255  # as the Linux kernel's MAXSYMLINKS for path resolution
 # A file changed within this window of our stat may still change without its stat changing
 # (timestamps are coarse), so its hash is used but not remembered ("racy git" rule).
@@ -47,7 +48,7 @@ class SourceEntry:
 
     relpath: str
     dest: str
-    kind: str  # "file" | "dir" | "symlink"
+    kind: str  # "file" | "dir" | "symlink" | "special" (fifo, socket, device)
     mode: int  # permission bits, st.S_IMODE
     uid: int
     gid: int
@@ -358,7 +359,7 @@ def _split_pivot(pattern: str, parents: bool) -> tuple[str, str]:
 
 def _entry(rel: str, dest: str, s: os.stat_result, root: str, source: str) -> SourceEntry:
     mode = s.st_mode
-    kind = "dir" if st.S_ISDIR(mode) else "symlink" if st.S_ISLNK(mode) else "file"
+    kind = _KINDS.get(st.S_IFMT(mode), "special")  # fifo, socket, device: never opened
     target = os.readlink(os.path.join(root, rel)) if kind == "symlink" else None
     return SourceEntry(relpath=rel, dest=dest, kind=kind, mode=st.S_IMODE(mode), uid=s.st_uid,
                        gid=s.st_gid, size=s.st_size, link_target=target, source=source,

@@ -294,3 +294,12 @@ def test_excluded_dir_with_a_reincluded_file_can_be_copied(tree: Path):
     assert dests(ctx.resolve_sources(["docs"])) == [("docs", "", "dir"),
                                                     ("docs/keep.md", "keep.md", "file")]
     assert [e.relpath for e in ctx.resolve_sources(["do*"])] == ["docs", "docs/keep.md"]
+
+
+def test_a_fifo_is_listed_but_never_opened(tmp_path: Path):
+    root = make_tree(tmp_path / "c", {"a": "a"})
+    os.mkfifo(root / "pipe")
+    ctx = BuildContext(root)
+    entries = ctx.resolve_sources(["."])
+    assert {e.dest: e.kind for e in entries} == {"": "dir", "a": "file", "pipe": "special"}
+    ctx.content_digest(entries)  # would block forever if the fifo were read
