@@ -1,9 +1,10 @@
 """Typed, frozen instructions made from the parser's syntax tree.
 
 ``from_document(doc)`` converts a whole Document; ``convert(node)`` one node. Every
-instruction carries ``span``, ``raw`` and the original ``node``; those three take no part in
-equality. Values are kept as written (quotes and ``$VAR`` included) because BuildKit
-expands them only when an instruction is dispatched; see ``pybuild.plan``.
+instruction keeps the syntax ``node`` it came from (its ``span`` and ``raw`` text are read from
+it); the node takes no part in equality. Values are kept as written (quotes and ``$VAR``
+included) because BuildKit expands them only when an instruction is dispatched; see
+``pybuild.plan``.
 """
 
 from __future__ import annotations

@@ -4,39 +4,45 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from pybuild.errors import InstructionError
 from pybuild.syntax import Node
 
 
-@dataclass(frozen=True)
-class Span:
+class Span(NamedTuple):
     """1-based physical line range of an instruction (continuations and heredocs included)."""
 
     start: int
     end: int
 
 
-# Location fields are excluded from equality on purpose: two instructions are equal when they
-# mean the same thing, wherever they were written (the round-trip tests rely on this).
+_NOWHERE = Span(0, 0)
+
+
+# The node is excluded from equality on purpose: two instructions are equal when they mean
+# the same thing, wherever they were written (the round-trip tests rely on this). Span and raw
+# text are read from the node rather than stored, which keeps conversion cheap.
 @dataclass(frozen=True, kw_only=True)
 class Instruction:
-    """One typed instruction; ``span``, ``raw`` and ``node`` say where it came from."""
+    """One typed instruction; ``node`` is the syntax node it came from (None if built)."""
 
-    span: Span = field(default=Span(0, 0), compare=False, repr=False)
-    raw: str = field(default="", compare=False, repr=False)
     node: Node | None = field(default=None, compare=False, repr=False)
 
     keyword = ""  # upper-case instruction name; set by each subclass
 
     @property
+    def span(self) -> Span:
+        node = self.node
+        return Span(node.start_line, node.end_line) if node is not None else _NOWHERE
+
+    @property
+    def raw(self) -> str:
+        return self.node.raw if self.node is not None else ""
+
+    @property
     def line(self) -> int:
-        return self.span.start
-
-
-def located(node: Node) -> dict:
-    """The keyword arguments that attach a node's location to an instruction."""
-    return {"span": Span(node.start_line, node.end_line), "raw": node.raw, "node": node}
+        return self.node.start_line if self.node is not None else 0
 
 
 def fail(message: str, node: Node | None = None) -> InstructionError:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pybuild.instructions.base import Instruction, at_least_one, exactly_one, fail, located
+from pybuild.instructions.base import Instruction, at_least_one, exactly_one, fail
 from pybuild.instructions.flags import parse_flags
 from pybuild.syntax import Node
 
@@ -87,24 +87,24 @@ class Arg(Instruction):
 def parse_user(node: Node) -> User:
     user = exactly_one(node, "USER")
     parse_flags(node, {})
-    return User(user=user, **located(node))
+    return User(user=user, node=node)
 
 
 def parse_workdir(node: Node) -> Workdir:
     path = exactly_one(node, "WORKDIR")
     parse_flags(node, {})
-    return Workdir(path=path, **located(node))
+    return Workdir(path=path, node=node)
 
 
 def parse_maintainer(node: Node) -> Maintainer:
     text = exactly_one(node, "MAINTAINER")
     parse_flags(node, {})
-    return Maintainer(maintainer=text, **located(node))
+    return Maintainer(maintainer=text, node=node)
 
 
 def parse_stopsignal(node: Node) -> Stopsignal:
     # BuildKit checks the signal name only once it is expanded, at build time.
-    return Stopsignal(signal=exactly_one(node, "STOPSIGNAL"), **located(node))
+    return Stopsignal(signal=exactly_one(node, "STOPSIGNAL"), node=node)
 
 
 def parse_volume(node: Node) -> Volume:
@@ -112,7 +112,7 @@ def parse_volume(node: Node) -> Volume:
     parse_flags(node, {})
     if any(not p.strip() for p in paths):
         raise fail("VOLUME specified can not be an empty string", node)
-    return Volume(paths=tuple(p.strip() for p in paths), **located(node))
+    return Volume(paths=tuple(p.strip() for p in paths), node=node)
 
 
 def check_port(node: Node, word: str) -> None:
@@ -136,7 +136,7 @@ def parse_expose(node: Node) -> Expose:
     parse_flags(node, {})
     for word in ports:
         check_port(node, word)
-    return Expose(ports=ports, **located(node))
+    return Expose(ports=ports, node=node)
 
 
 def _pairs(node: Node, name: str) -> tuple[tuple[tuple[str, str], ...], bool]:
@@ -154,13 +154,13 @@ def _pairs(node: Node, name: str) -> tuple[tuple[tuple[str, str], ...], bool]:
 def parse_env(node: Node) -> Env:
     parse_flags(node, {})
     pairs, legacy = _pairs(node, "ENV")
-    return Env(pairs=pairs, legacy=legacy, **located(node))
+    return Env(pairs=pairs, legacy=legacy, node=node)
 
 
 def parse_label(node: Node) -> Label:
     parse_flags(node, {})
     pairs, legacy = _pairs(node, "LABEL")
-    return Label(pairs=pairs, legacy=legacy, **located(node))
+    return Label(pairs=pairs, legacy=legacy, node=node)
 
 
 def parse_arg(node: Node) -> Arg:
@@ -172,4 +172,4 @@ def parse_arg(node: Node) -> Arg:
             raise fail("ARG names can not be blank", node)
         defs.append(ArgDef(name, value if eq else None))
     parse_flags(node, {})
-    return Arg(args=tuple(defs), **located(node))
+    return Arg(args=tuple(defs), node=node)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pybuild.instructions.base import Instruction, fail, located
+from pybuild.instructions.base import Instruction, fail
 from pybuild.instructions.flags import parse_flags
 from pybuild.syntax import Heredoc, Node
 
@@ -65,6 +65,8 @@ def _sources(node: Node, name: str) -> tuple[tuple[str, ...], str, tuple[Heredoc
         raise fail(f"{name} requires at least two arguments, but only one was provided. "
                    "Destination could not be determined", node)
     *srcs, dest = node.args
+    if not node.heredocs:  # the parser attaches a heredoc to every marker it accepted
+        return tuple(srcs), dest, ()
     if not node.json and heredoc_name(dest) is not None:
         raise fail(f"{name} cannot accept a heredoc as a destination", node)
     by_name = {h.name: h for h in node.heredocs}
@@ -90,7 +92,7 @@ def parse_copy(node: Node) -> Copy:
     return Copy(sources=sources, dest=dest, heredocs=docs, from_=flags.get("from"),
                 chown=flags.get("chown"), chmod=_chmod(node, flags.get("chmod")),
                 link=flags.get("link", False), parents=flags.get("parents", False),
-                exclude=flags.get("exclude", ()), **located(node))
+                exclude=flags.get("exclude", ()), node=node)
 
 
 def parse_add(node: Node) -> Add:
@@ -99,4 +101,4 @@ def parse_add(node: Node) -> Add:
     return Add(sources=sources, dest=dest, heredocs=docs, chown=flags.get("chown"),
                chmod=_chmod(node, flags.get("chmod")), link=flags.get("link", False),
                checksum=flags.get("checksum"), keep_git_dir=flags.get("keep-git-dir", False),
-               unpack=flags.get("unpack"), exclude=flags.get("exclude", ()), **located(node))
+               unpack=flags.get("unpack"), exclude=flags.get("exclude", ()), node=node)

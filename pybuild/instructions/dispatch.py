@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from pybuild.errors import DockerfileError
 from pybuild.instructions import config, copy, from_, healthcheck, run
-from pybuild.instructions.base import Instruction, fail, located, with_suggestion
+from pybuild.instructions.base import Instruction, fail, with_suggestion
 from pybuild.syntax import Document, Node
 
 _ONBUILD_PREFIX = re.compile(r"^\s*ONBUILD\s*", re.IGNORECASE)
@@ -37,7 +37,7 @@ def parse_onbuild(node: Node) -> Onbuild:
     expression = _ONBUILD_PREFIX.sub("", node.raw, count=1)
     for doc in child.heredocs:
         expression += "\n" + doc.content + doc.name
-    return Onbuild(instruction=convert(child), expression=expression, **located(node))
+    return Onbuild(instruction=convert(child), expression=expression, node=node)
 
 
 CONVERTERS: dict[str, Callable[[Node], Instruction]] = {

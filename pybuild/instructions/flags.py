@@ -20,6 +20,8 @@ def parse_flags(node: Node, spec: dict[str, Kind]) -> dict[str, object]:
     Flags not given are absent from the result; a repeated ``string``/``bool`` flag, an
     unknown flag or a missing/odd value is an InstructionError.
     """
+    if not node.flags:
+        return {}
     values: dict[str, object] = {}
     for word in node.flags:
         if word == "--":

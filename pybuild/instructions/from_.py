@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pybuild.instructions.base import Instruction, fail, located
+from pybuild.instructions.base import Instruction, fail
 from pybuild.instructions.flags import parse_flags
 from pybuild.syntax import Node
 
@@ -37,4 +37,4 @@ def parse_from(node: Node) -> From:
     elif len(args) != 1:
         raise fail("FROM requires either one or three arguments", node)
     flags = parse_flags(node, {"platform": "string"})
-    return From(image=args[0], platform=flags.get("platform"), name=name, **located(node))
+    return From(image=args[0], platform=flags.get("platform"), name=name, node=node)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pybuild.instructions.base import Instruction, fail, located
+from pybuild.instructions.base import Instruction, fail
 from pybuild.instructions.flags import parse_flags
 from pybuild.syntax import Node
 
@@ -83,7 +83,7 @@ def parse_healthcheck(node: Node) -> Healthcheck:
         if rest:
             raise fail("HEALTHCHECK NONE takes no arguments", node)
         # BuildKit never reads the flags of HEALTHCHECK NONE, so neither do we.
-        return Healthcheck(test=("NONE",), **located(node))
+        return Healthcheck(test=("NONE",), node=node)
     flags = parse_flags(node, {**dict.fromkeys(_OPTIONS, "string"), "retries": "string"})
     if kind != "CMD":
         raise fail(f'Unknown type "{kind}" in HEALTHCHECK (try CMD)', node)
@@ -92,4 +92,4 @@ def parse_healthcheck(node: Node) -> Healthcheck:
     test = ("CMD", *rest) if node.json else ("CMD-SHELL", *rest)
     times = {o.replace("-", "_"): _interval(node, o, flags.get(o)) for o in _OPTIONS}
     return Healthcheck(test=test, retries=_retries(node, flags.get("retries")),
-                       **times, **located(node))
+                       **times, node=node)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pybuild.errors import InstructionError
-from pybuild.instructions.base import Instruction, fail, located
+from pybuild.instructions.base import Instruction, fail
 from pybuild.instructions.flags import parse_flags
 from pybuild.instructions.runmount import Mount, parse_mount
 from pybuild.syntax import Heredoc, Node
@@ -66,17 +66,17 @@ def parse_run(node: Node) -> Run:
     if security is not None and security not in SECURITY_MODES:
         raise fail(f'unsupported security mode "{security}"', node)
     return Run(command=node.args, shell_form=not node.json, heredocs=node.heredocs,
-               mounts=tuple(mounts), network=network, security=security, **located(node))
+               mounts=tuple(mounts), network=network, security=security, node=node)
 
 
 def parse_cmd(node: Node) -> Cmd:
     parse_flags(node, {})
-    return Cmd(command=node.args, shell_form=not node.json, **located(node))
+    return Cmd(command=node.args, shell_form=not node.json, node=node)
 
 
 def parse_entrypoint(node: Node) -> Entrypoint:
     parse_flags(node, {})
-    return Entrypoint(command=node.args, shell_form=not node.json, **located(node))
+    return Entrypoint(command=node.args, shell_form=not node.json, node=node)
 
 
 def parse_shell(node: Node) -> Shell:
@@ -85,4 +85,4 @@ def parse_shell(node: Node) -> Shell:
         raise fail("SHELL requires at least one argument", node)
     if not node.json:
         raise fail("SHELL requires the arguments to be in JSON form", node)
-    return Shell(shell=node.args, **located(node))
+    return Shell(shell=node.args, node=node)

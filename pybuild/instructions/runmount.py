@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pybuild.errors import InstructionError
 from pybuild.instructions.base import with_suggestion
@@ -62,6 +63,7 @@ def _fields(spec: str) -> list[str]:
     return rows[0] if rows else []
 
 
+@lru_cache(maxsize=512)  # Dockerfiles repeat the same cache and secret mounts many times
 def parse_mount(spec: str) -> Mount:
     """A Mount from one ``--mount`` value; InstructionError (without a line) when wrong."""
     values: dict[str, object] = {}

@@ -37,7 +37,7 @@ def to_data(inst: Instruction) -> dict[str, Any]:
     out: dict[str, Any] = {"instruction": inst.keyword,
                            "span": [inst.span.start, inst.span.end]}
     for field in dataclasses.fields(inst):
-        if field.name in ("span", "raw", "node"):
+        if field.name == "node":
             continue
         key = "trigger" if field.name == "instruction" else _key(field.name)
         out[key] = _value(getattr(inst, field.name))
