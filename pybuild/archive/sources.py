@@ -24,7 +24,12 @@ def read_tar(stream: BinaryIO, spool: Spool) -> None:
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
         if isinstance(err, tarfile.ReadError) and "empty file" in str(err):
             raise ArchiveError("the archive is empty") from None
-        raise ArchiveError(f"cannot read the archive as a tar: {err}") from None
+        if "unexpected end" in str(err):
+            raise ArchiveError("the archive is truncated: it ends inside an entry") from None
+        if "could not be opened" in str(err) or "invalid header" in str(err):
+            raise ArchiveError("not a tar archive (plain, gzip, bzip2 or xz)") from None
+        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ArchiveError(f"cannot read the archive as a tar: {first_line}") from None
 
 
 def _add_member(tar: tarfile.TarFile, member: tarfile.TarInfo, spool: Spool) -> None:
