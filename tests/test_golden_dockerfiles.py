@@ -3,8 +3,9 @@
 ``testdata/dockerfiles/<case>/`` holds a Dockerfile and ``expected.json`` (what
 ``pybuild parse --format json`` prints); an optional ``cmdline`` file holds extra options,
 one per line (``--build-arg``, ``NAME=V``, ``--target``, ``T``).
+An optional ``expected-checks`` holds the ``pybuild parse --check`` lines (none when absent).
 ``testdata/dockerfiles-negative/<case>/`` holds ``expected-error``, the one line printed.
-Set PYBUILD_UPDATE_GOLDEN=1 to rewrite ``expected.json`` files from the current output.
+Set PYBUILD_UPDATE_GOLDEN=1 to rewrite the expected files from the current output.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from conftest import REPO, TESTDATA
 
 parser = pytest.importorskip("pybuild.parser", reason="pybuild.parser has not landed yet")
 
+from pybuild.checks import check_config, run_checks  # noqa: E402
 from pybuild.errors import PybuildError  # noqa: E402
 from pybuild.instructions import from_document  # noqa: E402
 from pybuild.plan.serialize import build_data  # noqa: E402
@@ -77,6 +79,29 @@ def test_positive(case: Path):
     if os.environ.get("PYBUILD_UPDATE_GOLDEN") or not expected.exists():
         expected.write_text(got, encoding="utf-8")
     assert got == expected.read_text(encoding="utf-8")
+
+
+def check_lines(case: Path) -> str:
+    doc = parser.parse((case / "Dockerfile").read_text(encoding="utf-8"), file="Dockerfile")
+    return "".join(f"{doc.file}:{w.line}: {w.rule}: {w.message}\n" for w in run_checks(doc))
+
+
+@pytest.mark.parametrize("case", POSITIVE, ids=lambda p: p.name)
+def test_checks(case: Path):
+    got = check_lines(case)
+    expected = case / "expected-checks"
+    if os.environ.get("PYBUILD_UPDATE_GOLDEN") and got:
+        expected.write_text(got, encoding="utf-8")
+    assert got == (expected.read_text(encoding="utf-8") if expected.exists() else "")
+
+
+def test_check_error_directive_via_cli():
+    case = TESTDATA / "dockerfiles" / "checks-error"
+    result = run_cli(case, "--check")
+    assert result.returncode == 1
+    assert result.stdout == (case / "expected-checks").read_text()
+    doc = parser.parse((case / "Dockerfile").read_text(), file="Dockerfile")
+    assert check_config(doc).error
 
 
 @pytest.mark.parametrize("case", NEGATIVE, ids=lambda p: p.name)
