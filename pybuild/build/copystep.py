@@ -54,23 +54,21 @@ def prepare(ex, state: StageState, inst: Copy | Add):
 
 
 def _sources(ex, state: StageState, inst: Copy | Add) -> Sources:
-    heredocs = {f"<<{d.name}": d for d in inst.heredocs}
-    named = [state.expand(s, inst.line) if s not in heredocs else s for s in inst.sources]
+    heredoc_words = {f"<<{d.name}" for d in inst.heredocs}
+    named = [state.expand(s, inst.line) for s in inst.sources if s not in heredoc_words]
     items: list[Item] = []
     archives: list[str] = []
     from_ = getattr(inst, "from_", None)
-    if from_:
+    if from_ and not inst.heredocs:
         ref = state.expand(from_, inst.line)
         view = ex.view(ex.state_for(ref, inst.line))
         found, count, any_dir = stage_items(view, named, inst.chmod, ref)
         return Sources(tuple(found), items_digest(found, None), (), count, any_dir)
-    plain = [s for s in named if s not in heredocs]
-    for s in named:
-        if s in heredocs:
-            doc = heredocs[s]
-            body = state.expand(doc.content, inst.line) if doc.expand else doc.content
-            mode = apply_chmod(0o644, inst.chmod, False)
-            items.append(Item(doc.name, "file", mode, data=body.encode()))
+    for doc in inst.heredocs:
+        body = state.expand_heredoc(doc.content, inst.line) if doc.expand else doc.content
+        mode = apply_chmod(0o644, inst.chmod, False)
+        items.append(Item(doc.name, "file", mode, data=body.encode()))
+    plain = named
     if isinstance(inst, Add):
         urls = [s for s in plain if addsource.is_url(s)]
         plain = [s for s in plain if s not in urls]

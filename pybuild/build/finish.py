@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from pybuild.build.options import BuildOptions, BuildResult
 from pybuild.build.state import StageState
+from pybuild.image.config import ImageConfig
 
 
 def commit(store, executor, state: StageState, options: BuildOptions) -> BuildResult:
@@ -17,7 +18,34 @@ def commit(store, executor, state: StageState, options: BuildOptions) -> BuildRe
     image = replace(state.image, config=config, created=state.created,
                     architecture=state.image.architecture or "amd64",
                     os=state.image.os or "linux")
+    if options.source_date_epoch is None:
+        image = _reuse_created(store, image)
     record = store.commit_image(image.to_bytes(), state.layers, docker=options.docker_format)
     for name in options.tags:
         tag(store, record.id, name)
     return BuildResult(record.id, tuple(options.tags), record.manifest_digest)
+
+
+def _reuse_created(store, image: ImageConfig) -> ImageConfig:
+    """A rebuild that changes nothing gives the same image id, as BuildKit's does: the
+    timestamps of the first build with this exact content are kept."""
+    import hashlib
+
+    from pybuild.store.fsutil import atomic_write
+
+    now = image.created
+
+    def stamped(created: str) -> ImageConfig:
+        history = tuple(replace(h, created=created) if h.created == now else h
+                        for h in image.history)
+        return replace(image, created=created, history=history)
+
+    blank = stamped("")
+    path = store.root / "cache" / "created" / hashlib.sha256(blank.to_bytes()).hexdigest()
+    try:
+        created = path.read_text()
+    except OSError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, now.encode(), store.tmp)
+        return image
+    return stamped(created)

@@ -78,6 +78,13 @@ class StageState:
         except Exception as err:  # ExpansionError, reported at the instruction's line
             raise InstructionError(str(err), line=line) from None
 
+    def expand_heredoc(self, text: str, line: int = 0) -> str:
+        """A heredoc body: variables expanded, quotes left as written (as BuildKit)."""
+        try:
+            return shell_expand(text, self.variables(), escape=self.escape, keep_quotes=True)
+        except Exception as err:
+            raise InstructionError(str(err), line=line) from None
+
     def run_env(self) -> tuple[str, ...]:
         """The environment of a RUN: ENV, plus ARGs ENV does not set, plus a default PATH."""
         env = dict(self.config.env_dict())
