@@ -3,14 +3,14 @@
 ``run_checks(doc)`` returns the warnings that the ``# check=`` directive does not skip;
 ``check_config(doc)`` says whether they are to fail the build (``error=true``). Base images
 are never pulled, so their environment is unknown: a stage built on an image is assumed to
-define ``PATH`` only (pass ``image_env`` to know better), and InvalidBaseImagePlatform, which
-needs the image, is not checked.
+define ``PATH`` only (pass ``image_env`` to ``resolve`` and the result as ``stages`` to know
+better), and InvalidBaseImagePlatform, which needs the image, is not checked.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pybuild.errors import ParseError, PybuildError
@@ -108,8 +108,7 @@ class _Collector:
 
 
 def run_checks(doc: Document, instructions: Sequence[Instruction] | None = None,
-               stages: BuildStages | None = None,
-               image_env: Callable[[str], Iterable[str]] | None = None) -> list[CheckWarning]:
+               stages: BuildStages | None = None) -> list[CheckWarning]:
     """Warnings for ``doc`` in line order, minus those its ``# check=`` directive skips."""
     config = check_config(doc)
     if config.skip_all:
@@ -124,7 +123,7 @@ def run_checks(doc: Document, instructions: Sequence[Instruction] | None = None,
     _from_lines(stages, instructions, doc.escape, warn)
     for stage in stages.stages:
         _stage_rules(stage, stages, warn)
-        _undefined_vars(stage, stages, doc.escape, image_env, warn)
+        _undefined_vars(stage, doc.escape, warn)
     kept = [w for w in warn.out if w.rule not in config.skip]
     return sorted(kept, key=lambda w: w.line)
 
@@ -316,16 +315,10 @@ def _words(inst: Instruction) -> list[str]:
     return []
 
 
-def _undefined_vars(stage: Stage, stages: BuildStages, escape: str,
-                    image_env: Callable[[str], Iterable[str]] | None, warn: _Collector) -> None:
-    root = ([stage, *_ancestors(stage, stages)])[-1]
-    if root.base == "scratch":
-        from_image: set[str] = set()
-    else:
-        from_image = set(image_env(root.base)) if image_env else {"PATH"}
+def _undefined_vars(stage: Stage, escape: str, warn: _Collector) -> None:
     for inst, scope in zip(stage.instructions, stage.scopes):
-        known = {**dict.fromkeys(from_image, ""), **{k: "" for k in scope.args},
-                 **scope.variables()}
+        # Declared ARGs count as defined even without a value, as in BuildKit.
+        known = {**{k: "" for k in scope.args}, **scope.variables()}
         reported: set[str] = set()
         for word in _words(inst):
             try:
