@@ -1,0 +1,330 @@
+"""``.dockerignore`` patterns with Docker's semantics (moby/patternmatcher and its file reader).
+
+A pattern is cleaned like Go's ``filepath.Clean`` (a leading ``/`` means nothing), then matched
+against a context-relative slash path *and each of its parent directories*, so ``dir`` excludes
+everything below ``dir``. Later patterns win; a leading ``!`` makes a pattern an exception that
+re-includes what it matches. Within a pattern ``*`` and ``?`` do not cross ``/``, ``[a-z]`` and
+``[^a]`` are character classes, ``\\`` escapes, and ``**`` matches any number of directories.
+
+Docker's matcher takes shortcuts for some pattern shapes that change their meaning, and they are
+kept here: a pattern made of ``**`` and then only plain text is tested with "ends with", so
+``**.pyc`` excludes every ``.pyc`` file, at any depth.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from pybuild.errors import ContextError, IgnorePatternError
+
+__all__ = ["IgnoreMatcher", "Pattern", "compile_pattern", "load", "match_pattern", "matcher_of",
+           "read_patterns"]
+
+# Go's strings.TrimSpace removes unicode.IsSpace characters.
+_GO_SPACES = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007" \
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+EXACT, PREFIX, SUFFIX, REGEX = "exact", "prefix", "suffix", "regex"
+_CHAR, _STAR, _DSTAR, _DSTAR_END = range(4)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One cleaned pattern. ``kind`` is how Docker tests it: equality, prefix, suffix or regex."""
+
+    text: str
+    exclusion: bool = False
+    kind: str = EXACT
+    regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    def match(self, path: str) -> bool:
+        """Whether this pattern matches ``path`` itself (a cleaned slash path)."""
+        if self.kind == EXACT:
+            return path == self.text
+        if self.kind == PREFIX:
+            return path.startswith(self.text[:-2])
+        if self.kind == SUFFIX:
+            suffix = self.text[2:]
+            return path.endswith(suffix) or (suffix[:1] == "/" and path == suffix[1:])
+        assert self.regex is not None
+        return self.regex.match(path) is not None
+
+    def match_or_parent(self, path: str) -> bool:
+        """Whether this pattern matches ``path`` or one of its parent directories."""
+        if self.match(path):
+            return True
+        slash = path.find("/")
+        while slash > 0:
+            if self.match(path[:slash]):
+                return True
+            slash = path.find("/", slash + 1)
+        return False
+
+    def may_match_below(self, directory: str) -> bool:
+        """Whether some path inside ``directory`` could match (may say yes when none does)."""
+        prefix = directory + "/"
+        if self.kind == EXACT:
+            return self.text.startswith(prefix)
+        if self.kind == PREFIX:
+            head = self.text[:-2]
+            return prefix.startswith(head) or head.startswith(prefix)
+        if self.kind == SUFFIX:
+            return True  # a file named like the suffix can always be made below it
+        return _partial_regex(self.text).fullmatch(prefix) is not None
+
+
+@dataclass(frozen=True)
+class IgnoreMatcher:
+    """The patterns of one .dockerignore file, in order."""
+
+    patterns: tuple[Pattern, ...] = ()
+
+    @property
+    def has_exceptions(self) -> bool:
+        return any(p.exclusion for p in self.patterns)
+
+    def matches(self, path: str) -> bool:
+        """Whether ``path`` (relative to the context, with ``/``) is excluded from the context."""
+        index = self._last_match(_normalise(path))
+        return index is not None and not self.patterns[index].exclusion
+
+    def _last_match(self, path: str) -> int | None:
+        """Index of the last pattern matching ``path`` or a parent: that pattern decides."""
+        if path in ("", "."):
+            return None  # Docker refuses to exclude the context root itself
+        for index in range(len(self.patterns) - 1, -1, -1):
+            if self.patterns[index].match_or_parent(path):
+                return index
+        return None
+
+    def may_contain_included(self, dir_path: str) -> bool:
+        """False only if everything below ``dir_path`` is certainly excluded.
+
+        A directory walker can then skip the directory without listing it. Only exception
+        patterns after the pattern that excluded the directory can bring something back.
+        """
+        path = _normalise(dir_path)
+        index = self._last_match(path)
+        if index is None or self.patterns[index].exclusion:
+            return True
+        return any(p.exclusion and p.may_match_below(path) for p in self.patterns[index + 1:])
+
+    @classmethod
+    def from_text(cls, text: str) -> IgnoreMatcher:
+        return cls(tuple(read_patterns(text)))
+
+
+def read_patterns(text: str) -> list[Pattern]:
+    """Parse .dockerignore text: ``#`` comment lines (in column one), blank lines, ``!``."""
+    patterns = []
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line[:-1] if line.endswith("\r") else line
+        if number == 1:
+            line = line.removeprefix("\ufeff")
+        if line.startswith("#"):
+            continue
+        pattern = _read_line(line)
+        if pattern is not None:
+            patterns.append(pattern)
+    return patterns
+
+
+def _read_line(line: str) -> Pattern | None:
+    body = line.strip(_GO_SPACES)
+    if not body:
+        return None
+    exclusion = body.startswith("!")
+    if exclusion:
+        body = body[1:].strip(_GO_SPACES)
+        if not body:
+            raise IgnorePatternError(f'invalid .dockerignore pattern "{line.strip()}": '
+                                     'illegal exclusion pattern: "!"')
+    try:
+        return _build(_relative(body), exclusion)
+    except (ValueError, re.error) as err:
+        raise IgnorePatternError(
+            f'invalid .dockerignore pattern "{line.strip(_GO_SPACES)}": {err}') from None
+
+
+def load(context_dir: str | os.PathLike[str],
+         dockerfile: str | os.PathLike[str] | None = None) -> IgnoreMatcher:
+    """The context's ignore rules: ``<dockerfile>.dockerignore`` if it exists (as BuildKit
+    prefers it), else ``<context>/.dockerignore``, else a matcher that ignores nothing."""
+    candidates = [Path(context_dir) / ".dockerignore"]
+    if dockerfile is not None:
+        candidates.insert(0, Path(os.fspath(dockerfile) + ".dockerignore"))
+    for candidate in candidates:
+        try:
+            data = candidate.read_bytes()
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            raise ContextError(f"cannot read {candidate}: {err.strerror}") from err
+        # surrogateescape: non-UTF-8 names must still match os.fsdecode()d paths
+        return IgnoreMatcher.from_text(data.decode("utf-8", "surrogateescape"))
+    return IgnoreMatcher()
+
+
+def match_pattern(pattern: str, path: str, *, parents: bool = True) -> bool:
+    """Match one Docker pattern (as in COPY --exclude or a wildcard source) against a path.
+
+    With ``parents`` the pattern also matches everything below a directory it matches.
+    """
+    compiled = _cached_pattern(pattern)
+    path = _normalise(path)
+    return compiled.match_or_parent(path) if parents else compiled.match(path)
+
+
+def matcher_of(patterns: Iterable[str]) -> IgnoreMatcher:
+    """A matcher from patterns such as the values of ``COPY --exclude`` flags: each is read
+    like a .dockerignore line (``!`` works) except that ``#`` starts no comment."""
+    compiled = (_read_line(pattern) for pattern in patterns)
+    return IgnoreMatcher(tuple(p for p in compiled if p is not None))
+
+
+@lru_cache(maxsize=512)
+def _cached_pattern(pattern: str) -> Pattern:
+    text = pattern.strip(_GO_SPACES)
+    if not text:
+        raise IgnorePatternError("empty pattern")
+    return compile_pattern(_relative(text))
+
+
+def compile_pattern(text: str, *, exclusion: bool = False) -> Pattern:
+    """Compile an already cleaned pattern; raise IgnorePatternError if it is malformed."""
+    try:
+        return _build(text, exclusion)
+    except (ValueError, re.error) as err:
+        raise IgnorePatternError(f'invalid pattern "{text}": {err}') from None
+
+
+def _build(text: str, exclusion: bool) -> Pattern:
+    kind, tokens = _tokens(text)
+    regex = re.compile(_full_regex(tokens)) if kind == REGEX else None
+    return Pattern(text, exclusion, kind, regex)
+
+
+def _tokens(text: str) -> tuple[str, list[tuple[int, str]]]:
+    """Split a pattern into regex tokens and decide Docker's match kind, as its compiler does:
+    plain text is exact, ``x**`` a prefix, ``**x`` a suffix (if x stays plain), else regex."""
+    kind, tokens, i, n = EXACT, [], 0, len(text)
+    while i < n:
+        start, ch = i, text[i]
+        i += 1
+        if ch == "*" and text.startswith("*", i):
+            i += 2 if text.startswith("/", i + 1) else 1
+            if i < n:
+                tokens.append((_DSTAR, "(?:.*/)?"))
+                kind = REGEX
+            else:
+                tokens.append((_DSTAR_END, ".*"))
+                kind = PREFIX if kind == EXACT else REGEX
+            if start == 0:
+                kind = SUFFIX
+            continue
+        if ch == "*":
+            tokens.append((_STAR, "[^/]*"))
+        elif ch == "?":
+            tokens.append((_CHAR, "[^/]"))
+        elif ch == "\\":
+            if i >= n:
+                raise ValueError("trailing backslash")
+            tokens.append((_CHAR, re.escape(text[i])))
+            i += 1
+        elif ch == "[":
+            fragment, i = _char_class(text, i)
+            tokens.append((_CHAR, fragment))
+        elif ch == "]":
+            tokens.append((_CHAR, "\\]"))
+        else:
+            tokens.append((_CHAR, re.escape(ch)))
+            continue
+        kind = REGEX
+    return kind, tokens
+
+
+def _char_class(text: str, i: int) -> tuple[str, int]:
+    """Parse ``[...]`` (``i`` just after the ``[``) with Go filepath.Match's syntax rules."""
+    negated = text.startswith("^", i)
+    i += negated
+    parts = ["[^" if negated else "["]
+    while True:
+        if i < len(text) and text[i] == "]" and len(parts) > 1:
+            parts.append("]")
+            return "".join(parts), i + 1
+        lo, i = _class_char(text, i)
+        hi = lo
+        if text.startswith("-", i):
+            hi, i = _class_char(text, i + 1)
+        if hi < lo:
+            raise ValueError(f"bad character range {lo}-{hi}")
+        parts.append(re.escape(lo) if lo == hi else f"{re.escape(lo)}-{re.escape(hi)}")
+
+
+def _class_char(text: str, i: int) -> tuple[str, int]:
+    if i >= len(text) or text[i] in "-]":
+        raise ValueError("bad character class")
+    if text[i] == "\\":
+        i += 1
+        if i >= len(text):
+            raise ValueError("bad character class")
+    if i + 1 >= len(text):
+        raise ValueError("unterminated character class")
+    return text[i], i + 1
+
+
+def _full_regex(tokens: list[tuple[int, str]]) -> str:
+    return "".join(fragment for _, fragment in tokens) + r"\Z"
+
+
+@lru_cache(maxsize=256)
+def _partial_regex(text: str) -> re.Pattern[str]:
+    """A regex for every *prefix* of a string the pattern matches.
+
+    Built from the end: a prefix either stops inside a token or takes it whole and goes on.
+    """
+    _, tokens = _tokens(text)
+    rest = ""
+    for kind, fragment in reversed(tokens):
+        if kind == _CHAR:
+            rest = f"(?:{fragment}{rest})?"
+        elif kind == _STAR:
+            rest = f"{fragment}{rest}"
+        elif kind == _DSTAR:
+            rest = f"(?:{fragment}{rest}|.*)"
+        else:
+            rest = ".*"
+    return re.compile(rest)
+
+
+def _clean(path: str) -> str:
+    """Go's path.Clean: no empty or ``.`` elements, ``..`` resolved lexically."""
+    rooted = path.startswith("/")
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part != "..":
+            parts.append(part)
+        elif parts and parts[-1] != "..":
+            parts.pop()
+        elif not rooted:
+            parts.append("..")
+    cleaned = "/".join(parts)
+    if rooted:
+        return "/" + cleaned
+    return cleaned or "."
+
+
+def _relative(pattern: str) -> str:
+    """Clean a pattern; the context is its root, so a leading ``/`` means nothing."""
+    pattern = _clean(pattern)
+    return pattern[1:] if len(pattern) > 1 and pattern.startswith("/") else pattern
+
+
+def _normalise(path: str) -> str:
+    return _clean(path).lstrip("/")
