@@ -63,6 +63,9 @@ def intermediate(spec: RunSpec, root: str, status_fd: int, stdio: tuple[int, int
         libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != caller:
             os._exit(code)
+        # Drop every fd inherited from the caller (other threads' pipes, a stdin pipe's write
+        # end) so pipes see EOF when the workload, not this process, closes them.
+        close_fds_except({status_fd, *stdio})
         for procs in cgroup_procs:  # join before unshare: the whole tree is accounted
             with open(procs, "w") as f:
                 f.write(str(os.getpid()))
@@ -80,6 +83,15 @@ def intermediate(spec: RunSpec, root: str, status_fd: int, stdio: tuple[int, int
         _report_error(status_fd, e)
     finally:
         os._exit(code)
+
+
+def close_fds_except(keep: set[int]) -> None:
+    low = 0
+    for fd in sorted(keep):
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 20)
 
 
 def _report_error(status_fd: int, e: BaseException) -> None:
@@ -209,8 +221,7 @@ def _exec(spec: RunSpec, status_fd: int) -> None:
     env = dict(item.split("=", 1) for item in spec.process.env)
     path = _lookup(spec.process.args[0], env)
     # Only stdio and the close-on-exec status pipe survive into the workload.
-    os.closerange(3, status_fd)
-    os.closerange(status_fd + 1, 1 << 20)
+    close_fds_except({0, 1, 2, status_fd})
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores it; the workload must not
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
