@@ -138,6 +138,8 @@ class ImageCollection:
 
         return load(self._store, source)
 
+    # save(names, file, ...) and load(file) are added here by pybuild.archive.
+
     def _image(self, record: ImageRecord, table: Any = None) -> Image:
         table = table or self._store.refs.load()
         tags, digests = table.names_for(record.id)

@@ -113,3 +113,17 @@ def test_compressed_blob_made_once(store):
         diff_id, store.blobs.size(diff_id), "application/vnd.oci.image.layer.v1.tar")
     zdigest, _, ztype = store.compressed_blob(diff_id, "zstd")
     assert ztype.endswith("+zstd") and zdigest not in (digest, diff_id)
+
+
+def test_put_layer_decompresses_and_verifies(store):
+    import gzip
+    import io
+
+    from pybuild.errors import DigestMismatch
+
+    plain = b"pretend tar" * 100
+    ref = store.put_layer(io.BytesIO(gzip.compress(plain)), diff_id=sha(plain))
+    assert ref.diff_id == sha(plain) and ref.size == len(plain)
+    assert store.blobs.read_bytes(ref.diff_id) == plain
+    with pytest.raises(DigestMismatch):
+        store.put_layer(io.BytesIO(gzip.compress(b"other")), diff_id=sha(b"nope"))

@@ -21,6 +21,7 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from pybuild.image import mediatypes as mt
 from pybuild.image.canonical import canonical_json
@@ -80,6 +81,16 @@ class Store:
         """(digest, size, media type) of the layer ``diff_id`` compressed; compresses once."""
         blob = self.compressed.get(diff_id, compression)
         return blob.digest, blob.size, blob.media_type
+
+    def put_layer(self, stream: BinaryIO, *, diff_id: str | None = None) -> LayerRef:
+        """Store a layer from outside (load, pull) uncompressed, whatever its compression.
+
+        With ``diff_id`` the plain tar must hash to it or nothing is kept (DigestMismatch).
+        Hold ``writing()`` until an image record names the layer."""
+        from pybuild.layers.compression import open_decompressed
+
+        info = self.blobs.put(open_decompressed(stream), digest=diff_id)
+        return LayerRef(info.digest, info.size)
 
     def commit_image(self, config: bytes, layers: Sequence[LayerRef], *, docker: bool = False,
                      parent: str = "", created: str = "") -> ImageRecord:

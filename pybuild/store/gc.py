@@ -67,6 +67,7 @@ def collect(store: Store) -> GcResult:
             if diff_id not in refs.blobs:
                 with contextlib.suppress(FileNotFoundError):
                     store.compressed.path(diff_id).unlink()
+        freed += dir_size(store.tmp) if store.tmp.is_dir() else 0
         clean_tmp(store)
         return GcResult(tuple(blobs), tuple(layers), freed)
 
