@@ -138,7 +138,29 @@ class ImageCollection:
 
         return load(self._store, source)
 
-    # save(names, file, ...) and load(file) are added here by pybuild.archive.
+    def build(self, path: str | Path, *, dockerfile: str | None = None,
+              tag: str | list[str] | tuple[str, ...] | None = None,
+              buildargs: dict[str, str] | None = None, target: str | None = None,
+              nocache: bool = False, secrets: dict[str, str] | None = None,
+              labels: dict[str, str] | None = None,
+              on_event: Any = None) -> Image:
+        """Build ``path`` (docker-py's names); events stream to ``on_event`` as they happen."""
+        from pybuild.build import build, with_defaults
+
+        result = build(self._store, with_defaults(_build_options(
+            path, dockerfile, tag, buildargs, target, nocache, secrets, labels)), on_event)
+        return self.get(result.image_id)
+
+    def build_iter(self, path: str | Path, *, dockerfile: str | None = None,
+                   tag: str | list[str] | tuple[str, ...] | None = None,
+                   buildargs: dict[str, str] | None = None, target: str | None = None,
+                   nocache: bool = False, secrets: dict[str, str] | None = None,
+                   labels: dict[str, str] | None = None) -> Any:
+        """Yield the build's events as they happen (the last is BuildDone)."""
+        from pybuild.build import build_iter, with_defaults
+
+        yield from build_iter(self._store, with_defaults(_build_options(
+            path, dockerfile, tag, buildargs, target, nocache, secrets, labels)))
 
     def _image(self, record: ImageRecord, table: Any = None) -> Image:
         table = table or self._store.refs.load()
@@ -180,3 +202,12 @@ class Client:
         self.store = Store(root, on_wait=on_wait, lock_timeout=lock_timeout)
         self.images = ImageCollection(self)
         self.system = SystemApi(self)
+
+
+def _build_options(path, dockerfile, tag, buildargs, target, nocache, secrets, labels) -> Any:
+    from pybuild.build import BuildOptions
+
+    tags = (tag,) if isinstance(tag, str) else tuple(tag or ())
+    return BuildOptions(context=str(path), dockerfile=dockerfile, tags=tags,
+                        build_args=dict(buildargs or {}), target=target, no_cache=nocache,
+                        secrets=dict(secrets or {}), labels=dict(labels or {}))
