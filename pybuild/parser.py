@@ -22,8 +22,9 @@ from pybuild.parser_directives import (
     parse_directives,
 )
 from pybuild.parser_dump import dump, dump_node, go_quote
-from pybuild.parser_grammar import USPACE, split_line, split_words
+from pybuild.parser_grammar import ENGINES, USPACE, Engine, split_words
 from pybuild.parser_heredoc import chomp_heredoc_content, heredocs_from_line, parse_heredoc_word
+from pybuild.parser_nodes import make_document, make_node, replace
 from pybuild.syntax import Document, Heredoc, Node, Warning_
 
 __all__ = [
@@ -35,8 +36,6 @@ __all__ = [
 MAX_LINE_BYTES = 65535  # bufio.Scanner's limit, less one
 MAX_ONBUILD_DEPTH = 64  # ONBUILD ONBUILD ... (the instruction layer forbids even two)
 _HEREDOC_KEYWORDS = frozenset({"run", "copy", "add"})
-
-
 def parse_words(text: str, escape: str = "\\") -> list[str]:
     """The quote-aware word splitter of ARG and ENV/LABEL: quotes and escapes are kept."""
     return split_words(text, escape)
@@ -52,24 +51,17 @@ def _check_line_lengths(parts: list[str]) -> None:
                              line=number)
 
 
-def _continues(line: str, escape: str) -> tuple[bool, str]:
-    """A line ending in the escape character (and spaces/tabs) continues; ``EE`` does not."""
-    body = line.rstrip(" \t")
-    if body.endswith(escape) and not body.endswith(escape + escape):
-        return True, body[:-1]
-    return False, line
-
-
 class _Parser:
     """One pass over the physical lines; ``i`` is the index of the next unread line."""
 
-    def __init__(self, text: str, file: str) -> None:
+    def __init__(self, text: str, file: str, engine: Engine) -> None:
         if text.startswith("\ufeff"):
             text = text[1:]
         self.parts = text.split("\n")
         self.count = len(self.parts) - (self.parts[-1] == "")  # a final "\n" ends, not starts
         self.i = 0
         self.file = file
+        self.engine = engine
         self.escape = "\\"
         self.directives = DirectiveScanner()
         self.nodes: list[Node] = []
@@ -77,68 +69,95 @@ class _Parser:
 
     def run(self) -> Document:
         _check_line_lengths(self.parts)
-        while self.i < self.count:
-            self._instruction()
+        self._read_directives()
+        self._read_instructions()
         if not self.nodes:
             raise ParseError("file with no instructions", line=max(1, self.count))
         found = self.directives.found
-        return Document(nodes=tuple(self.nodes),
-                        directives={k: d.value for k, d in found.items()},
-                        escape=self.escape, warnings=tuple(self.warnings), file=self.file,
-                        start_line=self.nodes[0].start_line, end_line=self.nodes[-1].end_line)
+        return make_document(
+            nodes=tuple(self.nodes), directives={k: d.value for k, d in found.items()},
+            escape=self.escape, warnings=tuple(self.warnings), file=self.file,
+            start_line=self.nodes[0].start_line, end_line=self.nodes[-1].end_line)
 
-    def _directive(self, line: str, number: int) -> None:
-        directive = self.directives.feed(line, number)
-        if directive is not None and directive.name == "escape":
-            if directive.value not in ("\\", "`"):
-                raise ParseError(f"invalid escape token '{directive.value}' does not match ` or \\",
-                                 line=number)
-            self.escape = directive.value
-
-    def _instruction(self) -> None:
-        start = self.i + 1
-        line = self.parts[self.i].rstrip("\r").lstrip(USPACE)
-        self.i += 1
-        if not self.directives.done:
-            self._directive(line, start)
-        if line.startswith("#"):
-            return
-        more, line = _continues(line, self.escape)
-        if not more and not line:
-            return
-        pieces = [line]
-        empty = False
-        while more and self.i < self.count:
-            line = self.parts[self.i].rstrip("\r")
+    def _read_directives(self) -> None:
+        """Consume the directive lines at the top; the first other line ends them for good."""
+        while self.i < self.count:
+            line = self.parts[self.i].rstrip("\r").lstrip(USPACE)
+            directive = self.directives.feed(line, self.i + 1)
+            if directive is None:
+                return
+            if directive.name == "escape":
+                if directive.value not in ("\\", "`"):
+                    raise ParseError(f"invalid escape token '{directive.value}' does not match "
+                                     "` or \\", line=self.i + 1)
+                self.escape = directive.value
             self.i += 1
+
+    def _read_instructions(self) -> None:
+        # The hot loop of the parser, so it works on locals.
+        parts, count, escape = self.parts, self.count, self.escape
+        double = escape + escape
+        i = self.i
+        while i < count:
+            start = i + 1
+            line = parts[i].rstrip("\r").lstrip(USPACE)
+            i += 1
+            if not line or line[0] == "#":
+                continue
+            body = line.rstrip(" \t")
+            empty = False
+            if body[-1] == escape and body[-2:] != double:
+                i, line, empty = self._join(body[:-1], i)
+            self.i = i
+            try:
+                self._add(line, start)
+            except ParseError as err:
+                raise err.located(self.file, start) from None
+            if empty:
+                self.warnings.append(Warning_(f"Empty continuation line found in: {line}",
+                                              self.nodes[-1].end_line, "NoEmptyContinuation"))
+            i = self.i
+
+    def _join(self, first: str, i: int) -> tuple[int, str, bool]:
+        """Append continuation lines (leading spaces kept, comment and blank lines dropped)."""
+        parts, count, escape = self.parts, self.count, self.escape
+        double = escape + escape
+        pieces = [first]
+        empty = False
+        while i < count:
+            line = parts[i].rstrip("\r")
+            i += 1
             stripped = line.lstrip(USPACE)
-            if stripped.startswith("#"):
-                continue
             if not stripped:
-                empty = True
+                empty = True  # BuildKit warns: these will become errors
                 continue
-            more, line = _continues(line, self.escape)
-            pieces.append(line)
-        logical = "".join(pieces)
-        try:
-            self._add(logical, start)
-        except ParseError as err:
-            raise err.located(self.file, start) from None
-        if empty:
-            self.warnings.append(Warning_(f"Empty continuation line found in: {logical}",
-                                          self.nodes[-1].end_line, "NoEmptyContinuation"))
+            if stripped[0] == "#":
+                continue
+            body = line.rstrip(" \t")
+            if body[-1:] != escape or body[-2:] == double:
+                pieces.append(line)
+                break
+            pieces.append(body[:-1])
+        return i, "".join(pieces), empty
 
     def _add(self, logical: str, start: int) -> None:
-        node = _node(logical, self.escape, start, self.i, 0)
-        target = node.child if node.keyword == "onbuild" and node.child else node
-        if target.keyword in _HEREDOC_KEYWORDS and not target.json and "<<" in logical:
-            heredocs = tuple(self._body(h) for h in heredocs_from_line(logical))
-            if heredocs:
-                child = node.child
-                if child is not None:
-                    child = _replace(child, heredocs=heredocs, end_line=self.i)
-                node = _replace(node, heredocs=heredocs, child=child, end_line=self.i)
+        node = _node(logical, self.escape, start, self.i, 0, self.engine)
+        if "<<" in logical:
+            node = self._heredocs(node, logical)
         self.nodes.append(node)
+
+    def _heredocs(self, node: Node, logical: str) -> Node:
+        """Attach the bodies of the heredocs the line opens (to ONBUILD's child too)."""
+        target = node.child if node.keyword == "onbuild" and node.child else node
+        if target.keyword not in _HEREDOC_KEYWORDS or target.json:
+            return node
+        heredocs = tuple(self._body(h) for h in heredocs_from_line(logical))
+        if not heredocs:
+            return node
+        child = node.child
+        if child is not None:
+            child = replace(child, heredocs=heredocs, end_line=self.i)
+        return replace(node, heredocs=heredocs, child=child, end_line=self.i)
 
     def _body(self, heredoc: Heredoc) -> Heredoc:
         """Read raw lines up to the terminator: no comments, directives or continuations."""
@@ -157,23 +176,17 @@ class _Parser:
         raise ParseError("unterminated heredoc")
 
 
-def _replace(node: Node, **changes: object) -> Node:
-    fields = dict(node.__dict__)
-    fields.update(changes)
-    return Node(**fields)  # type: ignore[arg-type]
-
-
-def _node(line: str, escape: str, start: int, end: int, depth: int) -> Node:
+def _node(line: str, escape: str, start: int, end: int, depth: int, engine: Engine) -> Node:
     """One logical line -> Node; ONBUILD's argument is parsed the same way, as its child."""
-    word, flags, rest = split_line(line.strip(USPACE), escape)
+    word, flags, rest = engine.line(line.strip(USPACE), escape)
     keyword = word.lower()
     if keyword == "onbuild":
         if depth >= MAX_ONBUILD_DEPTH:
             raise ParseError("ONBUILD is nested too deeply")
-        child = _node(rest, escape, start, end, depth + 1) if rest else None
-        return Node(keyword, word, flags, (), False, (), child, start, end, line, rest)
-    args, is_json = arguments(keyword, rest, escape)
-    return Node(keyword, word, flags, args, is_json, (), None, start, end, line, rest)
+        child = _node(rest, escape, start, end, depth + 1, engine) if rest else None
+        return make_node(keyword, word, flags, (), False, child, start, end, line, rest)
+    args, is_json = arguments(keyword, rest, escape, engine)
+    return make_node(keyword, word, flags, args, is_json, None, start, end, line, rest)
 
 
 def _to_text(text: str | bytes) -> str:
@@ -184,10 +197,14 @@ def _to_text(text: str | bytes) -> str:
     raise TypeError(f"parse() takes str or bytes, not {type(text).__name__}")
 
 
-def parse(text: str | bytes, file: str = "Dockerfile") -> Document:
-    """Parse Dockerfile text. Raises ParseError (``FILE:LINE: message``) for broken syntax."""
+def parse(text: str | bytes, file: str = "Dockerfile", *, engine: str = "fast") -> Document:
+    """Parse Dockerfile text. Raises ParseError (``FILE:LINE: message``) for broken syntax.
+
+    ``engine="lalr"`` runs every logical line through lark's LALR parser instead of the regex
+    fast path compiled from the same grammar: the same result, ten times slower.
+    """
     try:
-        return _Parser(_to_text(text), file).run()
+        return _Parser(_to_text(text), file, ENGINES[engine]).run()
     except ParseError as err:
         raise err.located(file) from None
 

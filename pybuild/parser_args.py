@@ -11,40 +11,41 @@ from collections.abc import Callable
 
 from pybuild.errors import ParseError
 from pybuild.parser_dump import go_quote
-from pybuild.parser_grammar import USPACE, json_array, split_words
+from pybuild.parser_grammar import FAST, USPACE, Engine
 
 Args = tuple[tuple[str, ...], bool]  # (argument nodes, came from the JSON form)
 _WS = re.compile(r"[ \t\v\f\r]+")  # BuildKit's word separator: ASCII only, unlike USPACE
 _NONE: Args = ((), False)
+_ArgParser = Callable[[str, str, Engine], Args]
 
 
-def _split(rest: str, escape: str) -> Args:
+def _split(rest: str, escape: str, engine: Engine) -> Args:
     return (tuple(_WS.split(rest)), False) if rest else _NONE
 
 
-def _maybe_json_list(rest: str, escape: str) -> Args:
-    values = json_array(rest)
-    return (tuple(values), True) if values is not None else _split(rest, escape)
+def _maybe_json_list(rest: str, escape: str, engine: Engine) -> Args:
+    values = engine.json(rest) if rest[:1] == "[" else None
+    return (tuple(values), True) if values is not None else _split(rest, escape, engine)
 
 
-def _maybe_json(rest: str, escape: str = "\\") -> Args:
+def _maybe_json(rest: str, escape: str, engine: Engine) -> Args:
     if not rest:
         return _NONE
-    values = json_array(rest)
+    values = engine.json(rest) if rest[0] == "[" else None
     return (tuple(values), True) if values is not None else ((rest,), False)
 
 
-def _verbatim(rest: str, escape: str) -> Args:
+def _verbatim(rest: str, escape: str, engine: Engine) -> Args:
     return ((rest,), False) if rest else _NONE
 
 
-def _words(rest: str, escape: str) -> Args:
-    return tuple(split_words(rest, escape)), False
+def _words(rest: str, escape: str, engine: Engine) -> Args:
+    return tuple(engine.words(rest, escape)), False
 
 
-def _name_values(key: str) -> Callable[[str, str], Args]:
-    def parse(rest: str, escape: str) -> Args:
-        words = split_words(rest, escape)
+def _name_values(key: str) -> _ArgParser:
+    def parse(rest: str, escape: str, engine: Engine) -> Args:
+        words = engine.words(rest, escape)
         if not words:
             return _NONE
         if "=" not in words[0]:  # legacy form: KEY name value...
@@ -63,21 +64,21 @@ def _name_values(key: str) -> Callable[[str, str], Args]:
     return parse
 
 
-def _healthcheck(rest: str, escape: str) -> Args:
+def _healthcheck(rest: str, escape: str, engine: Engine) -> Args:
     end = 0
     while end < len(rest) and rest[end] not in USPACE:
         end += 1
     if end == 0:
         return _NONE
-    args, is_json = _maybe_json(rest[end:].lstrip(USPACE))
+    args, is_json = _maybe_json(rest[end:].lstrip(USPACE), escape, engine)
     return (rest[:end], *args), is_json
 
 
-def _ignored(rest: str, escape: str) -> Args:
+def _ignored(rest: str, escape: str, engine: Engine) -> Args:
     return ("",), False
 
 
-_PARSERS: dict[str, Callable[[str, str], Args]] = {
+_PARSERS: dict[str, _ArgParser] = {
     "add": _maybe_json_list,
     "arg": _words,
     "cmd": _maybe_json,
@@ -98,6 +99,6 @@ _PARSERS: dict[str, Callable[[str, str], Args]] = {
 }
 
 
-def arguments(keyword: str, rest: str, escape: str = "\\") -> Args:
+def arguments(keyword: str, rest: str, escape: str = "\\", engine: Engine = FAST) -> Args:
     """Argument nodes for lower-cased ``keyword`` (not ONBUILD, whose argument is a node)."""
-    return _PARSERS.get(keyword, _ignored)(rest, escape)
+    return _PARSERS.get(keyword, _ignored)(rest, escape, engine)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pybuild.errors import ParseError
 
@@ -45,6 +46,9 @@ class _FastPath:
     def __init__(self) -> None:
         t = terminals()
         self.keyword = re.compile(t["KEYWORD"])
+        # Most lines are WORD [arguments]: one match settles them. The word is atomic, as the
+        # lexer's longest match is: no backtracking into it to find arguments.
+        self.plain = re.compile(f"(?>({t['KEYWORD']}))({t['REST']})?\\Z")
         self.after_end = re.compile(t["AFTER_END"])
         # One alternation per escape character, in the grammar's terminal priority order.
         self.after_keyword = {
@@ -59,9 +63,14 @@ class _FastPath:
             f"{t['_LSQB']}(?:{string}(?:{comma}{string})*)?{t['_RSQB']}\\Z")
 
 
-@cache
+_FAST: _FastPath | None = None  # compiled on first use, so that importing stays cheap
+
+
 def _fast() -> _FastPath:
-    return _FastPath()
+    global _FAST
+    if _FAST is None:
+        _FAST = _FastPath()
+    return _FAST
 
 
 def _decode_flag(word: str, escape: str) -> str:
@@ -106,7 +115,11 @@ def _finish_line(line: str, keyword: str, tokens: list[tuple[str, str, int]],
 
 def split_line(line: str, escape: str = "\\") -> tuple[str, tuple[str, ...], str]:
     """A trimmed logical line -> (instruction word as written, decoded flags, argument text)."""
-    fast = _fast()
+    fast = _FAST or _fast()
+    m = fast.plain.match(line)
+    if m is not None:
+        word, rest = m.groups()
+        return word, (), rest.strip(USPACE) if rest else ""
     m = fast.keyword.match(line)
     if m is None:
         return "", (), ""
@@ -134,7 +147,7 @@ def split_line(line: str, escape: str = "\\") -> tuple[str, tuple[str, ...], str
 
 def split_words(text: str, escape: str = "\\") -> list[str]:
     """The quote-aware splitter: words keep their quotes and escape characters."""
-    return _fast().word[escape].findall(text)
+    return (_FAST or _fast()).word[escape].findall(text)
 
 
 def _decode_string(token: str) -> str:
@@ -151,10 +164,21 @@ def json_array(text: str) -> list[str] | None:
     """
     if not text.startswith("["):
         return None
-    fast = _fast()
+    fast = _FAST or _fast()
     if fast.json_flat.match(text):
         return [_decode_string(s) for s in fast.json_string.findall(text)]
+    # Not a flat array of strings. The json module accepts exactly the grammar's strict JSON
+    # (once NaN and Infinity are refused) and answers "malformed" in C; only a well-formed
+    # array with other elements goes on to the LALR parser, to be rejected.
+    try:
+        json.loads(text, parse_constant=_refuse)
+    except (ValueError, RecursionError):
+        return None
     return lalr_json(text)
+
+
+def _refuse(name: str) -> None:
+    raise ValueError(name)
 
 
 # ---- lark's LALR parser ------------------------------------------------------------------
@@ -208,6 +232,8 @@ def lalr_words(text: str, escape: str = "\\") -> list[str]:
 
 def lalr_json(text: str) -> list[str] | None:
     """``json_array`` by the LALR parser."""
+    if not text.startswith("["):
+        return None
     try:
         tree = lalr().parse(text, start="json_array")
     except _lark_errors():
@@ -219,3 +245,17 @@ def lalr_json(text: str) -> list[str] | None:
     if any(getattr(v, "type", "") != "JSON_STRING" for v in values):
         raise ParseError(NOT_STRING_ARRAY)
     return [_decode_string(str(v)) for v in values]
+
+
+class Engine(NamedTuple):
+    """How logical lines are taken apart: the same three rules, run one way or the other."""
+
+    name: str
+    line: Callable[[str, str], tuple[str, tuple[str, ...], str]]
+    words: Callable[[str, str], list[str]]
+    json: Callable[[str], list[str] | None]
+
+
+FAST = Engine("fast", split_line, split_words, json_array)
+LALR = Engine("lalr", lalr_line, lalr_words, lalr_json)
+ENGINES = {e.name: e for e in (FAST, LALR)}
