@@ -52,6 +52,7 @@ class Stage:
     final: Scope  # after the last instruction
     deps: tuple[int, ...]  # stages used by COPY --from / RUN --mount from= (not the base)
     images: tuple[str, ...] = ()  # images named by COPY --from / mount from=
+    dep_lines: tuple[int, ...] = ()  # the line where each of ``deps`` is first used
 
     @property
     def display_name(self) -> str:
@@ -224,8 +225,9 @@ def _resolve(instructions, build_args, target, escape, file, image_env) -> Build
     edges = [(*s.deps, *((s.base_stage,) if s.base_stage is not None else ())) for s in stages]
     cycle = find_cycle(edges)
     if cycle is not None:
-        raise StageError(
-            f"circular dependency detected on stage: {stages[cycle].display_name}")
+        stage = stages[cycle]
+        raise StageError(f"circular dependency detected on stage: {stage.display_name}",
+                         line=stage.dep_lines[0] if stage.dep_lines else None)
     target_index = _target(stages, target)
     needed = reachable(edges, target_index)
     consumed = res.declared.union(*(stage_args[i] for i in needed))
@@ -241,6 +243,7 @@ def _with_deps(stages: list[Stage], escape: str) -> list[Stage]:
     out = []
     for stage in stages:
         deps: list[int] = []
+        lines: list[int] = []
         images: list[str] = []
         for inst, scope in zip(stage.instructions, stage.scopes):
             for ref in references(inst):
@@ -250,7 +253,9 @@ def _with_deps(stages: list[Stage], escape: str) -> list[Stage]:
                     images.append(ref)
                 elif index not in deps:
                     deps.append(index)
-        out.append(replace(stage, deps=tuple(deps), images=tuple(dict.fromkeys(images))))
+                    lines.append(inst.line)
+        out.append(replace(stage, deps=tuple(deps), images=tuple(dict.fromkeys(images)),
+                           dep_lines=tuple(lines)))
     return out
 
 
