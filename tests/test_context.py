@@ -303,3 +303,20 @@ def test_a_fifo_is_listed_but_never_opened(tmp_path: Path):
     entries = ctx.resolve_sources(["."])
     assert {e.dest: e.kind for e in entries} == {"": "dir", "a": "file", "pipe": "special"}
     ctx.content_digest(entries)  # would block forever if the fifo were read
+
+
+def go_match(pattern: str, name: str) -> bool:
+    """A direct reading of Go's filepath.Match for '*', '?' and literals (the oracle)."""
+    if not pattern:
+        return not name
+    head, rest = pattern[0], pattern[1:]
+    if head == "*":
+        return any(go_match(rest, name[i:]) for i in range(len(name) + 1) if "/" not in name[:i])
+    if head == "?":
+        return bool(name) and name[0] != "/" and go_match(rest, name[1:])
+    return bool(name) and name[0] == head and go_match(rest, name[1:])
+
+
+@given(pattern=hst.text("ab/*?", max_size=7), name=hst.text("ab/", max_size=7))
+def test_glob_regex_agrees_with_go_match(pattern, name):
+    assert bool(glob_regex(pattern).match(name)) == go_match(pattern, name)
