@@ -67,9 +67,11 @@ class ImageCollection:
 
         return self._image(resolve(self._store, name_or_id))
 
-    def list(self, *, all: bool = False, name: str | None = None) -> list[Image]:  # noqa: A002
+    def list(self, *, all: bool = False, name: str | None = None,  # noqa: A002
+             filters: dict[str, list[str]] | None = None) -> list[Image]:
         """Newest first. Without ``all``, untagged images that are parents of others are hidden;
-        ``name`` keeps images with a tag in that repository."""
+        ``name`` keeps images with a tag in that repository; ``filters`` as ``images --filter``
+        (dangling, label, reference, before, since)."""
         records = self._store.records.list()
         parents = {r.parent for r in records if r.parent}
         table = self._store.refs.load()
@@ -82,6 +84,10 @@ class ImageCollection:
             if repo and not any(parse_reference(t).name == repo for t in tags):
                 continue
             images.append(self._image(record, table))
+        if filters:
+            from pybuild.image.filters import apply_filters
+
+            images = apply_filters(images, filters, lambda n: self.get(n).created)
         return sorted(images, key=lambda i: (i.created, i.id), reverse=True)
 
     def tag(self, image: str, reference: str) -> str:

@@ -69,12 +69,18 @@ def _image_rows(images: list[Any], *, trunc: bool) -> list[dict[str, Any]]:
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
 @click.option("--digests", is_flag=True, help="Show digests.")
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
+@click.option("-f", "--filter", "filters", multiple=True,
+              help="dangling=true|false, label=KEY[=VALUE], reference=PATTERN, before=, since=")
 @click.option("--format", "fmt", default=None, help="'json', 'table' or a Go template.")
 @click.pass_context
 def images_command(ctx: click.Context, repository: str | None, all_: bool, quiet: bool,
-                   digests: bool, no_trunc: bool, fmt: str | None) -> None:
+                   digests: bool, no_trunc: bool, filters: tuple[str, ...],
+                   fmt: str | None) -> None:
     """List images."""
-    images = get_client(ctx).images.list(all=all_, name=repository)
+    from pybuild.image.filters import parse_filters
+
+    images = get_client(ctx).images.list(all=all_, name=repository,
+                                         filters=parse_filters(filters))
     rows = _image_rows(images, trunc=not no_trunc)
     if quiet:
         seen: list[str] = []

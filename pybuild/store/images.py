@@ -105,14 +105,17 @@ def _untag(store: Store, record: ImageRecord, key: str) -> list[Removal]:
                     out.append(Removal("Untagged", parse_reference(name).familiar()))
 
     table = store.refs.update(change)
-    if record.id not in table.targets():
-        out += _delete(store, record, [])
+    if record.id not in table.targets() and not _children(store, record.id):
+        out += _delete(store, record, [])  # with children it stays, as an intermediate image
     return out
 
 
+def _children(store: Store, image_id: str) -> list[str]:
+    return [r.id for r in store.records.list() if r.parent == image_id]
+
+
 def _delete(store: Store, record: ImageRecord, names: list[str]) -> list[Removal]:
-    children = [r.id for r in store.records.list() if r.parent == record.id]
-    if children:
+    if _children(store, record.id):
         raise ImageError(f"conflict: unable to delete {record.id[7:19]} (cannot be forced) - "
                          "image has dependent child images")
     out = [Removal("Untagged", parse_reference(n).familiar()) for n in names]
