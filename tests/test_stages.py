@@ -1,6 +1,8 @@
 """Stage and scope resolution (hand-built nodes, so it does not wait for the parser)."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nodes import node
 
 from pybuild.errors import StageError
@@ -113,3 +115,26 @@ def test_base_environment_default_path_and_image_env():
                                                            "PATH": "/x"}).stages[0].final
     assert known.env == {"PATH": "/opt:/x", "J": "/img/bin"}
     assert known.image == {"JAVA_HOME": "/img", "PATH": "/x"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 20), max_size=3), min_size=1, max_size=6),
+       st.integers(0, 5))
+def test_needed_is_the_closure_of_backward_references(refs, target):
+    """Stages that only use earlier stages never form a cycle; ``needed`` is exactly what the
+    target reaches through bases and --from, and always includes the target."""
+    nodes = []
+    for index, uses in enumerate(refs):
+        nodes.append(node("from", "alpine", "AS", f"s{index}"))
+        nodes += [node("copy", "/x", "/x", flags=(f"--from=s{u % index}",))
+                  for u in uses if index]
+    target %= len(refs)
+    b = resolve(insts(*nodes), target=f"S{target}")
+    assert target in b.needed
+    closure, todo = {target}, [target]
+    while todo:
+        for dep in b.stages[todo.pop()].deps:
+            if dep not in closure:
+                closure.add(dep)
+                todo.append(dep)
+    assert set(b.needed) == closure
