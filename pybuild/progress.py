@@ -277,6 +277,11 @@ class TtyRenderer:
         permanent = handler(event) if handler is not None else []
         self._redraw(permanent)
 
+    def tick(self) -> None:
+        """Redraw the live area so its clocks move during a step that prints nothing (the
+        CLI may call this from a timer; events alone would leave the times frozen)."""
+        self._redraw([])
+
     def _row(self, text: str, seconds: float) -> str:
         secs = f"{seconds:.1f}s"
         room = self.width - len(secs) - 2

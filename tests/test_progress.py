@@ -169,3 +169,13 @@ def test_make_renderer_modes():
     assert isinstance(make_renderer("auto", Terminal()), TtyRenderer)
     with pytest.raises(UsageError):
         make_renderer("fancy", io.StringIO())
+
+
+def test_tty_tick_moves_the_clock_without_new_lines():
+    clock = FakeClock()
+    r = TtyRenderer(io.StringIO(), clock=clock, width=60)
+    r(StepStarted(1, "", 1, 1, "RUN sleep 3"))
+    clock.now += 2.5
+    r.tick()
+    shown = screen(r.stream.getvalue())
+    assert shown[0] == "[+] Building 2.5s (0/1)" and shown[1].endswith("2.5s") and len(shown) == 2
