@@ -142,7 +142,9 @@ class _Lexer:
         expansions may split on whitespace, quoted or escaped text never does.
         """
         src, n, esc = self.src, self.n, self.esc
-        find = _specials(esc, stop).search
+        # '<' matters only to word splitting, so expand() does not even look for it
+        heredoc = pieces is not None
+        find = _specials(esc, stop + "<" if heredoc else stop).search
         out: list[str] = []
         while self.pos < n:
             ch = src[self.pos]
@@ -158,6 +160,8 @@ class _Lexer:
                 piece = self.double_quoted(raw_escapes)
             elif ch == esc:
                 piece = self.escaped(raw_escapes)
+            elif ch == "<" and heredoc:
+                piece = self.heredoc_marker()
             else:
                 match = find(src, self.pos)
                 end = match.start() if match else n
@@ -169,6 +173,17 @@ class _Lexer:
         if stop:
             raise ExpansionError(f"unexpected end of statement while looking for matching {stop}")
         return "".join(out)
+
+    def heredoc_marker(self) -> str:
+        """``<<`` keeps the blanks after it in its word, so that BuildKit's heredoc detection
+        sees ``<< EOF`` as one word; a lone ``<`` is plain text."""
+        start = self.pos
+        self.pos += 1
+        if self.pos < self.n and self.src[self.pos] == "<":
+            self.pos += 1
+            while self.pos < self.n and self.src[self.pos] in " \t\r\n":
+                self.pos += 1
+        return self.src[start:self.pos]
 
     def escaped(self, raw_escapes: bool) -> str:
         """The escape character and what it protects; a trailing lone escape vanishes."""

@@ -169,3 +169,22 @@ def test_examples_of_modes():
     assert expand("${A//*/X} ${A/ /_}", env) == "X a_b"  # no second match at the end (Go)
     with pytest.raises(ExpansionError, match="bad substitution"):
         expand("${}", {})
+
+
+@pytest.mark.parametrize("line, words", [
+    ("RUN << -EOF", ["RUN", "<< -EOF"]), ("RUN <<  EOF", ["RUN", "<<  EOF"]),
+    ("RUN <<- EOF", ["RUN", "<<-", "EOF"]), ("RUN <<EOF <<EOF2", ["RUN", "<<EOF", "<<EOF2"]),
+    ("RUN '<<EOF'", ["RUN", "'<<EOF'"]), ("RUN <<$EOF", ["RUN", "<<$EOF"]),
+    ("COPY <<'EO F' /x", ["COPY", "<<'EO F'", "/x"]), ("a < b", ["a", "<", "b"]),
+])
+def test_heredoc_words(line, words):
+    """The parser's heredoc detection: quotes, escapes and unset variables kept as written."""
+    assert split_words(line, {}, keep_quotes=True, keep_escapes=True, keep_unset=True) == words
+    assert expand(line, {}, keep_quotes=True, keep_escapes=True, keep_unset=True) == line
+
+
+def test_raw_escape_inside_double_quotes_is_doubled():
+    # BuildKit writes a kept escape twice before a character it cannot escape (quirk kept)
+    assert expand('"a\\b" "a\\$" \\x', {}, keep_escapes=True) == 'a\\\\b a\\$ \\x'
+    assert expand('"a\\b"', {}) == "a\\b"
+
