@@ -18,8 +18,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pybuild import dockerignore as ignorefile
 from pybuild.cache.filehashes import FileHashMemo, sha256_file
-from pybuild.context_glob import PatternSet, glob_regex
+from pybuild.context_glob import glob_regex
 from pybuild.errors import BuildError, ContextError
 
 _GLOB_CHARS = frozenset("*?[\\")
@@ -64,26 +65,9 @@ def stat_key(s: os.stat_result) -> tuple[int, ...]:
 
 
 def _load_ignore(root: str, dockerfile: str | None) -> IgnoreMatcher:
-    try:
-        from pybuild import dockerignore  # the shared implementation, once it exists
-    except ImportError:
-        try:
-            with open(os.path.join(root, ".dockerignore"), encoding="utf-8") as f:
-                return PatternSet.parse(f.read().splitlines())
-        except FileNotFoundError:
-            return PatternSet(())
     if dockerfile is None:
-        return dockerignore.load(root)
-    return dockerignore.load(root, dockerfile)
-
-
-def _exclude_matcher(excludes: Sequence[str]) -> IgnoreMatcher:
-    """``COPY --exclude`` patterns: .dockerignore syntax, ``!`` allowed, no comments."""
-    try:
-        from pybuild.dockerignore import matcher_of
-    except ImportError:
-        return PatternSet.parse(excludes)
-    return matcher_of(excludes)
+        return ignorefile.load(root)
+    return ignorefile.load(root, dockerfile)
 
 
 class BuildContext:
@@ -101,7 +85,7 @@ class BuildContext:
             raise ContextError(f"unable to prepare context: {os.fspath(path)!r} is not a directory")
         self.root = root
         if ignore is None:
-            ignore = _load_ignore(root, dockerfile) if dockerignore else PatternSet(())
+            ignore = _load_ignore(root, dockerfile) if dockerignore else ignorefile.IgnoreMatcher()
         self.ignore = ignore
         self.memo = memo if memo is not None else FileHashMemo(None)
         self.files_hashed = 0  # files whose content was read, for tests and --debug
@@ -166,7 +150,7 @@ class BuildContext:
         never cross "/"; ``**`` as a whole component spans directories (an extension: plain
         BuildKit treats it as ``*``).
         """
-        excluded = _exclude_matcher(excludes) if excludes else None
+        excluded = ignorefile.matcher_of(excludes) if excludes else None
         out: list[SourceEntry] = []
         for pattern in patterns:
             pivot, rel = _split_pivot(pattern, parents)

@@ -15,7 +15,7 @@ from hypothesis import strategies as hst
 from pybuild import context as context_mod
 from pybuild.cache.filehashes import FileHashMemo
 from pybuild.context import BuildContext
-from pybuild.context_glob import PatternSet, glob_regex
+from pybuild.context_glob import glob_regex
 from pybuild.errors import BuildError, ContextError
 
 
@@ -155,13 +155,6 @@ def test_bad_pattern_is_an_error():
         glob_regex("a[")
     assert glob_regex(r"a\*").match("a*") and not glob_regex(r"a\*").match("ab")
     assert glob_regex("[^a-c]x").match("dx") and not glob_regex("[^a-c]x").match("bx")
-
-
-def test_pattern_set_last_match_wins_and_parents_match():
-    ps = PatternSet.parse(["# c", "build/", "!build/keep", "**/*.log", "/abs"])
-    assert ps.matches("build") and ps.matches("build/x/y") and not ps.matches("build/keep")
-    assert ps.matches("a/b/c.log") and ps.matches("abs") and not ps.matches("src")
-    assert ps.may_contain_included("build") and not ps.may_contain_included("other")
 
 
 # ---- digests and the memo
