@@ -5,6 +5,10 @@ Scoping follows BuildKit: ARGs before the first FROM are global and usable only 
 lines unless a stage redeclares them (``ARG NAME`` then takes the global value);
 ``--build-arg`` overrides declared ARGs only; ENV wins over ARG in expansion and is inherited
 by stages built on another stage. The base image's own environment is unknown here.
+
+References follow BuildKit too: ``FROM name`` only sees earlier stages (a later stage of that
+name does not make it one), while ``COPY --from`` and ``RUN --mount from=`` may name any stage,
+earlier or later, by name or index; only a cycle (a stage using itself included) is refused.
 """
 
 from __future__ import annotations
