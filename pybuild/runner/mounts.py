@@ -101,19 +101,34 @@ def mount_rootfs(rootfs: Rootfs, target: str) -> None:
         libc.mount(None, target, None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
         return
     data = _overlay_data(rootfs, None)
-    if len(data) >= PAGE_SIZE:
-        # mount(2) copies at most one page of options. Many layers with long paths exceed
-        # it; overlay resolves relative dirs against our cwd, so name them from their
-        # common parent (docker's trick).
-        dirs = [*rootfs.lowerdirs, *(d for d in (rootfs.upperdir, rootfs.workdir) if d)]
-        base = os.path.commonpath([os.fspath(d) for d in dirs])
+    if len(data) < PAGE_SIZE:
+        libc.mount("overlay", target, "overlay", 0, data)
+        return
+    # mount(2) copies at most one page of options. Overlay resolves relative dirs against
+    # our cwd, so first try naming them from their common parent (docker's trick) ...
+    dirs = [*rootfs.lowerdirs, *(d for d in (rootfs.upperdir, rootfs.workdir) if d)]
+    base = os.path.commonpath([os.fspath(d) for d in dirs])
+    data = _overlay_data(rootfs, base)
+    if len(data) < PAGE_SIZE:
         os.chdir(base)
-        data = _overlay_data(rootfs, base)
-        if len(data) >= PAGE_SIZE:
-            raise OSError(errno.E2BIG, f"overlay options for {len(rootfs.lowerdirs)} layers "
-                          f"exceed {PAGE_SIZE} bytes even with relative paths")
-    libc.mount("overlay", target, "overlay", 0, data)
-    os.chdir("/")
+        libc.mount("overlay", target, "overlay", 0, data)
+        os.chdir("/")
+        return
+    # ... else pass one layer per fsconfig call (lowerdir+, Linux >= 6.8): no total limit.
+    # fsconfig takes values up to 256 bytes, so name each dir by an O_PATH fd.
+    fds = [os.open(d, os.O_PATH | os.O_DIRECTORY) for d in dirs]
+    try:
+        names = [f"/proc/self/fd/{fd}" for fd in fds]
+        options = [("lowerdir+", n) for n in names[:len(rootfs.lowerdirs)]]
+        if rootfs.upperdir is not None:
+            options += [("upperdir", names[-2]), ("workdir", names[-1])]
+        libc.mount_fsconfig("overlay", target, options)
+    except OSError as e:
+        raise OSError(e.errno, f"overlay options for {len(rootfs.lowerdirs)} layers exceed "
+                      f"{PAGE_SIZE} bytes and lowerdir+ failed: {e.strerror}") from e
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def mount_standard(root: str, created: list[str], with_sys: bool = True) -> None:
