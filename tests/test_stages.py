@@ -138,3 +138,11 @@ def test_needed_is_the_closure_of_backward_references(refs, target):
                 closure.add(dep)
                 todo.append(dep)
     assert set(b.needed) == closure
+
+
+def test_copy_from_a_later_stage_is_allowed():
+    b = resolve(insts(node("from", "a", "AS", "first"),
+                      node("copy", "/x", "/x", flags=("--from=later",)),
+                      node("from", "b", "AS", "later")), target="first")
+    assert b.stages[0].deps == (1,) and b.needed == (0, 1)
+    assert b.stages[0].dep_lines == (2,)
