@@ -8,7 +8,9 @@ supported ``${}`` forms are ``-``, ``+``, ``?`` (each optionally with ``:``), ``
 
 Three modes exist for the parser's heredoc detection: ``keep_quotes`` leaves quote characters in
 the output, ``keep_escapes`` leaves escape characters in, and ``keep_unset`` writes references to
-unset variables back as they were written instead of expanding them to nothing.
+unset variables back as they were written instead of expanding them to nothing. With
+``plain_quotes`` quote characters are ordinary text, as when BuildKit expands a heredoc body
+(``COPY <<EOF``): only ``$`` and the escape character act.
 """
 
 from __future__ import annotations
@@ -45,32 +47,33 @@ class Expansion:
 
 
 def expand(word: str, env: Mapping[str, str], *, escape: str = "\\", keep_quotes: bool = False,
-           keep_escapes: bool = False, keep_unset: bool = False) -> str:
+           keep_escapes: bool = False, keep_unset: bool = False,
+           plain_quotes: bool = False) -> str:
     """Expand one word: quote removal, escapes and variables, without word splitting."""
     if _specials(escape, "").search(word) is None and not word.startswith("\ufeff"):
         return word  # the common case: nothing to do, so do not build a lexer
-    lexer = _Lexer(word, env, escape, keep_quotes, keep_escapes, keep_unset)
+    lexer = _Lexer(word, env, escape, keep_quotes, keep_escapes, keep_unset, plain_quotes)
     return lexer.run(None)
 
 
 def expand_with_matches(word: str, env: Mapping[str, str], *, escape: str = "\\",
                         keep_quotes: bool = False, keep_escapes: bool = False,
-                        keep_unset: bool = False) -> Expansion:
+                        keep_unset: bool = False, plain_quotes: bool = False) -> Expansion:
     """Like :func:`expand`, and also report which variable names were set and which were not."""
-    lexer = _Lexer(word, env, escape, keep_quotes, keep_escapes, keep_unset)
+    lexer = _Lexer(word, env, escape, keep_quotes, keep_escapes, keep_unset, plain_quotes)
     value = lexer.run(None)
     return Expansion(value, frozenset(lexer.matched), frozenset(lexer.unmatched))
 
 
 def split_words(text: str, env: Mapping[str, str], *, escape: str = "\\",
                 keep_quotes: bool = False, keep_escapes: bool = False,
-                keep_unset: bool = False) -> list[str]:
+                keep_unset: bool = False, plain_quotes: bool = False) -> list[str]:
     """Expand ``text`` and split it into words on unquoted whitespace.
 
     Whitespace that an unquoted variable expands to splits too; quoted or escaped whitespace
     does not. Empty words are dropped.
     """
-    lexer = _Lexer(text, env, escape, keep_quotes, keep_escapes, keep_unset)
+    lexer = _Lexer(text, env, escape, keep_quotes, keep_escapes, keep_unset, plain_quotes)
     pieces: list[tuple[str, bool]] = []
     lexer.run(pieces)
     return _split_pieces(pieces)
@@ -110,10 +113,10 @@ class _Lexer:
     """One pass over one word; ``pos`` is the index of the next unread character."""
 
     __slots__ = ("src", "n", "pos", "env", "esc", "keep_quotes", "keep_escapes", "keep_unset",
-                 "matched", "unmatched")
+                 "quotes", "matched", "unmatched")
 
     def __init__(self, src: str, env: Mapping[str, str], escape: str, keep_quotes: bool,
-                 keep_escapes: bool, keep_unset: bool):
+                 keep_escapes: bool, keep_unset: bool, plain_quotes: bool):
         if len(escape) != 1 or escape in "$'\"{}/":
             raise ValueError(f"unusable escape character {escape!r}")
         # Go's text/scanner drops a byte-order mark at the very start of its input.
@@ -125,6 +128,7 @@ class _Lexer:
         self.keep_quotes = keep_quotes
         self.keep_escapes = keep_escapes
         self.keep_unset = keep_unset
+        self.quotes = "" if plain_quotes else "'\""  # the quote characters that quote
         self.matched: set[str] = set()
         self.unmatched: set[str] = set()
 
@@ -144,7 +148,7 @@ class _Lexer:
         src, n, esc = self.src, self.n, self.esc
         # '<' matters only to word splitting, so expand() does not even look for it
         heredoc = pieces is not None
-        find = _specials(esc, stop + "<" if heredoc else stop).search
+        find = _finder("$" + self.quotes + esc + stop + ("<" if heredoc else "")).search
         out: list[str] = []
         while self.pos < n:
             ch = src[self.pos]
@@ -154,10 +158,8 @@ class _Lexer:
             splittable = False
             if ch == "$":
                 piece, splittable = self.dollar(), True
-            elif ch == "'":
-                piece = self.single_quoted()
-            elif ch == '"':
-                piece = self.double_quoted(raw_escapes)
+            elif ch in self.quotes:
+                piece = self.single_quoted() if ch == "'" else self.double_quoted(raw_escapes)
             elif ch == esc:
                 piece = self.escaped(raw_escapes)
             elif ch == "<" and heredoc:

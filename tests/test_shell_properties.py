@@ -24,10 +24,10 @@ ESCAPES = st.sampled_from(["\\", "`"])
 
 
 @moderate
-@given(LEXY, ENVS, ESCAPES, st.booleans(), st.booleans(), st.booleans())
-def test_only_expansion_errors(text, env, escape, keep_quotes, keep_escapes, keep_unset):
+@given(LEXY, ENVS, ESCAPES, st.booleans(), st.booleans(), st.booleans(), st.booleans())
+def test_only_expansion_errors(text, env, escape, keep_quotes, keep_escapes, keep_unset, plain):
     opts = dict(escape=escape, keep_quotes=keep_quotes, keep_escapes=keep_escapes,
-                keep_unset=keep_unset)
+                keep_unset=keep_unset, plain_quotes=plain)
     for fn in (expand, split_words, expand_with_matches):
         try:
             fn(text, env, **opts)
@@ -187,4 +187,18 @@ def test_raw_escape_inside_double_quotes_is_doubled():
     # BuildKit writes a kept escape twice before a character it cannot escape (quirk kept)
     assert expand('"a\\b" "a\\$" \\x', {}, keep_escapes=True) == 'a\\\\b a\\$ \\x'
     assert expand('"a\\b"', {}) == "a\\b"
+
+
+def test_plain_quotes_for_heredoc_bodies():
+    env = {"A": "x y"}
+    body = "echo '$A' \"${A}\" \\$A\n"
+    assert expand(body, env, plain_quotes=True) == "echo 'x y' \"x y\" $A\n"
+    assert expand("'unterminated \"$A", env, plain_quotes=True) == "'unterminated \"x y"
+    assert split_words("'a b'", {}, plain_quotes=True) == ["'a", "b'"]
+
+
+@moderate
+@given(st.text(alphabet=PLAIN_CHARS, max_size=20), ENVS)
+def test_plain_quotes_only_dollar_and_escape_act(text, env):
+    assert expand(text + "'\"", env, plain_quotes=True) == text + "'\""
 
