@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from pybuild.errors import PybuildError
 from pybuild.image.config import ImageConfig
 from pybuild.image.inspect import HistoryItem, history_items, inspect_data
 from pybuild.image.manifest import DEFAULT_PLATFORM, Platform
@@ -83,7 +84,10 @@ class ImageCollection:
                 continue
             if repo and not any(parse_reference(t).name == repo for t in tags):
                 continue
-            images.append(self._image(record, table))
+            try:
+                images.append(self._image(record, table))
+            except PybuildError:  # a broken config: ``system check`` reports it
+                continue
         if filters:
             from pybuild.image.filters import apply_filters
 

@@ -84,3 +84,22 @@ def test_collection_waits_for_writers(tmp_path):
         assert not done.is_set() and writer.blobs.has(unreferenced.digest)
     thread.join(10)
     assert done.is_set() and not writer.blobs.has(unreferenced.digest)
+
+
+def test_shared_writing_lock_spans_threads(tmp_path):
+    store = Store(tmp_path)
+    first = store.blobs.writer()  # takes the shared lock on this thread
+    results = []
+
+    def other_thread() -> None:
+        with store.blobs.writer() as out:  # must not wait for the first writer
+            out.write(b"second")
+        results.append(out.info)
+        first.write(b"first")
+        results.append(first.commit())  # committed (and released) on another thread
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive() and len(results) == 2
+    assert store.writing()._depth == 0  # every holder let go

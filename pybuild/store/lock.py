@@ -26,7 +26,12 @@ _POLL = 0.05
 
 
 class FileLock:
-    """A reentrant (per process and object) flock. Use as a context manager."""
+    """A reentrant flock. Use as a context manager.
+
+    Exclusive: one thread of the process at a time (an RLock), reentrant in that thread.
+    Shared: any number of threads; the flock is taken by the first and dropped by the last,
+    whichever threads those are (a blob writer may be committed on another thread).
+    """
 
     def __init__(self, path: Path, *, shared: bool = False,
                  on_wait: Callable[[], None] | None = None, timeout: float | None = None):
@@ -36,25 +41,31 @@ class FileLock:
         self.timeout = timeout
         self._fd: int | None = None
         self._depth = 0
-        self._guard = threading.RLock()
+        self._mutex = threading.Lock()
+        self._owner = threading.RLock()
 
     def acquire(self) -> None:
-        self._guard.acquire()
-        if self._depth == 0:
-            try:
-                self._fd = self._lock()
-            except BaseException:
-                self._guard.release()
-                raise
-        self._depth += 1
+        if not self.shared:
+            self._owner.acquire()
+        try:
+            with self._mutex:
+                if self._depth == 0:
+                    self._fd = self._lock()
+                self._depth += 1
+        except BaseException:
+            if not self.shared:
+                self._owner.release()
+            raise
 
     def release(self) -> None:
-        self._depth -= 1
-        if self._depth == 0 and self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-        self._guard.release()
+        with self._mutex:
+            self._depth -= 1
+            if self._depth == 0 and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                os.close(self._fd)
+                self._fd = None
+        if not self.shared:
+            self._owner.release()
 
     def __enter__(self) -> FileLock:
         self.acquire()
