@@ -117,7 +117,8 @@ def run_checks(doc: Document, instructions: Sequence[Instruction] | None = None,
     stages = resolve(instructions, escape=doc.escape, file=doc.file) if stages is None else stages
     warn = _Collector()
     for w in doc.warnings:
-        warn(w.rule or "NoEmptyContinuation", w.message or "Empty continuation line", w.line)
+        if w.rule in ("", "NoEmptyContinuation"):  # the parser's text names the whole line
+            warn("NoEmptyContinuation", "Empty continuation line", w.line)
     _casing(doc, warn)
     _per_instruction(instructions, warn)
     _from_lines(stages, instructions, doc.escape, warn)

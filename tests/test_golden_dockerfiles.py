@@ -148,3 +148,9 @@ def test_cli_check_and_missing_file(tmp_path: Path):
                              cwd=tmp_path, capture_output=True, text=True, env=env)
     assert missing.returncode == 1
     assert missing.stderr == "nope/Dockerfile: no such file or directory\n"
+
+
+def test_empty_continuation_check_through_the_parser():
+    doc = parser.parse("FROM alpine\nRUN echo a \\\n\n  b\n", file="Dockerfile")
+    assert [(w.rule, w.line, w.message) for w in run_checks(doc)] == [
+        ("NoEmptyContinuation", 4, "Empty continuation line")]
