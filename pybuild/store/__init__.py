@@ -13,6 +13,16 @@ Layout under the root (``/var/lib/pybuild`` by default)::
 
 Writers: blobs and unpacked layers first, then the image record, then refs, each step atomic,
 so a crash leaves at worst unreferenced content (collected by ``system prune``) and temp files.
+
+The writing contract, for the builder, load and pull::
+
+    with store.writing():                      # garbage collection waits for us
+        layer = store.put_layer(stream)        # or blobs.writer() + layers.adopt(...)
+        record = store.commit_image(config_bytes, [layer, ...], parent=...)
+        pybuild.store.images.tag(store, record.id, "name:tag")
+
+Content written outside ``writing()`` and not yet named by a record may be collected by a
+concurrent ``system prune``. Other owners keep content alive with ``set_gc_root``.
 """
 
 from __future__ import annotations
