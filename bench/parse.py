@@ -71,6 +71,43 @@ def run_pybuild(texts: list[str]) -> None:
             pass
 
 
+def run_parser_only(texts: list[str]) -> None:
+    from pybuild import parser
+    from pybuild.errors import PybuildError
+
+    for text in texts:
+        try:
+            parser.parse(text, file="Dockerfile")
+        except PybuildError:
+            pass
+
+
+def instructions_only(texts: list[str]):
+    """A runner over pre-parsed documents: the instruction layer's share on its own."""
+    from pybuild import parser
+    from pybuild.errors import PybuildError
+    from pybuild.instructions import from_document
+
+    docs = []
+    for text in texts:
+        try:
+            docs.append(parser.parse(text, file="Dockerfile"))
+        except PybuildError:
+            pass
+    by_text = dict(zip(texts, docs))
+
+    def run(batch: list[str]) -> None:
+        for text in batch:
+            doc = by_text.get(text)
+            try:
+                if doc is not None:
+                    from_document(doc)
+            except PybuildError:
+                pass
+
+    return run
+
+
 def run_dockerfile_parse(texts: list[str]) -> None:
     from dockerfile_parse import DockerfileParser
 
@@ -112,7 +149,11 @@ def main() -> None:
           f"generated), {lines} lines")
     ours = throughput(run_pybuild, texts, opts.rounds)
     theirs = throughput(run_dockerfile_parse, texts, opts.rounds)
+    parse_only = throughput(run_parser_only, texts, opts.rounds)
+    typed_only = throughput(instructions_only(texts), texts, opts.rounds)
     print(f"pybuild (parse + instructions): {ours:9.1f} files/s")
+    print(f"  of which parser alone:        {parse_only:9.1f} files/s")
+    print(f"  of which instructions alone:  {typed_only:9.1f} files/s")
     print(f"dockerfile-parse (structure):   {theirs:9.1f} files/s")
     print(f"ratio pybuild/dockerfile-parse: {ours / theirs:9.2f}x")
     script = Path(sys.executable).parent / "pybuild"
