@@ -176,3 +176,24 @@ def test_check_reports_and_repairs(root):
     assert pb(root, "system", "check").stdout == ""
     assert not (store.tmp / "blob-leftover").exists()
     assert pb(root, "images", "-qa").stdout == ""
+
+
+def test_image_unpack_and_root_from_environment(root, tmp_path):
+    dest = tmp_path / "rootfs"
+    env = {**os.environ, "PYBUILD_ROOT": str(root)}
+    subprocess.run([sys.executable, "-m", "pybuild", "image", "unpack", "busybox", str(dest)],
+                   env=env, check=True, capture_output=True)
+    assert (dest / "bin" / "busybox").is_file() and (dest / "etc" / "passwd").is_file()
+    again = subprocess.run([sys.executable, "-m", "pybuild", "image", "unpack", "busybox",
+                            str(dest)], env=env, capture_output=True, text=True)
+    assert again.returncode == 2 and "not an empty directory" in again.stderr
+
+
+def test_df_json_and_image_import_alias(root, busybox_tar):
+    pb(root, "image", "import", busybox_tar, "again:1", "-m", "second")
+    rows = [json.loads(line) for line in pb(root, "system", "df", "--format", "json")
+            .stdout.splitlines()]
+    kinds = {row["Type"]: row for row in rows}
+    assert kinds["Images"]["TotalCount"] == "2" and kinds["Images"]["Active"] == "2"
+    assert kinds["Unpacked layers"]["TotalCount"] == "1"  # one layer, shared
+    assert set(kinds) >= {"Images", "Unpacked layers", "Blobs"}
