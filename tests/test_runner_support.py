@@ -61,7 +61,7 @@ def make_box(tmp_path: Path) -> Box:
     skip_unless("root", "namespaces", "overlay")
     dirs = [tmp_path / n for n in ("lower", "upper", "work")]
     for d in dirs:
-        d.mkdir()
+        d.mkdir(parents=True)
     subprocess.run(["tar", "-xf", str(busybox_tar()), "-C", str(dirs[0])], check=True)
     return Box(*dirs)
 

@@ -218,14 +218,39 @@ def open_cgroup(name: str, layout: Layout | None = None) -> V1Cgroup | V2Cgroup:
 def create(name: str, resources: Resources, layout: Layout | None = None) -> Cgroup:
     """Create ``pybuild/<name>`` with ``resources`` applied; removed again if that fails."""
     cgroup = open_cgroup(name, layout)
+    for path in cgroup.paths():
+        reap_stale(path.parent)
     try:
         cgroup.create()
         cgroup.apply(resources)
-    except BaseException:
+    except BaseException as e:
         cgroup.remove()
+        if isinstance(e, OSError):
+            raise RunnerError(f"cgroup {name}: {e}") from e
         raise
     return cgroup
 
 
 def default_name() -> str:
+    """``<caller pid>-<random>``: lets ``reap_stale`` tell whose cgroup it is."""
     return f"{os.getpid()}-{os.urandom(4).hex()}"
+
+
+def reap_stale(parent: Path) -> None:
+    """Remove empty ``pybuild/<pid>-*`` cgroups whose creating process is gone.
+
+    A caller killed by SIGKILL (or SIGTERM without a handler) cannot remove its cgroup; its
+    sandbox died with it (parent-death signals), so the cgroup is empty and can go.
+    """
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return
+    for entry in entries:
+        pid, sep, _ = entry.name.partition("-")
+        if not (sep and pid.isdigit() and entry.is_dir()) or os.path.exists(f"/proc/{pid}"):
+            continue
+        try:
+            os.rmdir(entry.path)
+        except OSError:  # still has processes, or someone else got it first
+            pass

@@ -126,19 +126,34 @@ def run(spec: RunSpec, *, stdout: Sink = None, stderr: Sink = None,
     cgroup = None
     if spec.resources is not None:
         cgroup = cgroups.create(cgroup_name or cgroups.default_name(), spec.resources)
-    root = tempfile.mkdtemp(prefix="pybuild-root-")
+    root = _mount_point()
     child: _Child | None = None
     try:
         child, code = _fork_and_wait(spec, root, cgroup, stdin, stdout, stderr, cancel)
     finally:
         if child is not None:
             remove_created(spec.rootfs, child.created)
-        os.rmdir(root)
         if cgroup is not None:
             cgroup.remove()
     if child.errors:
         raise RunnerError(f"sandbox setup failed: {child.errors[-1]}")
     return code
+
+
+def _mount_point() -> str:
+    """An empty directory to mount the rootfs on, shared by every sandbox.
+
+    Each sandbox mounts on it inside its own mount namespace only, so concurrent runs do not
+    collide, the host never sees the mount, and a killed caller leaves nothing to remove.
+    """
+    for base in ("/run/pybuild", os.path.join(tempfile.gettempdir(), "pybuild-run")):
+        path = os.path.join(base, "rootfs")
+        try:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            return path
+        except OSError:
+            continue
+    raise RunnerError("no writable place for the sandbox mount point (/run/pybuild, $TMPDIR)")
 
 
 def _fork_and_wait(spec: RunSpec, root: str, cgroup: cgroups.Cgroup | None,
