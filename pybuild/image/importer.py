@@ -42,9 +42,10 @@ def import_image(store: Store, source: str | Path | BinaryIO, reference: str | N
             history=(HistoryEntry(created=created, comment=comment),),
             extra={"comment": comment} if message else {},
         )
-        record = store.commit_image(config.to_bytes(), [layer], docker=docker)
-        if ref is not None:
-            _tag(store, ref, record.id)
+        with store.lock():  # record and name together: no rmi can slip in between
+            record = store.commit_image(config.to_bytes(), [layer], docker=docker)
+            if ref is not None:
+                _tag(store, ref, record.id)
     return record
 
 

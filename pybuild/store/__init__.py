@@ -116,7 +116,8 @@ class Store:
                 created = json.loads(config).get("created") or ""
         record = ImageRecord(config_info.digest, manifest_info.digest, manifest.media_type,
                              tuple(layers), created, parent)
-        self.records.put(record)
+        with self._lock:  # so an rmi of the same id is wholly before or after
+            self.records.put(record)
         return record
 
     def set_gc_root(self, name: str, *, blobs: Sequence[str] = (),
