@@ -12,7 +12,7 @@ instruction ``foo`` for the instruction layer to reject.
 
 from __future__ import annotations
 
-from pybuild.errors import ContextError, ParseError
+from pybuild.errors import ContextError, ParseError, UsageError
 from pybuild.parser_args import arguments
 from pybuild.parser_directives import (
     DirectiveScanner,
@@ -203,6 +203,8 @@ def parse(text: str | bytes, file: str = "Dockerfile", *, engine: str = "fast") 
     ``engine="lalr"`` runs every logical line through lark's LALR parser instead of the regex
     fast path compiled from the same grammar: the same result, ten times slower.
     """
+    if engine not in ENGINES:
+        raise UsageError(f"unknown parser engine {engine!r} (fast, lalr)")
     try:
         return _Parser(_to_text(text), file, ENGINES[engine]).run()
     except ParseError as err:

@@ -172,9 +172,30 @@ def json_array(text: str) -> list[str] | None:
     # array with other elements goes on to the LALR parser, to be rejected.
     try:
         json.loads(text, parse_constant=_refuse)
-    except (ValueError, RecursionError):
+    except ValueError:
         return None
+    except RecursionError:
+        pass  # deeper than the json module goes; the LALR parser has no such limit
     return lalr_json(text)
+
+
+_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+_MAX_DEPTH = 10000  # Go's encoding/json gives up beyond this: malformed, so shell form
+
+
+def _too_deep(text: str) -> bool:
+    if text.count("[") + text.count("{") <= _MAX_DEPTH:
+        return False
+    depth = 0
+    for m in _NESTING.finditer(text):
+        ch = m.group()
+        if ch in "[{":
+            depth += 1
+            if depth > _MAX_DEPTH:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
 
 
 def _refuse(name: str) -> None:
@@ -234,13 +255,17 @@ def lalr_json(text: str) -> list[str] | None:
     """``json_array`` by the LALR parser."""
     if not text.startswith("["):
         return None
+    if _too_deep(text):
+        return None
     try:
         tree = lalr().parse(text, start="json_array")
     except _lark_errors():
         return None
-    for token in tree.scan_values(lambda v: getattr(v, "type", "") == "JSON_SCALAR"):
-        if token[0] in "-0123456789" and abs(float(token)) == float("inf"):
-            return None  # out of float64 range: malformed to Go, so shell form
+    for subtree in tree.iter_subtrees():  # iterative: arrays may nest thousands deep
+        for token in subtree.children:
+            if getattr(token, "type", "") == "JSON_SCALAR" and token[0] in "-0123456789" \
+                    and abs(float(token)) == float("inf"):
+                return None  # out of float64 range: malformed to Go, so shell form
     values = tree.children
     if any(getattr(v, "type", "") != "JSON_STRING" for v in values):
         raise ParseError(NOT_STRING_ARRAY)
