@@ -60,9 +60,10 @@ def stage_items(view: RootfsView, patterns: Sequence[str], chmod: str | None,
     items: list[Item] = []
     count, any_dir = 0, False
     for pattern in patterns:
-        path = posixpath.normpath("/" + pattern)
-        found = _glob(view, path) if any(c in pattern for c in "*?[") else [path]
-        if not found or not view.exists(found[0]):
+        path = posixpath.normpath("/" + pattern.lstrip("/"))
+        wildcard = any(c in pattern for c in "*?[")
+        found = _glob(view, path) if wildcard else [path]
+        if not wildcard and not view.exists(path):
             raise BuildError(f"failed to compute cache key: \"{path}\" not found in {stage}")
         for match in found:
             real = view.resolve(match)

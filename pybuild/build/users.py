@@ -63,11 +63,13 @@ def resolve_user(view: RootfsView, spec: str, what: str = "USER") -> Ids:
         raise BuildError(
             f"unable to find user {user}: no matching entries in passwd file ({what})")
     uid = int(user) if user.isdigit() else int(row[2])  # type: ignore[index]
+    # As docker, the primary group is also in the supplementary list (``id`` shows it).
     if group:
-        return Ids(uid, _group_id(view, group, what))
+        gid = _group_id(view, group, what)
+        return Ids(uid, gid, (gid,))
     gid = int(row[3]) if row is not None and row[3].isdigit() else 0
     extra = _supplementary(view, row[0], gid) if row is not None else ()
-    return Ids(uid, gid, extra)
+    return Ids(uid, gid, tuple(sorted({gid, *extra})))
 
 
 def resolve_chown(view: RootfsView, spec: str) -> tuple[int, int]:
