@@ -23,6 +23,7 @@ import signal
 import socket
 import struct
 import termios
+from dataclasses import dataclass
 
 from pybuild.runner import caps, libc, mounts
 from pybuild.runner.spec import DEFAULT_PATH, RLIMITS, RunSpec
@@ -50,13 +51,20 @@ def _status_of(wait_status: int) -> int:
 
 
 def namespace_flags(spec: RunSpec) -> int:
-    flags = (libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC | libc.CLONE_NEWPID
-             | libc.CLONE_NEWCGROUP)
+    # No CLONE_NEWCGROUP here: PID 1 unshares it itself once it sits in its cgroup, so that
+    # cgroup (not the caller's) becomes the root of the container's cgroup view.
+    flags = libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC | libc.CLONE_NEWPID
     return flags | (libc.CLONE_NEWNET if spec.network == "none" else 0)
 
 
-def intermediate(spec: RunSpec, root: str, status_fd: int, stdio: tuple[int, int, int],
-                 caller: int, cgroup_procs: tuple[str, ...]) -> None:
+@dataclass(frozen=True)
+class Fds:
+    status: int                    # write end of the status pipe
+    stdio: tuple[int, int, int]    # becomes the workload's 0, 1, 2
+    sync: int | None = None        # read end: one byte once the caller placed PID 1 in cgroups
+
+
+def intermediate(spec: RunSpec, root: str, fds: Fds, caller: int) -> None:
     code = SETUP_FAILED
     try:
         # Die with the caller: a SIGKILLed pybuild must not leave a sandbox behind.
@@ -65,22 +73,19 @@ def intermediate(spec: RunSpec, root: str, status_fd: int, stdio: tuple[int, int
             os._exit(code)
         # Drop every fd inherited from the caller (other threads' pipes, a stdin pipe's write
         # end) so pipes see EOF when the workload, not this process, closes them.
-        close_fds_except({status_fd, *stdio})
-        for procs in cgroup_procs:  # join before unshare: the whole tree is accounted
-            with open(procs, "w") as f:
-                f.write(str(os.getpid()))
+        close_fds_except({fds.status, *fds.stdio, *([fds.sync] if fds.sync else [])})
         libc.unshare(namespace_flags(spec))
         pid = os.fork()
         if pid == 0:
-            container_init(spec, root, status_fd, stdio)
-        _report(status_fd, "P", str(pid))
-        os.close(status_fd)
-        for fd in set(stdio):
+            container_init(spec, root, fds)
+        # The caller puts PID 1 (only: this process stays out of the limits) in its cgroups.
+        _report(fds.status, "P", str(pid))
+        for fd in {fds.status, *fds.stdio, *([fds.sync] if fds.sync else [])}:
             if fd > 2:
                 os.close(fd)
         code = _status_of(os.waitpid(pid, 0)[1])
     except BaseException as e:  # noqa: B036 - nothing may escape a forked child
-        _report_error(status_fd, e)
+        _report_error(fds.status, e)
     finally:
         os._exit(code)
 
@@ -102,51 +107,57 @@ def _report_error(status_fd: int, e: BaseException) -> None:
         pass
 
 
-def container_init(spec: RunSpec, root: str, status_fd: int, stdio: tuple[int, int, int]) -> None:
+def container_init(spec: RunSpec, root: str, fds: Fds) -> None:
     """PID 1 of the sandbox. The order follows runc's standard init; comments say why."""
     code = SETUP_FAILED
     created: list[str] = []
+    status_fd = fds.status
     try:
         # 1. Die with the intermediate (and so with the caller).
         libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
-        # 2. Own session, so the caller's terminal signals reach us only through the caller;
+        # 2. Wait until the caller has put us into the cgroups (if any), then take the
+        #    cgroup namespace: everything from here on is accounted and limited.
+        if fds.sync is not None and os.read(fds.sync, 1) != b"1":
+            raise OSError(0, "the caller did not place the sandbox in its cgroup")
+        libc.unshare(libc.CLONE_NEWCGROUP)
+        # 3. Own session, so the caller's terminal signals reach us only through the caller;
         #    with a terminal, its slave becomes our controlling tty.
         os.setsid()
-        _setup_stdio(stdio, spec.process.terminal)
-        # 3. Network: a fresh namespace has only a down loopback; bring it up (runc does too).
+        _setup_stdio(fds.stdio, spec.process.terminal)
+        # 4. Network: a fresh namespace has only a down loopback; bring it up (runc does too).
         if spec.network == "none":
             _loopback_up()
-        # 4. Stop mount events from propagating to the host before mounting anything.
+        # 5. Stop mount events from propagating to the host before mounting anything.
         libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
-        # 5. The image's filesystem on a private mount point, then the kernel filesystems,
+        # 6. The image's filesystem on a private mount point, then the kernel filesystems,
         #    then etc files and the spec's mounts on top (they may land inside /dev etc.).
         mounts.mount_rootfs(spec.rootfs, root)
         mounts.mount_standard(root, created)
         mounts.mount_etc_files(root, spec.etc_files, created)
         mounts.mount_spec(root, spec.mounts, created)
-        # 6. Report created mount points now: everything after this can fail too.
+        # 7. Report created mount points now: everything after this can fail too.
         for path in created:
             _report(status_fd, "M", path)
         created.clear()
-        # 7. Switch root; the host's tree is detached and unreachable from here on.
+        # 8. Switch root; the host's tree is detached and unreachable from here on.
         mounts.pivot(root)
-        # 8. Mask and write-protect kernel files; needs the final /proc, before caps go.
+        # 9. Mask and write-protect kernel files; needs the final /proc, before caps go.
         mounts.mask_paths(spec.masked_paths)
         mounts.readonly_paths(spec.readonly_paths)
         if spec.rootfs.readonly:
             libc.mount(None, "/", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
-        # 9. Hostname needs CAP_SYS_ADMIN in the UTS namespace: before dropping caps.
+        # 10. Hostname needs CAP_SYS_ADMIN in the UTS namespace: before dropping caps.
         socket.sethostname(spec.hostname)
-        # 10. Limits, clamped to the hard values we have (root lacks CAP_SYS_RESOURCE here).
+        # 11. Limits, clamped to the hard values we have (root lacks CAP_SYS_RESOURCE here).
         _set_rlimits(spec)
-        # 11. Privileges: bounding set (needs CAP_SETPCAP), user switch, final cap sets.
+        # 12. Privileges: bounding set (needs CAP_SETPCAP), user switch, final cap sets.
         keep = caps.mask(spec.capabilities)
         caps.drop_bounding(keep)
         caps.change_user(keep, lambda: _switch_user(spec))
-        # 12. no_new_privs last: setuid binaries in the workload can no longer gain privileges.
+        # 13. no_new_privs last: setuid binaries in the workload can no longer gain privileges.
         if spec.no_new_privs:
             libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
-        # 13. cwd as the user, then exec with the container's PATH.
+        # 14. cwd as the user, then exec with the container's PATH.
         _chdir(spec.process.cwd)
         _exec(spec, status_fd)
     except ExecError as e:

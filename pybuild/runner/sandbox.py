@@ -86,6 +86,7 @@ def _open_io(stdin: bytes | int | None, stdout: Sink, stderr: Sink, terminal: bo
 @dataclass
 class _Child:
     pid: int
+    on_init_pid: Callable[[int], None] | None = None
     grandchild: int | None = None
     created: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -98,6 +99,8 @@ class _Child:
             kind, _, text = raw.decode(errors="surrogateescape").partition(" ")
             if kind == "P":
                 self.grandchild = int(text)
+                if self.on_init_pid is not None:
+                    self.on_init_pid(self.grandchild)
             elif kind == "M":
                 self.created.append(text)
             elif kind == "E":
@@ -163,19 +166,34 @@ def _fork_and_wait(spec: RunSpec, root: str, cgroup: cgroups.Cgroup | None,
     status_r, status_w = os.pipe()
     io.child_owned.append(status_w)
     io.parent_owned.append(status_r)
-    procs = tuple(str(p / "cgroup.procs") for p in cgroup.paths()) if cgroup else ()
+    sync_r = sync_w = None
+    if cgroup is not None:
+        sync_r, sync_w = os.pipe()
+        io.child_owned.append(sync_r)
+        io.parent_owned.append(sync_w)
+    fds = init.Fds(status_w, (io.child[0], io.child[1], io.child[2]), sync_r)
     try:
         caller = os.getpid()
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller decides what happens
-            init.intermediate(spec, root, status_w, tuple(io.child), caller, procs)
+            init.intermediate(spec, root, fds, caller)
         _close(io.child_owned)
         io.child_owned.clear()
         child = _Child(pid)
+        if cgroup is not None and sync_w is not None:
+            child.on_init_pid = _placer(cgroup, sync_w)
         return child, _supervise(child, io, status_r, cancel)
     finally:
         _close(io.child_owned + io.parent_owned)
+
+
+def _placer(cgroup: cgroups.Cgroup, sync_w: int) -> Callable[[int], None]:
+    """Put the sandbox's PID 1 into the cgroup, then let it go on (see init step 2)."""
+    def place(pid: int) -> None:
+        cgroup.add(pid)
+        os.write(sync_w, b"1")
+    return place
 
 
 def _close(fds: list[int]) -> None:
