@@ -106,7 +106,7 @@ froms = st.builds(From, image=word, platform=st.none() | st.just("linux/arm64"),
                   name=st.none() | name)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(froms, st.lists(simple | onbuilds, max_size=6)), min_size=1,
                 max_size=3))
 def test_render_parse_roundtrip(stages):
