@@ -9,9 +9,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from treeutil import tree
+
 from pybuild.build import BuildOptions, build
 from pybuild.store import Store
-from treeutil import tree
 
 BASE = "localhost/bench/busybox:latest"
 
