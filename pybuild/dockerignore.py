@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from pybuild.errors import ContextError, IgnorePatternError
@@ -30,6 +30,8 @@ _GO_SPACES = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u200
     "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 EXACT, PREFIX, SUFFIX, REGEX = "exact", "prefix", "suffix", "regex"
 _CHAR, _STAR, _DSTAR, _DSTAR_END = range(4)
+# A path that needs cleaning: empty, ., .. or empty elements, or a leading or trailing slash.
+_UNCLEAN = re.compile(r"\A\Z|(?:\A|/)\.{1,2}(?:/|\Z)|//|\A/|/\Z")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class Pattern:
     exclusion: bool = False
     kind: str = EXACT
     regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    # the same regex, but also matching anything below a match: one call instead of one per parent
+    tree: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
     def match(self, path: str) -> bool:
         """Whether this pattern matches ``path`` itself (a cleaned slash path)."""
@@ -55,14 +59,16 @@ class Pattern:
 
     def match_or_parent(self, path: str) -> bool:
         """Whether this pattern matches ``path`` or one of its parent directories."""
-        if self.match(path):
-            return True
-        slash = path.find("/")
-        while slash > 0:
-            if self.match(path[:slash]):
-                return True
-            slash = path.find("/", slash + 1)
-        return False
+        if self.kind == EXACT:
+            return path == self.text or path.startswith(self.text + "/")
+        if self.kind == PREFIX:  # a parent with the prefix means the path has it too
+            return path.startswith(self.text[:-2])
+        if self.kind == SUFFIX:
+            suffix = self.text[2:]
+            return (path.endswith(suffix) or suffix + "/" in path
+                    or (suffix[:1] == "/" and (path + "/").startswith(suffix[1:] + "/")))
+        assert self.tree is not None
+        return self.tree.match(path) is not None
 
     def may_match_below(self, directory: str) -> bool:
         """Whether some path inside ``directory`` could match (may say yes when none does)."""
@@ -89,8 +95,18 @@ class IgnoreMatcher:
 
     def matches(self, path: str) -> bool:
         """Whether ``path`` (relative to the context, with ``/``) is excluded from the context."""
-        index = self._last_match(_normalise(path))
+        path = _normalise(path)
+        if self._any_exclusion.match(path) is None:
+            return False
+        index = self._last_match(path)
         return index is not None and not self.patterns[index].exclusion
+
+    @cached_property
+    def _any_exclusion(self) -> re.Pattern[str]:
+        """Matches what any non-``!`` pattern matches. Most paths match none, and this says so
+        in one regex call instead of one call per pattern."""
+        sources = [_tree_source(p) for p in self.patterns if not p.exclusion]
+        return re.compile("|".join(f"(?:{source})" for source in sources) or "(?!)")
 
     def _last_match(self, path: str) -> int | None:
         """Index of the last pattern matching ``path`` or a parent: that pattern decides."""
@@ -116,6 +132,23 @@ class IgnoreMatcher:
     @classmethod
     def from_text(cls, text: str) -> IgnoreMatcher:
         return cls(tuple(read_patterns(text)))
+
+
+def _tree_source(pattern: Pattern) -> str:
+    """Regex source for what ``pattern.match_or_parent`` accepts."""
+    below = r"(?s:/.*)?\Z"
+    if pattern.kind == EXACT:
+        return re.escape(pattern.text) + below
+    if pattern.kind == PREFIX:
+        return re.escape(pattern.text[:-2])
+    if pattern.kind == SUFFIX:
+        suffix = pattern.text[2:]
+        source = r"(?s:.*)" + re.escape(suffix) + below
+        if suffix.startswith("/"):
+            source += "|" + re.escape(suffix[1:]) + below
+        return source
+    assert pattern.tree is not None
+    return pattern.tree.pattern
 
 
 def read_patterns(text: str) -> list[Pattern]:
@@ -204,8 +237,11 @@ def compile_pattern(text: str, *, exclusion: bool = False) -> Pattern:
 
 def _build(text: str, exclusion: bool) -> Pattern:
     kind, tokens = _tokens(text)
-    regex = re.compile(_full_regex(tokens)) if kind == REGEX else None
-    return Pattern(text, exclusion, kind, regex)
+    if kind != REGEX:
+        return Pattern(text, exclusion, kind)
+    body = "".join(fragment for _, fragment in tokens)
+    tree = re.compile(body + r"(?s:/.*)?\Z")
+    return Pattern(text, exclusion, kind, re.compile(body + r"\Z"), tree)
 
 
 def _tokens(text: str) -> tuple[str, list[tuple[int, str]]]:
@@ -277,10 +313,6 @@ def _class_char(text: str, i: int) -> tuple[str, int]:
     return text[i], i + 1
 
 
-def _full_regex(tokens: list[tuple[int, str]]) -> str:
-    return "".join(fragment for _, fragment in tokens) + r"\Z"
-
-
 @lru_cache(maxsize=256)
 def _partial_regex(text: str) -> re.Pattern[str]:
     """A regex for every *prefix* of a string the pattern matches.
@@ -327,4 +359,6 @@ def _relative(pattern: str) -> str:
 
 
 def _normalise(path: str) -> str:
+    if _UNCLEAN.search(path) is None:
+        return path
     return _clean(path).lstrip("/")
