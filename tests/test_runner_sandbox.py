@@ -238,3 +238,17 @@ def test_stat_of_created_device(box: Box) -> None:
     out = run_capture(box.spec("stat -c '%t %T %a' /dev/null")).out.split()
     assert out == ["1", "3", "666"]
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_umask_is_fixed_like_dockers(box: Box) -> None:
+    old = os.umask(0o077)
+    try:
+        assert run_capture(box.spec("umask; touch /f")).out.strip() == "0022"
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(box.upper / "f").st_mode) == 0o644
+
+
+def test_root_only_cwd_works_for_root(box: Box) -> None:
+    spec = box.spec("pwd")
+    assert run_capture(replace(spec, process=replace(spec.process, cwd="/root"))).out == "/root\n"

@@ -108,10 +108,12 @@ def _report_error(status_fd: int, e: BaseException) -> None:
 
 
 def container_init(spec: RunSpec, root: str, fds: Fds) -> None:
-    """PID 1 of the sandbox. The order follows runc's standard init; comments say why."""
+    """PID 1 of the sandbox: the setup as one ordered list (runc's standard init order).
+
+    Steps 1-4 here, 5-9 in ``_setup_filesystem``, 10-14 in ``_drop_privileges``, then exec.
+    """
     code = SETUP_FAILED
     created: list[str] = []
-    status_fd = fds.status
     try:
         # 1. Die with the intermediate (and so with the caller).
         libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -121,54 +123,68 @@ def container_init(spec: RunSpec, root: str, fds: Fds) -> None:
             raise OSError(0, "the caller did not place the sandbox in its cgroup")
         libc.unshare(libc.CLONE_NEWCGROUP)
         # 3. Own session, so the caller's terminal signals reach us only through the caller;
-        #    with a terminal, its slave becomes our controlling tty.
+        #    with a terminal, its slave becomes our controlling tty. A fixed umask, as
+        #    docker's 0022, so the files a RUN creates do not depend on the caller's.
         os.setsid()
         _setup_stdio(fds.stdio, spec.process.terminal)
+        os.umask(0o022)
         # 4. Network: a fresh namespace has only a down loopback; bring it up (runc does too).
         if spec.network == "none":
             _loopback_up()
-        # 5. Stop mount events from propagating to the host before mounting anything.
-        libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
-        # 6. The image's filesystem on a private mount point, then the kernel filesystems,
-        #    then etc files and the spec's mounts on top (they may land inside /dev etc.).
-        mounts.mount_rootfs(spec.rootfs, root)
-        mounts.mount_standard(root, created)
-        mounts.mount_etc_files(root, spec.etc_files, created)
-        mounts.mount_spec(root, spec.mounts, created)
-        # 7. Report created mount points now: everything after this can fail too.
-        for path in created:
-            _report(status_fd, "M", path)
-        created.clear()
-        # 8. Switch root; the host's tree is detached and unreachable from here on.
-        mounts.pivot(root)
-        # 9. Mask and write-protect kernel files; needs the final /proc, before caps go.
-        mounts.mask_paths(spec.masked_paths)
-        mounts.readonly_paths(spec.readonly_paths)
-        if spec.rootfs.readonly:
-            libc.mount(None, "/", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
-        # 10. Hostname needs CAP_SYS_ADMIN in the UTS namespace: before dropping caps.
-        socket.sethostname(spec.hostname)
-        # 11. Limits, clamped to the hard values we have (root lacks CAP_SYS_RESOURCE here).
-        _set_rlimits(spec)
-        # 12. Privileges: bounding set (needs CAP_SETPCAP), user switch, final cap sets.
-        keep = caps.mask(spec.capabilities)
-        caps.drop_bounding(keep)
-        caps.change_user(keep, lambda: _switch_user(spec))
-        # 13. no_new_privs last: setuid binaries in the workload can no longer gain privileges.
-        if spec.no_new_privs:
-            libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
-        # 14. cwd as the user, then exec with the container's PATH.
-        _chdir(spec.process.cwd)
-        _exec(spec, status_fd)
+        _setup_filesystem(spec, root, fds.status, created)
+        _drop_privileges(spec)
+        # 15. Exec with the container's PATH; only stdio and the status pipe (CLOEXEC) remain.
+        _exec(spec, fds.status)
     except ExecError as e:
         code = e.code
         _write_stderr(f"pybuild: exec: {e}\n")
     except BaseException as e:  # noqa: B036 - nothing may escape a forked child
         for path in created:
-            _report(status_fd, "M", path)
-        _report_error(status_fd, e)
+            _report(fds.status, "M", path)
+        _report_error(fds.status, e)
     finally:
         os._exit(code)
+
+
+def _setup_filesystem(spec: RunSpec, root: str, status_fd: int, created: list[str]) -> None:
+    # 5. Stop mount events from propagating to the host before mounting anything.
+    libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
+    # 6. The image's filesystem on a private mount point, then the kernel filesystems,
+    #    then etc files and the spec's mounts on top (they may land inside /dev etc.).
+    mounts.mount_rootfs(spec.rootfs, root)
+    mounts.mount_standard(root, created)
+    mounts.mount_etc_files(root, spec.etc_files, created)
+    mounts.mount_spec(root, spec.mounts, created)
+    # 7. Report created mount points now (the caller removes them after the run).
+    for path in created:
+        _report(status_fd, "M", path)
+    created.clear()
+    # 8. Switch root; the host's tree is detached and unreachable from here on.
+    mounts.pivot(root)
+    # 9. Mask and write-protect kernel files; needs the final /proc, before caps go. The
+    #    read-only rootfs remount comes last, after every mount point exists.
+    mounts.mask_paths(spec.masked_paths)
+    mounts.readonly_paths(spec.readonly_paths)
+    if spec.rootfs.readonly:
+        libc.mount(None, "/", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
+
+
+def _drop_privileges(spec: RunSpec) -> None:
+    # 10. Hostname needs CAP_SYS_ADMIN in the UTS namespace: before dropping caps.
+    socket.sethostname(spec.hostname)
+    # 11. Limits, clamped to the hard values we have (root lacks CAP_SYS_RESOURCE here).
+    _set_rlimits(spec)
+    # 12. cwd while still root (it may be reachable by root only), as runc; retried below.
+    cwd_done = _try_chdir(spec.process.cwd)
+    # 13. Privileges: bounding set (needs CAP_SETPCAP), user switch, final cap sets.
+    keep = caps.mask(spec.capabilities)
+    caps.drop_bounding(keep)
+    caps.change_user(keep, lambda: _switch_user(spec))
+    # 14. no_new_privs last: setuid binaries in the workload can no longer gain privileges.
+    if spec.no_new_privs:
+        libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
+    if not cwd_done:
+        _chdir(spec.process.cwd)
 
 
 def _setup_stdio(stdio: tuple[int, int, int], terminal: bool) -> None:
@@ -203,6 +219,14 @@ def _switch_user(spec: RunSpec) -> None:
     os.setuid(p.uid)
 
 
+def _try_chdir(cwd: str) -> bool:
+    try:
+        os.chdir(cwd)
+        return True
+    except OSError:
+        return False
+
+
 def _chdir(cwd: str) -> None:
     try:
         os.chdir(cwd)
@@ -233,8 +257,8 @@ def _exec(spec: RunSpec, status_fd: int) -> None:
     path = _lookup(spec.process.args[0], env)
     # Only stdio and the close-on-exec status pipe survive into the workload.
     close_fds_except({0, 1, 2, status_fd})
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores it; the workload must not
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    for signum in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):  # Python's, not ours
+        signal.signal(signum, signal.SIG_DFL)
     try:
         os.execve(path, list(spec.process.args), env)
     except OSError as e:

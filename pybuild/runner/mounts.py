@@ -207,7 +207,8 @@ def pivot(root: str) -> None:
     """
     os.chdir(root)
     libc.pivot_root(".", ".")
-    libc.mount(None, ".", None, libc.MS_SLAVE | libc.MS_REC)  # never propagate the umount
+    # No propagation to fix first (runc makes the old root rslave here): init made the
+    # whole tree private before mounting anything, so the umount cannot reach the host.
     libc.umount2(".", libc.MNT_DETACH)
     os.chdir("/")
 
