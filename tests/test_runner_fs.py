@@ -51,6 +51,17 @@ def test_writes_and_deletes_land_in_upper_only(box: Box) -> None:
     assert _upper_entries(box) == ["a", "a/b", "created", "etc", "etc/group"]
 
 
+def test_renamed_lower_dir_is_copied_not_redirected(box: Box) -> None:
+    (box.lower / "olddir").mkdir()
+    (box.lower / "olddir/data").write_text("payload\n")
+    assert run_capture(box.spec("mv /olddir /newdir")).code == 0
+    assert (box.upper / "newdir/data").read_text() == "payload\n"
+    assert stat.S_ISCHR(os.lstat(box.upper / "olddir").st_mode)
+    for name in ("trusted.overlay.redirect", "trusted.overlay.metacopy"):
+        with pytest.raises(OSError):
+            os.getxattr(box.upper / "newdir", name)
+
+
 def test_noop_run_leaves_upper_empty(box: Box) -> None:
     assert run_capture(box.spec("true")).code == 0
     assert _upper_entries(box) == []

@@ -76,6 +76,11 @@ def ensure_mountpoint(root: str, path: str, is_dir: bool, created: list[str]) ->
     return root + cpath
 
 
+# Keep the upper dir self-describing for the layer differ: no redirect xattrs for renamed
+# dirs, no metadata-only copy-ups, whatever the host's overlay module defaults are.
+OVERLAY_FEATURES = (("redirect_dir", "off"), ("metacopy", "off"), ("index", "off"))
+
+
 def _escape(path: str) -> str:
     return path.replace("\\", "\\\\").replace(":", "\\:")
 
@@ -87,7 +92,7 @@ def _overlay_data(rootfs: Rootfs, base: str | None) -> str:
     data = "lowerdir=" + ":".join(rel(d) for d in rootfs.lowerdirs)
     if rootfs.upperdir is not None and rootfs.workdir is not None:
         data += f",upperdir={rel(rootfs.upperdir)},workdir={rel(rootfs.workdir)}"
-    return data
+    return data + "".join(f",{key}={value}" for key, value in OVERLAY_FEATURES)
 
 
 def mount_rootfs(rootfs: Rootfs, target: str) -> None:
@@ -120,6 +125,7 @@ def mount_rootfs(rootfs: Rootfs, target: str) -> None:
     try:
         names = [f"/proc/self/fd/{fd}" for fd in fds]
         options = [("lowerdir+", n) for n in names[:len(rootfs.lowerdirs)]]
+        options += list(OVERLAY_FEATURES)
         if rootfs.upperdir is not None:
             options += [("upperdir", names[-2]), ("workdir", names[-1])]
         libc.mount_fsconfig("overlay", target, options)
