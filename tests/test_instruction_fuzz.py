@@ -1,0 +1,61 @@
+"""Arbitrary Dockerfile-like text never crashes the instruction, plan or check layers: any
+failure is a PybuildError (which the CLI prints as one line)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+parser = pytest.importorskip("pybuild.parser", reason="pybuild.parser has not landed yet")
+
+from pybuild.checks import run_checks  # noqa: E402
+from pybuild.errors import PybuildError  # noqa: E402
+from pybuild.instructions import KEYWORDS, from_document  # noqa: E402
+from pybuild.plan.stages import resolve  # noqa: E402
+
+VALID_FLAGS = {
+    "FROM": ["--platform="], "COPY": ["--from=", "--chown=", "--chmod=", "--link", "--parents",
+                                       "--exclude="],
+    "ADD": ["--chown=", "--chmod=", "--link", "--checksum=", "--keep-git-dir", "--unpack=",
+            "--exclude="],
+    "RUN": ["--mount=", "--network=", "--security="],
+    "HEALTHCHECK": ["--interval=", "--timeout=", "--start-period=", "--retries="],
+}
+OTHER_FLAGS = ["--bogus", "--from=", "--mount="]
+PIECES = ["a", "b", "$X", "${Y:-z}", "=", "AS", "as", "[", "]", '"', "'", "1", "-1", "80/tcp",
+          "1-2", "type=cache", "target=/t", "<<EOF", "CMD", "NONE", "0s", "1m", "scratch", "\\",
+          "type=secret,id=x", "type=bind,from=base,target=/b", "host", "none", "0755", "1:1"]
+word = st.one_of(st.sampled_from(PIECES), st.sampled_from(PIECES), st.text(max_size=4))
+keyword = st.sampled_from([*KEYWORDS, "ONBUILD RUN", "ONBUILD COPY", "COPPY"])
+
+
+@st.composite
+def line(draw) -> str:
+    kw = draw(keyword)
+    names = VALID_FLAGS.get(kw.split()[-1], [])
+    wrong = not draw(st.integers(0, 5))  # now and then a flag the instruction refuses
+    flag_names = st.sampled_from(OTHER_FLAGS if wrong or not names else names)
+    flags = draw(st.lists(st.builds(lambda f, v: f + v if f.endswith("=") else f, flag_names,
+                                    word), max_size=2 if names or wrong else 0))
+    return " ".join([kw, *flags, *draw(st.lists(word, max_size=4))])
+
+
+def _pipeline(text: str) -> None:
+    if "<<" in text:
+        text += "EOF\n"  # a body for the heredoc, if the parser saw one
+    try:
+        doc = parser.parse(text, file="Dockerfile")
+        instructions = from_document(doc)
+        stages = resolve(instructions, {"X": "1"}, escape=doc.escape)
+        run_checks(doc, instructions, stages)
+    except PybuildError as err:
+        assert "\n" not in str(err).strip()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(line(), min_size=1, max_size=6))
+def test_only_pybuild_errors_escape(lines):
+    _pipeline("\n".join(lines) + "\n")  # the whole file: stage rules and checks
+    for one in lines:  # and each line alone after a FROM, so later lines are reached too
+        _pipeline(f"FROM alpine AS base\n{one}\n")
