@@ -101,7 +101,10 @@ def close_fds_except(keep: set[int]) -> None:
 
 def _report_error(status_fd: int, e: BaseException) -> None:
     try:
-        message = str(e) if isinstance(e, OSError) and e.strerror else repr(e)
+        if isinstance(e, OSError) and e.strerror:
+            message = f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+        else:
+            message = f"{type(e).__name__}: {e}"
         _report(status_fd, "E", message.replace("\n", " "))
     except BaseException:  # noqa: B036
         pass

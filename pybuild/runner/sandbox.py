@@ -139,7 +139,9 @@ def run(spec: RunSpec, *, stdout: Sink = None, stderr: Sink = None,
         if cgroup is not None:
             cgroup.remove()
     if child.errors:
-        raise RunnerError(f"sandbox setup failed: {child.errors[-1]}")
+        # Paths under the private mount point read as container paths.
+        message = child.errors[-1].replace(root + "/", "/").replace(root, "/")
+        raise RunnerError(f"sandbox setup failed: {message}")
     return code
 
 
