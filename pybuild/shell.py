@@ -35,6 +35,8 @@ _SPACE_RUN = re.compile("[" + re.escape(_GO_SPACES) + "]+")
 _SPECIAL_PARAMS = frozenset("@*#?-$!")
 _ASCII_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 _MODIFIERS = frozenset("+-?#%")
+# ${a:-${b:-...}} recurses; real Dockerfiles nest a few levels, Python's stack allows ~190.
+_MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ class _Lexer:
     """One pass over one word; ``pos`` is the index of the next unread character."""
 
     __slots__ = ("src", "n", "pos", "env", "esc", "keep_quotes", "keep_escapes", "keep_unset",
-                 "quotes", "matched", "unmatched")
+                 "quotes", "depth", "matched", "unmatched")
 
     def __init__(self, src: str, env: Mapping[str, str], escape: str, keep_quotes: bool,
                  keep_escapes: bool, keep_unset: bool, plain_quotes: bool):
@@ -129,6 +131,7 @@ class _Lexer:
         self.keep_escapes = keep_escapes
         self.keep_unset = keep_unset
         self.quotes = "" if plain_quotes else "'\""  # the quote characters that quote
+        self.depth = 0
         self.matched: set[str] = set()
         self.unmatched: set[str] = set()
 
@@ -137,6 +140,9 @@ class _Lexer:
             return self.lex("", self.keep_escapes, pieces)
         except ExpansionError as err:
             raise ExpansionError(f"failed to process {_quote(self.src)}: {err}") from None
+        except RecursionError:  # the caller's own stack was already deep
+            msg = f"failed to process {_quote(self.src)}: substitutions nested too deeply"
+            raise ExpansionError(msg) from None
 
     def lex(self, stop: str, raw_escapes: bool,
             pieces: list[tuple[str, bool]] | None = None) -> str:
@@ -350,12 +356,17 @@ class _Lexer:
         return shellpattern.trim(value or "", pattern, suffix=op == "%", greedy=greedy)
 
     def nested(self, stop: str, raw_escapes: bool, eof_message: str) -> str:
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            raise ExpansionError("substitutions nested too deeply")
         try:
             return self.lex(stop, raw_escapes)
         except ExpansionError:
             if self.pos >= self.n:
                 raise ExpansionError(eof_message) from None
             raise
+        finally:
+            self.depth -= 1
 
     def replace(self, name: str) -> str:
         """``${name/pattern/replacement}`` and ``${name//pattern/replacement}``."""

@@ -202,3 +202,13 @@ def test_plain_quotes_for_heredoc_bodies():
 def test_plain_quotes_only_dollar_and_escape_act(text, env):
     assert expand(text + "'\"", env, plain_quotes=True) == text + "'\""
 
+
+@pytest.mark.parametrize("depth", [1, 60, 65, 5000])
+def test_deep_nesting_is_an_expansion_error_not_a_crash(depth):
+    word = "${a:-" * depth + "x" + "}" * depth
+    if depth <= 60:
+        assert expand(word, {}) == "x"
+    else:
+        with pytest.raises(ExpansionError, match="nested too deeply"):
+            expand(word, {})
+
