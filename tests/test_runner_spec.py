@@ -144,3 +144,13 @@ def test_probe_reports_reasons() -> None:
     else:
         assert caps.reason_if_missing
     assert caps.missing() is None
+
+
+def test_public_api_is_pinned() -> None:
+    import pybuild.runner as runner
+
+    assert sorted(runner.__all__) == sorted([
+        "DEFAULT_PATH", "DOCKER_DEFAULT_CAPS", "DOCKER_MASKED_PATHS", "DOCKER_READONLY_PATHS",
+        "HostCaps", "Mount", "Process", "Resources", "Rlimit", "Rootfs", "RunSpec", "probe",
+        "run", "validate"])
+    assert all(hasattr(runner, name) for name in runner.__all__)

@@ -1,8 +1,27 @@
-"""The sandbox every RUN step (and ``pybuild run``) executes in.
+"""The sandbox every RUN step (and later ``pybuild run``) executes in.
 
-    spec = RunSpec(Rootfs(lowerdirs=(lower,), upperdir=up, workdir=work),
-                   Process(args=("/bin/sh", "-c", "echo hi")))
-    code = run(spec, stdout=chunks.append)
+    spec = RunSpec(
+        rootfs=Rootfs(lowerdirs=(top, base), upperdir=upper, workdir=work),
+        process=Process(args=("/bin/sh", "-c", "make"), env=("PATH=/usr/bin:/bin",), cwd="/src"),
+        etc_files=(("/etc/hosts", hosts), ("/etc/resolv.conf", resolv)),
+    )
+    code = run(spec, stdout=on_chunk, stderr=on_chunk, cancel=event)
+
+Contract:
+
+* ``run`` returns the workload's exit code; 128+n when signal n killed it (137 after
+  ``cancel`` or an OOM kill); 127/126 when the executable is missing/not executable, with
+  docker's message (``exec: "foo": executable file not found in $PATH``) on stderr.
+* ``RunnerError`` when the sandbox could not be set up (bad spec, mount failure, missing
+  cwd). It never raises for what the workload did.
+* Afterwards: no process, mount or namespace is left (even if the caller is SIGKILLed: the
+  sandbox gets a parent-death signal); the cgroup is removed; mount points the setup had to
+  create in the upper dir are removed when still empty, so the upper dir holds exactly
+  what the workload changed (overlay whiteouts included) for the layer differ.
+* Defaults are docker's: 14 capabilities, no_new_privs, masked and read-only /proc paths,
+  no network but loopback, umask 0022, hostname "pybuild".
+
+Host support: ``probe()`` says what is missing (root, namespaces, overlayfs, cgroups).
 """
 
 from pybuild.runner.caps import DOCKER_DEFAULT_CAPS
