@@ -80,7 +80,10 @@ class Pattern:
             return prefix.startswith(head) or head.startswith(prefix)
         if self.kind == SUFFIX:
             return True  # a file named like the suffix can always be made below it
-        return _partial_regex(self.text).fullmatch(prefix) is not None
+        try:
+            return _partial_regex(self.text).fullmatch(prefix) is not None
+        except RecursionError:  # a pattern of thousands of wildcards: nests too deep to compile
+            return True
 
 
 @dataclass(frozen=True)

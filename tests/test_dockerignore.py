@@ -192,6 +192,12 @@ def test_may_contain_included(text, directory, expected):
     assert IgnoreMatcher.from_text(text).may_contain_included(directory) is expected
 
 
+def test_huge_exception_pattern_is_answered_conservatively():
+    matcher = IgnoreMatcher.from_text("*\n!" + "a?" * 1500 + "/b")
+    assert matcher.may_contain_included("x")
+    assert not matcher.matches("a" * 3000 + "/b")
+
+
 def test_has_exceptions():
     assert not IgnoreMatcher.from_text("a\nb").has_exceptions
     assert IgnoreMatcher.from_text("a\n!b").has_exceptions
