@@ -206,9 +206,11 @@ def load(context_dir: str | os.PathLike[str],
 
 
 def match_pattern(pattern: str, path: str, *, parents: bool = True) -> bool:
-    """Match one Docker pattern (as in COPY --exclude or a wildcard source) against a path.
+    """Match one Docker pattern (no ``!``) against a path, as ``COPY --exclude`` does.
 
-    With ``parents`` the pattern also matches everything below a directory it matches.
+    With ``parents`` the pattern also matches everything below a directory it matches. Without,
+    it is Go's ``filepath.Match`` (what COPY wildcard sources use) except that ``**`` spans
+    directories there and ``filepath.Match`` reads it as ``*``.
     """
     compiled = _cached_pattern(pattern)
     path = _normalise(path)
