@@ -212,3 +212,15 @@ def test_deep_nesting_is_an_expansion_error_not_a_crash(depth):
         with pytest.raises(ExpansionError, match="nested too deeply"):
             expand(word, {})
 
+
+def test_replace_follows_go_regexp_rules():
+    env = {"A": "abcb"}
+    # replace-all goes through Go's ReplaceAllString: '$0' in the replacement is the match...
+    assert expand("${A//b/<\\$0>}", env) == "a<\\b>c<\\b>"
+    # ...while a single replacement is spliced in literally
+    assert expand("${A/b/<\\$0>}", env) == "a<\\$0>cb"
+    assert expand("${A//*/X}", env) == "X"  # no second, empty match at the end
+    assert expand("${A//x*/X}", env) == "abcb"
+    with pytest.raises(ExpansionError, match="missing '/'"):
+        expand("${A//b}", env)
+
