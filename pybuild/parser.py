@@ -22,7 +22,7 @@ from pybuild.parser_directives import (
     parse_directives,
 )
 from pybuild.parser_dump import dump, dump_node, go_quote
-from pybuild.parser_grammar import ENGINES, USPACE, Engine, split_words
+from pybuild.parser_grammar import ENGINES, FAST, USPACE, Engine, plain_line_matcher, split_words
 from pybuild.parser_heredoc import chomp_heredoc_content, heredocs_from_line, parse_heredoc_word
 from pybuild.parser_nodes import make_document, make_node, replace
 from pybuild.syntax import Document, Heredoc, Node, Warning_
@@ -62,6 +62,7 @@ class _Parser:
         self.i = 0
         self.file = file
         self.engine = engine
+        self.plain = plain_line_matcher() if engine is FAST else None
         self.escape = "\\"
         self.directives = DirectiveScanner()
         self.nodes: list[Node] = []
@@ -110,7 +111,8 @@ class _Parser:
                 i, line, empty = self._join(body[:-1], i)
             self.i = i
             try:
-                self._add(line, start)
+                node = self._plain(line, start) if self.plain else None
+                self.nodes.append(node or self._node(line, start))
             except ParseError as err:
                 raise err.located(self.file, start) from None
             if empty:
@@ -140,11 +142,22 @@ class _Parser:
             pieces.append(body[:-1])
         return i, "".join(pieces), empty
 
-    def _add(self, logical: str, start: int) -> None:
+    def _plain(self, logical: str, start: int) -> Node | None:
+        """The common line (a word and its arguments, no flags, heredoc or ONBUILD) in one go."""
+        m = self.plain(logical)
+        if m is None or "<<" in logical:
+            return None
+        word, rest = m.groups()
+        keyword = word.lower()
+        if keyword == "onbuild":
+            return None
+        rest = rest.strip(USPACE) if rest else ""
+        args, is_json = arguments(keyword, rest, self.escape, self.engine)
+        return make_node(keyword, word, (), args, is_json, None, start, self.i, logical, rest)
+
+    def _node(self, logical: str, start: int) -> Node:
         node = _node(logical, self.escape, start, self.i, 0, self.engine)
-        if "<<" in logical:
-            node = self._heredocs(node, logical)
-        self.nodes.append(node)
+        return self._heredocs(node, logical) if "<<" in logical else node
 
     def _heredocs(self, node: Node, logical: str) -> Node:
         """Attach the bodies of the heredocs the line opens (to ONBUILD's child too)."""

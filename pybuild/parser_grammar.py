@@ -113,6 +113,14 @@ def _finish_line(line: str, keyword: str, tokens: list[tuple[str, str, int]],
     return keyword, tuple(flags), ""
 
 
+def plain_line_matcher() -> Callable[[str], re.Match[str] | None]:
+    """Matches a line that is just a word and arguments (no flags); groups: word, arguments.
+
+    The arguments keep their leading spaces and the line may end in spaces.
+    """
+    return (_FAST or _fast()).plain.match
+
+
 def split_line(line: str, escape: str = "\\") -> tuple[str, tuple[str, ...], str]:
     """A trimmed logical line -> (instruction word as written, decoded flags, argument text)."""
     fast = _FAST or _fast()
