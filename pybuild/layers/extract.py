@@ -8,6 +8,7 @@ made, so names this layer itself creates are never removed by its own markers.
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import shutil
@@ -19,7 +20,7 @@ from typing import BinaryIO, Literal
 from pybuild.errors import LayerError, UnsafePathError
 from pybuild.layers import tarformat as tf
 from pybuild.layers.compression import open_decompressed
-from pybuild.layers.reader import TarInput, iter_entries
+from pybuild.layers.reader import Prefetcher, TarInput, iter_entries
 from pybuild.layers.saferoot import SafeRoot, show
 from pybuild.layers.walk import OPAQUE, WHITEOUT_PREFIX
 
@@ -36,8 +37,9 @@ def apply_layer(stream: BinaryIO, root: Path, *, mode: Mode = "apply",
         raise LayerError(f"unknown apply mode {mode!r}; expected 'overlay' or 'apply'")
     applier = _Applier(SafeRoot(Path(root)), mode, allow_devices)
     try:
-        for hdr, data in iter_entries(open_decompressed(stream)):  # type: ignore[arg-type]
-            applier.entry(hdr, data)
+        with Prefetcher(open_decompressed(stream)) as plain:
+            for hdr, data in iter_entries(plain):  # type: ignore[arg-type]
+                applier.entry(hdr, data)
         applier.finish()
     except OSError as err:
         raise LayerError(f"cannot apply layer to {root}: {err}") from None
@@ -195,6 +197,10 @@ class _Applier:
             try:
                 os.setxattr(target, key, value, **follow)
             except OSError as err:
+                # Linux allows user.* xattrs on neither symlinks nor devices; some filesystems
+                # allow none at all. Losing those beats failing the whole layer.
+                if err.errno in (errno.EPERM, errno.ENOTSUP) and not isinstance(target, int):
+                    continue
                 raise LayerError(f"{show(hdr.name)}: cannot set xattr {key}: {err}") from None
 
     # whiteouts --------------------------------------------------------------------------------

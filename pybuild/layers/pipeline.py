@@ -85,10 +85,16 @@ class Pipeline:
         self.pad(size)
 
     def copy_stream(self, src: BinaryIO) -> None:
+        readinto = getattr(src, "readinto", None)
         while True:
             if self._pos == self._chunk:
                 self._flush()
-            got = src.readinto(self._view[self._pos:])  # type: ignore[attr-defined]
+            if readinto is not None:
+                got = readinto(self._view[self._pos:])
+            else:
+                data = src.read(self._chunk - self._pos)
+                got = len(data)
+                self._view[self._pos:self._pos + got] = data
             if not got:
                 return
             self._pos += got

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -78,6 +80,8 @@ def iter_entries(stream: BinaryIO) -> Iterator[tuple[tf.Header, TarInput]]:
             raise LayerError(f"{_show(hdr.name)}: GNU sparse files are not supported")
         _apply_meta(hdr, meta)
         meta = {}
+        if hdr.size < 0:
+            raise LayerError(f"{_show(hdr.name)}: negative size in tar header")
         has_data = _has_data(hdr)
         inp.remaining = hdr.size if has_data else 0
         yield hdr, inp
@@ -116,3 +120,56 @@ def _apply_meta(hdr: tf.Header, meta: dict[bytes, bytes]) -> None:
 
 def _show(name: bytes) -> str:
     return name.decode("utf-8", "backslashreplace").replace("\n", "\\n")
+
+
+class Prefetcher:
+    """Reads (and so decompresses) ``stream`` in a thread while the caller writes files.
+
+    zlib and zstd release the GIL, so on two cores decompression overlaps extraction. Use as a
+    context manager: leaving it early stops the thread.
+    """
+
+    _DEPTH = 4
+
+    def __init__(self, stream: BinaryIO):
+        self._stream = stream
+        self._queue: queue.Queue = queue.Queue(self._DEPTH)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pybuild-unpack", daemon=True)
+        self._thread.start()
+        self._done = False
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                data = self._stream.read(CHUNK)
+                self._put(data)
+                if not data:
+                    return
+        except BaseException as err:  # handed to the reader, which raises it
+            self._put(err)
+
+    def _put(self, item) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def read(self, size: int = -1) -> bytes:
+        if self._done:
+            return b""
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        self._done = not item
+        return item
+
+    def __enter__(self) -> Prefetcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
