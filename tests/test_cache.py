@@ -163,7 +163,8 @@ def test_killed_writer_leaves_a_readable_index(tmp_path: Path):
         index = CacheIndex(tmp_path)
         keys = list(index.keys())
         assert keys and all(index.get(k) is not None for k in keys)
-        assert index.last_for_slot("slot") is not None
+        slot = index.last_for_slot("slot")  # None when killed before the first slot write
+        assert slot is None or slot.key in keys
         strays = list(index.dir.glob("*/.*.tmp"))
         mid_write += bool(strays)
         for stray in strays:
