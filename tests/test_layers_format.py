@@ -24,7 +24,13 @@ from pybuild.layers.compression import (
     media_type_for,
     open_decompressed,
 )
-from pybuild.layers.create import write_layer_from_dir, write_layer_from_trees
+from pybuild.layers.create import (
+    write_layer_from_dir,
+    write_layer_from_trees,
+    write_layer_from_upper,
+)
+
+pytestmark = pytest.mark.root  # mknod, chown and trusted.* xattrs
 
 LONG = "d" * 120 + "/" + "f" * 150
 
@@ -192,3 +198,29 @@ def test_compress_stream(compression):
     assert digest == "sha256:" + hashlib.sha256(out.getvalue()).hexdigest()
     assert size == len(out.getvalue())
     assert open_decompressed(io.BytesIO(out.getvalue())).read() == PAYLOAD
+
+
+def test_upper_dir_markers_become_oci_whiteouts(workdir: Path):  # noqa: F811
+    upper = workdir / "upper"
+    upper.mkdir()
+    os.mknod(upper / "gone", 0o20000, os.makedev(0, 0))
+    (upper / "d").mkdir()
+    os.setxattr(upper / "d", "trusted.overlay.opaque", b"y")
+    (upper / "d/new").write_bytes(b"n")
+    os.setxattr(upper / "d/new", "trusted.overlay.origin", b"bookkeeping")
+    (upper / "x").write_bytes(b"")
+    os.setxattr(upper / "x", "trusted.overlay.whiteout", b"")  # kernels >= 6.7 may do this
+    out = io.BytesIO()
+    write_layer_from_upper(upper, out)
+    members = list(tarfile.open(fileobj=io.BytesIO(out.getvalue())))
+    assert [m.name for m in members] == [".wh.gone", ".wh.x", "d", "d/.wh..wh..opq", "d/new"]
+    assert all(m.isreg() or m.isdir() for m in members)
+    assert not any("trusted" in key for m in members for key in m.pax_headers)
+
+
+def test_upper_dir_with_redirects_is_refused(workdir: Path):  # noqa: F811
+    upper = workdir / "upper"
+    (upper / "moved").mkdir(parents=True)
+    os.setxattr(upper / "moved", "trusted.overlay.redirect", b"/old")
+    with pytest.raises(LayerError, match="redirect_dir=off"):
+        write_layer_from_upper(upper, io.BytesIO())
