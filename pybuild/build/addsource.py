@@ -9,7 +9,6 @@ destination.
 from __future__ import annotations
 
 import bz2
-import email.utils
 import hashlib
 import lzma
 import os
@@ -107,6 +106,8 @@ def fetch(ex, url: str, checksum: str | None, chmod: str | None) -> Item:
         if got != want:
             raise BuildError(f"digest mismatch for {url}: expected {checksum}, got "
                              f"{algo}:{got}")
+    import email.utils
+
     mtime = None
     if "Last-Modified" in resp.headers:
         parsed = email.utils.parsedate_to_datetime(resp.headers["Last-Modified"])

@@ -15,13 +15,16 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pybuild.build.state import StageState
 from pybuild.build.users import Ids
 from pybuild.errors import BuildError
 from pybuild.instructions import Mount as RunMount
 from pybuild.instructions import Run
-from pybuild.runner.spec import Mount, Process, Rootfs, RunSpec
+
+if TYPE_CHECKING:  # the runner is imported only when a step really runs
+    from pybuild.runner.spec import Mount, RunSpec
 
 HOSTNAME = "buildkitsandbox"
 
@@ -87,6 +90,8 @@ def _etc_files(tmp: Path) -> tuple[tuple[str, Path], ...]:
 @contextlib.contextmanager
 def sandbox_spec(inputs: RunInputs, lowerdirs: list[Path], upper: Path, work: Path,
                  mounts: tuple[Mount, ...], tmp: Path) -> Iterator[RunSpec]:
+    from pybuild.runner.spec import Process, Rootfs, RunSpec
+
     etc = Path(tempfile.mkdtemp(prefix="etc-", dir=tmp))
     try:
         lowers = tuple(reversed(lowerdirs))
@@ -176,6 +181,7 @@ def execute(ex, state: StageState, inst: Run, argv: tuple[str, ...], network: st
 
 def _mounts(ex, state: StageState, inst: Run, ids: Ids, stack: contextlib.ExitStack):
     from pybuild.cache.mounts import CacheMounts
+    from pybuild.runner.spec import Mount
 
     for m in inst.mounts:
         target = mount_target(m, state.workdir)
