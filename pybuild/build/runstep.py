@@ -8,6 +8,7 @@ they never reach the layer.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import posixpath
@@ -63,7 +64,7 @@ def history_text(argv: tuple[str, ...], inst: Run) -> str:
 
 
 def key_text(argv: tuple[str, ...], inst: Run, network: str) -> str:
-    mounts = [m.__dict__ for m in inst.mounts]
+    mounts = [dataclasses.asdict(m) for m in inst.mounts]
     return json.dumps({"run": list(argv), "mounts": mounts, "network": network,
                        "security": inst.security}, sort_keys=True, default=str)
 
