@@ -7,7 +7,7 @@ import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from pybuild.errors import InstructionError
+from pybuild.errors import ExpansionError, InstructionError
 from pybuild.image.config import ContainerConfig, HealthConfig, HistoryEntry, ImageConfig
 from pybuild.instructions import (
     Cmd,
@@ -75,14 +75,14 @@ class StageState:
     def expand(self, word: str, line: int = 0) -> str:
         try:
             return shell_expand(word, self.variables(), escape=self.escape)
-        except Exception as err:  # ExpansionError, reported at the instruction's line
+        except ExpansionError as err:  # reported at the instruction's line
             raise InstructionError(str(err), line=line) from None
 
     def expand_heredoc(self, text: str, line: int = 0) -> str:
         """A heredoc body: variables expanded, quotes left as written (as BuildKit)."""
         try:
-            return shell_expand(text, self.variables(), escape=self.escape, keep_quotes=True)
-        except Exception as err:
+            return shell_expand(text, self.variables(), escape=self.escape, plain_quotes=True)
+        except ExpansionError as err:
             raise InstructionError(str(err), line=line) from None
 
     def run_env(self) -> tuple[str, ...]:
