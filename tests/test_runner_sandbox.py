@@ -102,10 +102,27 @@ def test_stdin_defaults_to_dev_null(box: Box) -> None:
     assert run_capture(box.spec("cat; echo done")).out == "done\n"
 
 
-def test_terminal(box: Box) -> None:
-    spec = box.spec("[ -t 0 ] && [ -t 1 ] && echo tty")
-    result = run_capture(replace(spec, process=replace(spec.process, terminal=True)))
-    assert result.out.strip() == "tty"
+def test_terminal_is_a_pty_of_the_container(box: Box) -> None:
+    spec = box.spec("[ -t 0 ] && [ -t 1 ] && echo tty; t=$(tty); echo $t; [ -e $t ] && echo ok;"
+                    "[ -c /dev/console ] && echo console; read line; echo got $line")
+    spec = replace(spec, process=replace(spec.process, terminal=True))
+    result = run_capture(spec, stdin=b"hello\n")
+    # the pty echoes the input line, like any terminal
+    lines = [line for line in result.out.replace("\r", "").splitlines() if line != "hello"]
+    assert lines[0] == "tty" and lines[1].startswith("/dev/pts/")
+    assert lines[2:] == ["ok", "console", "got hello"]
+
+
+def test_terminal_forwards_an_input_fd(box: Box) -> None:
+    r, w = os.pipe()
+    try:
+        os.write(w, b"from-fd\n")
+        spec = box.spec("read line; echo got $line")
+        spec = replace(spec, process=replace(spec.process, terminal=True))
+        assert "got from-fd" in run_capture(spec, stdin=r).out
+    finally:
+        os.close(r)
+        os.close(w)
 
 
 def test_capabilities_are_dockers_default(box: Box) -> None:

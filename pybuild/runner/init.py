@@ -44,7 +44,7 @@ def _report(fd: int, kind: str, text: str) -> None:
     os.write(fd, f"{kind} {text}\n".encode(errors="surrogateescape"))
 
 
-def _status_of(wait_status: int) -> int:
+def status_of(wait_status: int) -> int:
     if os.WIFSIGNALED(wait_status):
         return 128 + os.WTERMSIG(wait_status)
     return os.waitstatus_to_exitcode(wait_status)
@@ -62,6 +62,11 @@ class Fds:
     status: int                    # write end of the status pipe
     stdio: tuple[int, int, int]    # becomes the workload's 0, 1, 2
     sync: int | None = None        # read end: one byte once the caller placed PID 1 in cgroups
+    console: int | None = None     # a socket to send the terminal's master end over
+
+
+    def optional(self) -> list[int]:
+        return [fd for fd in (self.sync, self.console) if fd is not None]
 
 
 def intermediate(spec: RunSpec, root: str, fds: Fds, caller: int) -> None:
@@ -73,17 +78,17 @@ def intermediate(spec: RunSpec, root: str, fds: Fds, caller: int) -> None:
             os._exit(code)
         # Drop every fd inherited from the caller (other threads' pipes, a stdin pipe's write
         # end) so pipes see EOF when the workload, not this process, closes them.
-        close_fds_except({fds.status, *fds.stdio, *([fds.sync] if fds.sync else [])})
+        close_fds_except({fds.status, *fds.stdio, *fds.optional()})
         libc.unshare(namespace_flags(spec))
         pid = os.fork()
         if pid == 0:
             container_init(spec, root, fds)
         # The caller puts PID 1 (only: this process stays out of the limits) in its cgroups.
         _report(fds.status, "P", str(pid))
-        for fd in {fds.status, *fds.stdio, *([fds.sync] if fds.sync else [])}:
+        for fd in {fds.status, *fds.stdio, *fds.optional()}:
             if fd > 2:
                 os.close(fd)
-        code = _status_of(os.waitpid(pid, 0)[1])
+        code = status_of(os.waitpid(pid, 0)[1])
     except BaseException as e:  # noqa: B036 - nothing may escape a forked child
         _report_error(fds.status, e)
     finally:
@@ -113,7 +118,7 @@ def _report_error(status_fd: int, e: BaseException) -> None:
 def container_init(spec: RunSpec, root: str, fds: Fds) -> None:
     """PID 1 of the sandbox: the setup as one ordered list (runc's standard init order).
 
-    Steps 1-4 here, 5-9 in ``_setup_filesystem``, 10-14 in ``_drop_privileges``, then exec.
+    Steps 1-4 here, 5-9 in ``_setup_filesystem``, 11-15 in ``_drop_privileges``, then exec.
     """
     code = SETUP_FAILED
     created: list[str] = []
@@ -125,18 +130,21 @@ def container_init(spec: RunSpec, root: str, fds: Fds) -> None:
         if fds.sync is not None and os.read(fds.sync, 1) != b"1":
             raise OSError(0, "the caller did not place the sandbox in its cgroup")
         libc.unshare(libc.CLONE_NEWCGROUP)
-        # 3. Own session, so the caller's terminal signals reach us only through the caller;
-        #    with a terminal, its slave becomes our controlling tty. A fixed umask, as
-        #    docker's 0022, so the files a RUN creates do not depend on the caller's.
+        # 3. Own session, so the caller's terminal signals reach us only through the caller.
+        #    A fixed umask, as docker's 0022: files a RUN creates must not depend on the caller.
         os.setsid()
-        _setup_stdio(fds.stdio, spec.process.terminal)
+        _setup_stdio(fds.stdio)
         os.umask(0o022)
         # 4. Network: a fresh namespace has only a down loopback; bring it up (runc does too).
         if spec.network == "none":
             _loopback_up()
         _setup_filesystem(spec, root, fds.status, created)
+        # 10. A terminal comes from the container's own devpts (it exists only now) and
+        #     becomes stdio and the controlling tty; the caller gets the master end.
+        if fds.console is not None:
+            _setup_console(fds.console, spec.process.uid)
         _drop_privileges(spec)
-        # 15. Exec with the container's PATH; only stdio and the status pipe (CLOEXEC) remain.
+        # 16. Exec with the container's PATH; only stdio and the status pipe (CLOEXEC) remain.
         _exec(spec, fds.status)
     except ExecError as e:
         code = e.code
@@ -173,29 +181,41 @@ def _setup_filesystem(spec: RunSpec, root: str, status_fd: int, created: list[st
 
 
 def _drop_privileges(spec: RunSpec) -> None:
-    # 10. Hostname needs CAP_SYS_ADMIN in the UTS namespace: before dropping caps.
+    # 11. Hostname needs CAP_SYS_ADMIN in the UTS namespace: before dropping caps.
     socket.sethostname(spec.hostname)
-    # 11. Limits, clamped to the hard values we have (root lacks CAP_SYS_RESOURCE here).
+    # 12. Limits, clamped to the hard values we have (root lacks CAP_SYS_RESOURCE here).
     _set_rlimits(spec)
-    # 12. cwd while still root (it may be reachable by root only), as runc; retried below.
+    # 13. cwd while still root (it may be reachable by root only), as runc; retried below.
     cwd_done = _try_chdir(spec.process.cwd)
-    # 13. Privileges: bounding set (needs CAP_SETPCAP), user switch, final cap sets.
+    # 14. Privileges: bounding set (needs CAP_SETPCAP), user switch, final cap sets.
     keep = caps.mask(spec.capabilities)
     caps.drop_bounding(keep)
     caps.change_user(keep, lambda: _switch_user(spec))
-    # 14. no_new_privs last: setuid binaries in the workload can no longer gain privileges.
+    # 15. no_new_privs last: setuid binaries in the workload can no longer gain privileges.
     if spec.no_new_privs:
         libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
     if not cwd_done:
         _chdir(spec.process.cwd)
 
 
-def _setup_stdio(stdio: tuple[int, int, int], terminal: bool) -> None:
-    if terminal:
-        fcntl.ioctl(stdio[0], termios.TIOCSCTTY, 0)
+def _setup_stdio(stdio: tuple[int, int, int]) -> None:
     for target, fd in enumerate(stdio):
         if fd != target:
             os.dup2(fd, target)
+
+
+def _setup_console(sock_fd: int, uid: int) -> None:
+    master, slave = os.openpty()  # /dev/ptmx is the container's devpts now
+    with socket.socket(fileno=sock_fd) as sock:
+        socket.send_fds(sock, [b"pty"], [master])
+    os.close(master)
+    if uid != 0:
+        os.fchown(slave, uid, -1)
+    os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY, 0o600))
+    libc.mount(os.ttyname(slave), "/dev/console", None, libc.MS_BIND)
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    _setup_stdio((slave, slave, slave))
+    os.close(slave)
 
 
 def _loopback_up() -> None:

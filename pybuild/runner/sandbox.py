@@ -18,69 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pybuild.errors import RunnerError
-from pybuild.runner import cgroups, init
+from pybuild.runner import cgroups, init, stdio
 from pybuild.runner.cleanup import remove_created
 from pybuild.runner.spec import RunSpec, validate
-
-Sink = Callable[[bytes], None] | int | None
-_CHUNK = 65536
-
-
-@dataclass
-class _Io:
-    """The child's fds 0-2, and what the parent reads from or writes to."""
-
-    child: list[int] = field(default_factory=list)
-    child_owned: list[int] = field(default_factory=list)     # closed in the parent after fork
-    parent_owned: list[int] = field(default_factory=list)    # closed when the run ends
-    readers: dict[int, Callable[[bytes], None]] = field(default_factory=dict)
-    stdin_data: bytes = b""
-    stdin_writer: int | None = None
-
-
-def _writer(fd: int) -> Callable[[bytes], None]:
-    def write(data: bytes) -> None:
-        while data:
-            data = data[os.write(fd, data):]
-    return write
-
-
-def _open_terminal(io: _Io, stdin: bytes | int | None, stdout: Sink) -> _Io:
-    master, slave = os.openpty()
-    io.child = [slave, slave, slave]
-    io.child_owned.append(slave)
-    io.parent_owned.append(master)
-    io.readers[master] = stdout if callable(stdout) else _writer(1 if stdout is None else stdout)
-    if isinstance(stdin, bytes):
-        io.stdin_data, io.stdin_writer = stdin, master
-    return io
-
-
-def _open_io(stdin: bytes | int | None, stdout: Sink, stderr: Sink, terminal: bool) -> _Io:
-    io = _Io()
-    if terminal:
-        return _open_terminal(io, stdin, stdout)
-    if stdin is None:
-        io.child.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
-        io.child_owned.append(io.child[-1])
-    elif isinstance(stdin, int):
-        io.child.append(stdin)
-    else:
-        r, w = os.pipe()
-        io.child.append(r)
-        io.child_owned.append(r)
-        io.parent_owned.append(w)
-        io.stdin_data, io.stdin_writer = stdin, w
-    for sink, default in ((stdout, 1), (stderr, 2)):
-        if callable(sink):
-            r, w = os.pipe()
-            io.child.append(w)
-            io.child_owned.append(w)
-            io.parent_owned.append(r)
-            io.readers[r] = sink
-        else:
-            io.child.append(default if sink is None else sink)
-    return io
+from pybuild.runner.stdio import Sink, Source
 
 
 @dataclass
@@ -116,7 +57,7 @@ class _Child:
 
 
 def run(spec: RunSpec, *, stdout: Sink = None, stderr: Sink = None,
-        stdin: bytes | int | None = None, cancel: threading.Event | None = None,
+        stdin: Source = None, cancel: threading.Event | None = None,
         cgroup_name: str | None = None) -> int:
     """Run ``spec`` and return its exit code (128+n if killed by signal n).
 
@@ -162,9 +103,9 @@ def _mount_point() -> str:
 
 
 def _fork_and_wait(spec: RunSpec, root: str, cgroup: cgroups.Cgroup | None,
-                   stdin: bytes | int | None, stdout: Sink, stderr: Sink,
+                   stdin: Source, stdout: Sink, stderr: Sink,
                    cancel: threading.Event | None) -> tuple[_Child, int]:
-    io = _open_io(stdin, stdout, stderr, spec.process.terminal)
+    io = stdio.open_io(stdin, stdout, stderr, spec.process.terminal)
     status_r, status_w = os.pipe()
     io.child_owned.append(status_w)
     io.parent_owned.append(status_r)
@@ -173,21 +114,23 @@ def _fork_and_wait(spec: RunSpec, root: str, cgroup: cgroups.Cgroup | None,
         sync_r, sync_w = os.pipe()
         io.child_owned.append(sync_r)
         io.parent_owned.append(sync_w)
-    fds = init.Fds(status_w, (io.child[0], io.child[1], io.child[2]), sync_r)
+    fds = init.Fds(status_w, (io.child[0], io.child[1], io.child[2]), sync_r,
+                   io.console_child)
     try:
         caller = os.getpid()
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller decides what happens
             init.intermediate(spec, root, fds, caller)
-        _close(io.child_owned)
+        for fd in io.child_owned:
+            os.close(fd)
         io.child_owned.clear()
         child = _Child(pid)
         if cgroup is not None and sync_w is not None:
             child.on_init_pid = _placer(cgroup, sync_w)
         return child, _supervise(child, io, status_r, cancel)
     finally:
-        _close(io.child_owned + io.parent_owned)
+        stdio.close(io)
 
 
 def _placer(cgroup: cgroups.Cgroup, sync_w: int) -> Callable[[int], None]:
@@ -198,15 +141,7 @@ def _placer(cgroup: cgroups.Cgroup, sync_w: int) -> Callable[[int], None]:
     return place
 
 
-def _close(fds: list[int]) -> None:
-    for fd in dict.fromkeys(fds):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-
-
-def _supervise(child: _Child, io: _Io, status_r: int,
+def _supervise(child: _Child, io: stdio.Io, status_r: int,
                cancel: threading.Event | None) -> int:
     """Pump output to the sinks until the child is gone; kill it on cancel or any error."""
     pidfd = os.pidfd_open(child.pid)
@@ -214,10 +149,7 @@ def _supervise(child: _Child, io: _Io, status_r: int,
     try:
         sel.register(pidfd, selectors.EVENT_READ)
         sel.register(status_r, selectors.EVENT_READ)
-        for fd in io.readers:
-            sel.register(fd, selectors.EVENT_READ)
-        if io.stdin_writer is not None:
-            _start_stdin(sel, io)
+        io.register(sel)
         exited = False
         while not exited or sel.get_map():
             if cancel is not None and cancel.is_set():
@@ -226,13 +158,12 @@ def _supervise(child: _Child, io: _Io, status_r: int,
                 if key.fd == pidfd:  # all writers are dead now: drain the pipes to EOF
                     exited = True
                     sel.unregister(pidfd)
-                    if io.stdin_writer is not None and io.stdin_writer in sel.get_map():
-                        sel.unregister(io.stdin_writer)
-                elif key.fd == io.stdin_writer and key.events & selectors.EVENT_WRITE:
-                    _pump_stdin(sel, io)
+                    io.stop_input(sel)
+                elif key.fd == status_r:
+                    _read_status(sel, status_r, child)
                 else:
-                    _pump_output(sel, key.fd, child, io, status_r)
-        return init._status_of(os.waitpid(child.pid, 0)[1])
+                    io.handle(sel, key)
+        return init.status_of(os.waitpid(child.pid, 0)[1])
     except BaseException:
         child.kill()
         os.waitpid(child.pid, 0)
@@ -242,43 +173,9 @@ def _supervise(child: _Child, io: _Io, status_r: int,
         os.close(pidfd)
 
 
-def _pump_output(sel: selectors.BaseSelector, fd: int, child: _Child, io: _Io,
-                 status_r: int) -> None:
-    try:
-        data = os.read(fd, _CHUNK)
-    except OSError:  # EIO: a terminal's last slave closed
-        data = b""
-    if not data:
-        sel.unregister(fd)
-    elif fd == status_r:
+def _read_status(sel: selectors.BaseSelector, fd: int, child: _Child) -> None:
+    data = os.read(fd, 4096)
+    if data:
         child.feed(data)
     else:
-        io.readers[fd](data)
-
-
-def _start_stdin(sel: selectors.BaseSelector, io: _Io) -> None:
-    assert io.stdin_writer is not None
-    os.set_blocking(io.stdin_writer, False)
-    if io.stdin_writer in io.readers:  # a terminal: its buffer takes a few KiB at once
-        os.set_blocking(io.stdin_writer, True)
-        _writer(io.stdin_writer)(io.stdin_data)
-        os.set_blocking(io.stdin_writer, False)
-    elif io.stdin_data:
-        sel.register(io.stdin_writer, selectors.EVENT_WRITE)
-    else:
-        os.close(io.stdin_writer)
-        io.parent_owned.remove(io.stdin_writer)
-
-
-def _pump_stdin(sel: selectors.BaseSelector, io: _Io) -> None:
-    assert io.stdin_writer is not None
-    try:
-        io.stdin_data = io.stdin_data[os.write(io.stdin_writer, io.stdin_data):]
-    except BlockingIOError:
-        return
-    except OSError:  # EPIPE: the workload stopped reading
-        io.stdin_data = b""
-    if not io.stdin_data:  # all written: close the pipe so the workload sees EOF
-        sel.unregister(io.stdin_writer)
-        os.close(io.stdin_writer)
-        io.parent_owned.remove(io.stdin_writer)
+        sel.unregister(fd)
