@@ -144,6 +144,8 @@ class _Parser:
 
     def _plain(self, logical: str, start: int) -> Node | None:
         """The common line (a word and its arguments, no flags, heredoc or ONBUILD) in one go."""
+        if logical[:1] in USPACE or logical[-1] in USPACE:  # empty, or to be trimmed first
+            return None
         m = self.plain(logical)
         if m is None or "<<" in logical:
             return None
