@@ -47,6 +47,14 @@ def check_config(config: dict, expect: dict) -> None:
         assert config.get("author") == expect["author"]
 
 
+def check_history(config: dict, expect: dict) -> None:
+    text = "\n".join(h.get("created_by", "") for h in config.get("history", []))
+    for want in expect.get("history_contains", []):
+        assert want in text, f"history lacks {want!r}: {text}"
+    for unwanted in expect.get("history_absent", []):
+        assert unwanted not in text, f"history has {unwanted!r}"
+
+
 def check_files(tree: dict, expect: dict) -> None:
     types = {"file": 0o100000, "dir": 0o040000, "symlink": 0o120000}
     for path, want in expect.get("files", {}).items():
@@ -71,8 +79,9 @@ def test_golden_build(case, store, tmp_path):
     expect = json.loads((TESTDATA / "builds" / case / "expect.json").read_text())
     context = prepare_context(case, tmp_path / "context")
     kw = {"tags": (f"golden/{case}",), "build_args": expect.get("build_args", {}),
-          "target": expect.get("target"), "secrets": {
+          "target": expect.get("target"), "labels": expect.get("labels", {}), "secrets": {
               k: str(context / v) for k, v in expect.get("secrets", {}).items()}}
+    before = {p: (context / p).read_bytes() for p in expect.get("context_unchanged", [])}
     if "error" in expect:
         with pytest.raises(PybuildError) as err:
             run_build(store, context, **kw)
@@ -81,7 +90,10 @@ def test_golden_build(case, store, tmp_path):
         no_leftovers(store.root)
         return
     image, _ = run_build(store, context, **kw)
-    check_config(config_of(store, image), expect)
+    config = config_of(store, image)
+    check_config(config, expect)
+    check_history(config, expect)
+    assert {p: (context / p).read_bytes() for p in before} == before, "context changed"
     check_files(image_tree(store, image, tmp_path / "rootfs"), expect)
     for item in expect.get("probes", []):
         assert probe(store, image, item["run"]) == item["stdout"], item["run"]

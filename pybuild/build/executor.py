@@ -75,9 +75,14 @@ class Executor:
         return state
 
     def base_state(self, stage: Stage) -> StageState:
+        from pybuild.build.options import platform_supported
+
+        if stage.platform and not platform_supported(stage.platform):
+            raise BuildError(f"{self.file}:{stage.from_.line}: platform {stage.platform} is "
+                             "not supported (only linux/amd64)")
         if stage.base_is_stage and stage.base_stage is not None:
             base = self.results[stage.base_stage]
-            return replace(base, args={}, cmd_set=False, created=self.created,
+            return replace(base, args={}, declared=(), cmd_set=False, created=self.created,
                            escape=self.escape)
         if stage.base.lower() == "scratch":
             image = ImageConfig(config=ContainerConfig())
@@ -125,7 +130,9 @@ class Executor:
         return new
 
     def arg_step(self, state: StageState, inst: Arg) -> StageState:
+        """ARG: its value in scope, and BuildKit's ``ARG NAME=value`` history entry."""
         args = dict(state.args)
+        shown = []
         for arg in inst.args:
             if arg.name in self.options.build_args and \
                     self.options.build_args[arg.name] is not None:
@@ -134,7 +141,10 @@ class Executor:
                 args[arg.name] = state.expand(arg.default, inst.line)
             elif self.stages.global_args.get(arg.name) is not None:
                 args[arg.name] = self.stages.global_args[arg.name]  # type: ignore[assignment]
-        return replace(state, args=args)
+            shown.append(f"{arg.name}={args[arg.name]}" if arg.name in args else arg.name)
+        state = replace(state, args=args, declared=(*state.declared, *(
+            a.name for a in inst.args)))
+        return state.with_config(state.config, "ARG " + " ".join(shown))
 
     # -- steps that add a layer
 

@@ -36,3 +36,11 @@ class BuildResult:
     image_id: str
     tags: tuple[str, ...]
     manifest_digest: str
+
+
+SUPPORTED_PLATFORMS = ("linux/amd64", "linux/x86_64", "linux/amd64/v1", "amd64")
+
+
+def platform_supported(platform: str) -> bool:
+    """Only linux/amd64 can be built: the sandbox runs the host's binaries."""
+    return platform.lower() in SUPPORTED_PLATFORMS

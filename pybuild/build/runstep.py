@@ -58,9 +58,34 @@ def _body(doc) -> str:
     return doc.content
 
 
-def history_text(argv: tuple[str, ...], inst: Run) -> str:
+def history_text(argv: tuple[str, ...], inst: Run, state: StageState | None = None) -> str:
+    """BuildKit's ``RUN |N A=1 B=2 cmd``: the ARGs declared in the stage (an ENV of the same
+    name shows its value), never undeclared ones such as the predefined proxy args."""
     shown = " ".join(argv) if inst.shell_form else json.dumps(list(argv))
-    return f"RUN {shown} # buildkit"
+    prefix = ""
+    if state is not None and state.declared:
+        env = state.config.env_dict()
+        pairs = [f"{k}={env[k] if k in env else state.args.get(k, '')}" for k in state.declared]
+        prefix = f"|{len(pairs)} {' '.join(pairs)} "
+    return f"RUN {prefix}{shown} # buildkit"
+
+
+def run_env(ex, state: StageState, inst: Run) -> tuple[str, ...]:
+    """The step's environment: the state's, the predefined proxy args given as --build-arg
+    (not declared, so kept out of history and the cache key), and ``env=`` secrets."""
+    from pybuild.plan.args import PROXY_ARGS
+
+    env = dict(item.partition("=")[::2] for item in state.run_env())
+    for name, value in ex.options.build_args.items():
+        if name in PROXY_ARGS and value is not None:
+            env.setdefault(name, value)
+    for m in inst.mounts:
+        if m.type == "secret" and m.env:
+            src = secret_source(m, dict(ex.options.secrets))
+            if src is not None:
+                with open(src, encoding="utf-8", errors="surrogateescape") as f:
+                    env[m.env] = f.read()
+    return tuple(f"{k}={v}" for k, v in env.items())
 
 
 def key_text(argv: tuple[str, ...], inst: Run, network: str) -> str:
@@ -153,7 +178,7 @@ def execute(ex, state: StageState, inst: Run, argv: tuple[str, ...], network: st
 
     view = RootfsView(lowerdirs)
     ids = resolve_user(view, state.config.user or "root")
-    inputs = RunInputs(argv, state.run_env(), ids, state.workdir, network)
+    inputs = RunInputs(argv, run_env(ex, state, inst), ids, state.workdir, network)
     upper, work = ex.tempdir("upper-"), ex.tempdir("work-")
     seen: list[bytes] = []
 
@@ -197,7 +222,7 @@ def _mounts(ex, state: StageState, inst: Run, ids: Ids, stack: contextlib.ExitSt
             yield Mount("tmpfs", "tmpfs", target, False, opts)
         elif m.type == "secret":
             src = secret_source(m, dict(ex.options.secrets))
-            if src is not None:
+            if src is not None and (m.target or not m.env):  # env= alone mounts no file
                 yield Mount("bind", src, target, True)
         elif m.type == "bind":
             yield Mount("bind", _bind_source(ex, m, stack), target, m.readonly)
@@ -215,9 +240,27 @@ def _bind_source(ex, m: RunMount, stack: contextlib.ExitStack) -> str:
         path = os.path.realpath(os.path.join(root, source))
         if path != root and not path.startswith(root + "/"):
             raise BuildError(f"bind mount source {m.source} is outside the build context")
-        return path
-    flat = ex.flatten_from(m.from_)
-    path = os.path.realpath(os.path.join(flat, source))
-    if path != flat and not path.startswith(flat.rstrip("/") + "/"):
-        raise BuildError(f"bind mount source {m.source} escapes its stage")
+    else:
+        flat = ex.flatten_from(m.from_)
+        path = os.path.realpath(os.path.join(flat, source))
+        if path != flat and not path.startswith(flat.rstrip("/") + "/"):
+            raise BuildError(f"bind mount source {m.source} escapes its stage")
+    if not m.readonly:  # as BuildKit: writes go to a scratch copy, never to the source
+        path = stack.enter_context(_scratch_copy(ex, path))
     return path
+
+
+@contextlib.contextmanager
+def _scratch_copy(ex, path: str) -> Iterator[str]:
+    import shutil
+
+    tmp = ex.tempdir("bindrw-")
+    try:
+        copy = str(tmp / "src")
+        if os.path.isdir(path):
+            shutil.copytree(path, copy, symlinks=True)
+        else:
+            shutil.copy2(path, copy)
+        yield copy
+    finally:
+        ex.remove_tree(tmp)

@@ -66,6 +66,7 @@ class Staging:
     def put(self, dest_dir: str, item: Item, uid: int, gid: int) -> None:
         """Write ``item`` below the staged ``dest_dir`` host path, owned by uid:gid."""
         path = os.path.join(dest_dir, item.rel) if item.rel else dest_dir
+        self._parents(os.path.dirname(path), dest_dir, uid, gid)
         if item.kind == "dir":
             if not os.path.isdir(path):
                 if os.path.lexists(path):
@@ -96,6 +97,16 @@ class Staging:
         os.chmod(path, item.mode)
         if item.mtime is not None:
             os.utime(path, (item.mtime, item.mtime))
+
+    def _parents(self, path: str, dest_dir: str, uid: int, gid: int) -> None:
+        """Dirs between ``dest_dir`` and an item that kept its parents (``--parents``): 0755,
+        owned as the copied files."""
+        if os.path.isdir(path) or len(path) <= len(dest_dir):
+            return
+        self._parents(os.path.dirname(path), dest_dir, uid, gid)
+        os.mkdir(path)
+        os.chown(path, uid, gid)
+        os.chmod(path, 0o755)
 
     def finish(self) -> None:
         """Restore directory mtimes last: writing into a dir changes its mtime."""

@@ -39,6 +39,7 @@ class StageState:
     layers: tuple[LayerRef, ...]
     key: str
     args: Mapping[str, str] = field(default_factory=dict)  # ARGs in scope that have a value
+    declared: tuple[str, ...] = ()  # ARG names declared in this stage, in order (for history)
     escape: str = "\\"
     cmd_set: bool = False  # CMD given in this stage (ENTRYPOINT then keeps it)
     created: str = ""

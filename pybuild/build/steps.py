@@ -80,7 +80,7 @@ def _run(ex, state: StageState, inst: Run) -> Prepared:
         return runstep.execute(ex, state, inst, argv, network, on_output)
 
     return Prepared(runstep.key_text(argv, inst, network), execute,
-                    runstep.history_text(argv, inst), args=dict(state.args),
+                    runstep.history_text(argv, inst, state), args=dict(state.args),
                     sources_digest=digest, extra=extra)
 
 
