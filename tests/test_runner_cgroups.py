@@ -155,3 +155,11 @@ def test_container_sees_its_cgroup_as_root(box: Box) -> None:
     result = run_capture(box.spec("cat /proc/self/cgroup", resources=Resources(pids_limit=50)))
     memory_lines = [line for line in result.out.splitlines() if ":memory:" in line]
     assert all(line.endswith(":/") for line in memory_lines), result.out
+
+
+@pytest.mark.root
+def test_container_reads_its_own_limits(box: Box) -> None:
+    script = ("cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null ||"
+              " cat /sys/fs/cgroup/memory.max; touch /sys/fs/cgroup/x 2>/dev/null || echo ro")
+    result = run_capture(box.spec(script, resources=Resources(memory=48 << 20)))
+    assert result.out.split() == [str(48 << 20), "ro"]

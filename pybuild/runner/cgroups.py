@@ -31,6 +31,8 @@ class Layout:
     kind: str                                             # "v1" | "v2" | "hybrid" | "none"
     v1: dict[str, Path] = field(default_factory=dict)     # controller -> mount point
     v2: Path | None = None                                # the cgroup2 mount point
+    # every v1 hierarchy: (mount point, its controllers as mount data, e.g. "cpu,cpuacct")
+    hierarchies: tuple[tuple[Path, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,13 @@ class Cgroup(Protocol):
     def remove(self) -> None: ...
 
 
+_GENERIC_OPTIONS = {"rw", "ro", "xattr", "noprefix", "clone_children", "cpuset_v2_mode"}
+
+
 def parse_mountinfo(text: str) -> Layout:
     v1: dict[str, Path] = {}
     v2: Path | None = None
+    hierarchies: list[tuple[Path, str]] = []
     for line in text.splitlines():
         left, _, right = line.partition(" - ")
         fields, extra = left.split(), right.split()
@@ -63,11 +69,14 @@ def parse_mountinfo(text: str) -> Layout:
         if extra[0] == "cgroup2":
             v2 = v2 or point
         elif extra[0] == "cgroup":
-            for opt in extra[2].split(","):
+            opts = [o for o in extra[2].split(",")
+                    if o not in _GENERIC_OPTIONS and not o.startswith("release_agent=")]
+            hierarchies.append((point, ",".join(opts)))
+            for opt in opts:
                 if opt in V1_CONTROLLERS:
                     v1.setdefault(opt, point)
     if v1:
-        return Layout("hybrid" if v2 else "v1", v1, v2)
+        return Layout("hybrid" if v2 else "v1", v1, v2, tuple(hierarchies))
     return Layout("v2" if v2 else "none", {}, v2)
 
 

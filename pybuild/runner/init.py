@@ -25,7 +25,7 @@ import struct
 import termios
 from dataclasses import dataclass
 
-from pybuild.runner import caps, libc, mounts
+from pybuild.runner import caps, cgroups, libc, mounts
 from pybuild.runner.spec import DEFAULT_PATH, RLIMITS, RunSpec
 
 SETUP_FAILED = 125
@@ -164,6 +164,7 @@ def _setup_filesystem(spec: RunSpec, root: str, status_fd: int, created: list[st
     #    then etc files and the spec's mounts on top (they may land inside /dev etc.).
     mounts.mount_rootfs(spec.rootfs, root)
     mounts.mount_standard(root, created)
+    mounts.mount_cgroups(root, cgroups.detect())
     mounts.mount_etc_files(root, spec.etc_files, created)
     mounts.mount_spec(root, spec.mounts, created)
     # 7. Report created mount points now (the caller removes them after the run).

@@ -17,6 +17,7 @@ import stat
 from collections.abc import Iterable
 
 from pybuild.runner import libc
+from pybuild.runner.cgroups import Layout
 from pybuild.runner.spec import Mount, Rootfs
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -162,6 +163,30 @@ def mount_standard(root: str, created: list[str], with_sys: bool = True) -> None
     if with_sys:
         sys_dir = ensure_mountpoint(root, "/sys", True, created)
         libc.mount("sysfs", sys_dir, "sysfs", _NOSUID_NODEV_NOEXEC | libc.MS_RDONLY)
+
+
+def mount_cgroups(root: str, layout: Layout) -> None:
+    """/sys/fs/cgroup read-only, as docker: the sandbox's cgroup namespace makes its own
+    cgroup the root of what it sees, so tools can read their limits (JVM, Go runtime)."""
+    target = f"{root}/sys/fs/cgroup"
+    if layout.kind == "v2" and layout.v2 is not None:
+        libc.mount("cgroup2", target, "cgroup2", _NOSUID_NODEV_NOEXEC | libc.MS_RDONLY)
+        return
+    if layout.kind not in ("v1", "hybrid") or not os.path.isdir(target):
+        return
+    libc.mount("tmpfs", target, "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=755")
+    mounted = [(point.name, "cgroup", data) for point, data in layout.hierarchies]
+    if layout.v2 is not None:
+        mounted.append((layout.v2.name, "cgroup2", None))
+    for name, fstype, data in mounted:
+        os.mkdir(f"{target}/{name}", 0o755)
+        try:
+            libc.mount(fstype, f"{target}/{name}", fstype,
+                       _NOSUID_NODEV_NOEXEC | libc.MS_RDONLY, data)
+        except OSError:  # a hierarchy this host will not mount twice: leave it out
+            os.rmdir(f"{target}/{name}")
+    libc.mount(None, target, None,
+               libc.MS_REMOUNT | libc.MS_RDONLY | _NOSUID_NODEV_NOEXEC, "mode=755")
 
 
 def _split_options(options: Iterable[str]) -> tuple[int, str]:
