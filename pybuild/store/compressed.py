@@ -7,6 +7,7 @@ save does not compress again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,13 +51,16 @@ class CompressedIndex:
         known = self.load(diff_id).get(compression)
         if known is not None and self.blobs.has(known.digest):
             return known
-        blob = self._compress(diff_id, compression)
-        with self.lock:
-            table = self.load(diff_id)
-            table[compression] = blob
-            data = {name: {"digest": b.digest, "size": b.size, "mediaType": b.media_type}
-                    for name, b in table.items()}
-            atomic_write(self.path(diff_id), canonical_json(data), self.tmp)
+        # hold the writing lock until the mapping names the new blob, or a collection could
+        # take it in between
+        with self.blobs.guard or contextlib.nullcontext():
+            blob = self._compress(diff_id, compression)
+            with self.lock:
+                table = self.load(diff_id)
+                table[compression] = blob
+                data = {name: {"digest": b.digest, "size": b.size, "mediaType": b.media_type}
+                        for name, b in table.items()}
+                atomic_write(self.path(diff_id), canonical_json(data), self.tmp)
         return blob
 
     def digests(self) -> dict[str, set[str]]:
