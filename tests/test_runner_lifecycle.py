@@ -71,6 +71,17 @@ def test_cancel_kills_the_sandbox(box: Box) -> None:
         _assert_nothing_left(box, marker)
 
 
+def test_cancel_before_start_leaves_no_orphan(box: Box) -> None:
+    # Killing the first child before PID 1 armed its parent-death signal must not orphan it.
+    for i in range(10):
+        cancel = threading.Event()
+        cancel.set()
+        assert run(box.spec(f"exec sleep 4714.{i}"), cancel=cancel) == 137
+    time.sleep(0.2)
+    assert not processes_with("sleep 4714.")
+    _assert_nothing_left(box, "4714.")
+
+
 def test_killed_by_signal_is_128_plus_n(box: Box) -> None:
     marker = "4712.25"
     thread, result = _start(box, marker)

@@ -2,15 +2,17 @@
 
 Two processes, as runc's nsexec + init:
 
-* ``intermediate`` is forked by the caller. It joins the cgroup, unshares the namespaces
-  and forks again, because a new PID namespace only applies to children: the grandchild
-  is PID 1. It then waits and exits with the grandchild's status (128+n for signal n).
+* ``intermediate`` is forked by the caller. It unshares the namespaces and forks again,
+  because a new PID namespace only applies to children: the grandchild is PID 1. It then
+  waits and exits with the grandchild's status (128+n for signal n).
 * ``container_init`` is that PID 1. It builds the filesystem and drops privileges in the
   fixed order of ``container_init`` below, then execs the workload.
 
 Both talk to the caller over a status pipe (close-on-exec, so EOF means "exec happened"):
 ``P <pid>`` the grandchild's host pid, ``M <path>`` a mount point we had to create,
-``E <message>`` a setup failure. Only the few modules imported here are used after fork.
+``E <message>`` a setup failure. The caller answers on the sync pipe once it has placed PID 1
+in its cgroup; EOF there means the caller is gone. Only the modules imported here are used
+after fork.
 """
 
 from __future__ import annotations
@@ -64,7 +66,6 @@ class Fds:
     sync: int | None = None        # read end: one byte once the caller placed PID 1 in cgroups
     console: int | None = None     # a socket to send the terminal's master end over
 
-
     def optional(self) -> list[int]:
         return [fd for fd in (self.sync, self.console) if fd is not None]
 
@@ -80,9 +81,12 @@ def intermediate(spec: RunSpec, root: str, fds: Fds, caller: int) -> None:
         # end) so pipes see EOF when the workload, not this process, closes them.
         close_fds_except({fds.status, *fds.stdio, *fds.optional()})
         libc.unshare(namespace_flags(spec))
+        alive_r, alive_w = os.pipe()  # EOF for PID 1 once this process is gone
         pid = os.fork()
         if pid == 0:
-            container_init(spec, root, fds)
+            os.close(alive_w)
+            container_init(spec, root, fds, alive_r)
+        os.close(alive_r)
         # The caller puts PID 1 (only: this process stays out of the limits) in its cgroups.
         _report(fds.status, "P", str(pid))
         for fd in {fds.status, *fds.stdio, *fds.optional()}:
@@ -115,7 +119,7 @@ def _report_error(status_fd: int, e: BaseException) -> None:
         pass
 
 
-def container_init(spec: RunSpec, root: str, fds: Fds) -> None:
+def container_init(spec: RunSpec, root: str, fds: Fds, alive: int) -> None:
     """PID 1 of the sandbox: the setup as one ordered list (runc's standard init order).
 
     Steps 1-4 here, 5-9 in ``_setup_filesystem``, 11-15 in ``_drop_privileges``, then exec.
@@ -123,12 +127,15 @@ def container_init(spec: RunSpec, root: str, fds: Fds) -> None:
     code = SETUP_FAILED
     created: list[str] = []
     try:
-        # 1. Die with the intermediate (and so with the caller).
+        # 1. Die with the intermediate (and so with the caller). If it died before the
+        #    prctl took effect, the alive pipe is at EOF already: stop here.
         libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if not _parent_alive(alive):
+            os._exit(SETUP_FAILED)
         # 2. Wait until the caller has put us into the cgroups (if any), then take the
         #    cgroup namespace: everything from here on is accounted and limited.
         if fds.sync is not None and os.read(fds.sync, 1) != b"1":
-            raise OSError(0, "the caller did not place the sandbox in its cgroup")
+            os._exit(SETUP_FAILED)
         libc.unshare(libc.CLONE_NEWCGROUP)
         # 3. Own session, so the caller's terminal signals reach us only through the caller.
         #    A fixed umask, as docker's 0022: files a RUN creates must not depend on the caller.
@@ -197,6 +204,16 @@ def _drop_privileges(spec: RunSpec) -> None:
         libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
     if not cwd_done:
         _chdir(spec.process.cwd)
+
+
+def _parent_alive(alive: int) -> bool:
+    os.set_blocking(alive, False)
+    try:
+        return os.read(alive, 1) != b""
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(alive)
 
 
 def _setup_stdio(stdio: tuple[int, int, int]) -> None:

@@ -3,8 +3,8 @@
 The caller's side: validate, create the cgroup, fork (see ``init`` for what the children
 do), stream output live, and clean up. Everything the sandbox mounts lives in its own mount
 namespace, so the kernel tears it down when the last process in it dies; what is left to
-the caller is the cgroup, the empty mount-point directory, and removing mount points the
-setup had to create in the image's upper dir.
+the caller is the cgroup and removing mount points the setup had to create in the image's
+upper dir.
 """
 
 from __future__ import annotations
@@ -137,7 +137,10 @@ def _placer(cgroup: cgroups.Cgroup, sync_w: int) -> Callable[[int], None]:
     """Put the sandbox's PID 1 into the cgroup, then let it go on (see init step 2)."""
     def place(pid: int) -> None:
         cgroup.add(pid)
-        os.write(sync_w, b"1")
+        try:
+            os.write(sync_w, b"1")
+        except BrokenPipeError:  # it died already; its status tells the rest
+            pass
     return place
 
 
