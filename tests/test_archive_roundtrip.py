@@ -211,3 +211,15 @@ def test_loading_twice_changes_nothing(source, tmp_path):
     before = store_state(tmp_path / "b")
     load(Store(tmp_path / "b"), io.BytesIO(data))
     assert store_state(tmp_path / "b") == before
+
+
+def test_bare_repository_saves_every_tag_of_it(source, tmp_path, busybox_tar):
+    root = tmp_path / "a"
+    first = make_image(root, busybox_tar, "docker.io/library/multi:1")
+    client = Client(root)
+    second = client.images.import_(busybox_tar, "multi:2", changes=["ENV X=1"]).id
+    assert first != second
+    loaded = load(Store(tmp_path / "b"), io.BytesIO(_save(root, "multi")))
+    assert sorted((i.id, i.tags) for i in loaded) == sorted([
+        (first, ("docker.io/library/multi:1",)), (second, ("docker.io/library/multi:2",))])
+    system_check_clean(tmp_path / "b")

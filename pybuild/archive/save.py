@@ -70,9 +70,9 @@ def save(store: Store, images: Sequence[str], out: BinaryIO | None = None, *,
 def plan_save(store: Store, names: Sequence[str], compression: str) -> SavePlan:
     selected: dict[str, list[str]] = {}
     for name in names:
-        image_id, tags = select(store, name)
-        known = selected.setdefault(image_id, [])
-        known += [t for t in tags if t not in known]
+        for image_id, tags in select(store, name):
+            known = selected.setdefault(image_id, [])
+            known += [t for t in tags if t not in known]
     saved, blobs, documents = [], {}, {}
     for image_id, tags in selected.items():
         image, manifest = _image_plan(store, image_id, tuple(tags), compression, blobs)
@@ -114,9 +114,9 @@ def _platform(config: bytes) -> dict[str, str]:
     return out
 
 
-def select(store: Store, name: str) -> tuple[str, list[str]]:
-    """The image ``name`` means and the tags to save with it, as docker does: a name with a
-    tag saves that tag, a bare repository every tag of it, an id no tag."""
+def select(store: Store, name: str) -> list[tuple[str, list[str]]]:
+    """The images ``name`` means and the tags to save with each, as docker does: a name with
+    a tag saves that tag, a bare repository every tag of it, an id no tag."""
     from pybuild.store.images import resolve
 
     try:
@@ -125,18 +125,15 @@ def select(store: Store, name: str) -> tuple[str, list[str]]:
         ref = None
     table = store.refs.load()
     if ref is not None and ref.tag is None and ref.digest is None:
-        tags = sorted(t for t in table.tags if parse_reference(t).name == ref.name)
-        if tags:
-            by_image: dict[str, list[str]] = {}
-            for tag in tags:
-                by_image.setdefault(table.tags[tag], []).append(tag)
-            if len(by_image) > 1:  # docker saves them all; one call here, one image each
-                raise UsageError(f"{name} names {len(by_image)} images; give a tag")
-            return next(iter(by_image.items()))
+        by_image: dict[str, list[str]] = {}
+        for tag in sorted(t for t in table.tags if parse_reference(t).name == ref.name):
+            by_image.setdefault(table.tags[tag], []).append(tag)
+        if by_image:
+            return list(by_image.items())
     record = resolve(store, name, table)
     if ref is not None and ref.tag is not None:
-        return record.id, [str(ref.normalized())]
-    return record.id, []
+        return [(record.id, [str(ref.normalized())])]
+    return [(record.id, [])]
 
 
 def write_tar(store: Store, plan: SavePlan, out: BinaryIO) -> None:

@@ -39,17 +39,19 @@ class Entry:
 
 
 class _Hashing:
-    """Reads exactly ``size`` bytes of ``src``, hashing them."""
+    """Reads exactly ``size`` bytes of ``src``, hashing them unless told the hash is known."""
 
     def __init__(self, src: BinaryIO, size: int):
-        self.src, self.left, self.hash = src, size, hashlib.sha256()
+        self.src, self.left = src, size
+        self.hash: Any = hashlib.sha256()
 
     def read(self, n: int = -1) -> bytes:
         n = self.left if n < 0 else min(n, self.left)
         data = self.src.read(n) if n else b""
         if n and not data:
             raise ArchiveError("archive is truncated: an entry ends early")
-        self.hash.update(data)
+        if self.hash is not None:
+            self.hash.update(data)
         self.left -= len(data)
         return data
 
@@ -77,9 +79,12 @@ class Spool:
             entry.data = reader.read(size) if size else b""
             self.in_memory += size
         else:
-            self._decompress(entry, reader)
+            self._ingest(entry, reader)
         reader.drain()
-        entry.digest = "sha256:" + reader.hash.hexdigest()
+        if reader.hash is not None:
+            entry.digest = "sha256:" + reader.hash.hexdigest()
+        elif entry.writer is not None:
+            entry.digest = _written_digest(entry.writer)
         return entry
 
     def add_link(self, name: str, target: str) -> None:
@@ -95,6 +100,20 @@ class Spool:
             if parent in self.links:
                 raise UnsafePathError(f"refusing archive entry {name!r}: its parent {parent!r} "
                                       "is a link")
+
+    def _ingest(self, entry: Entry, reader: _Hashing) -> None:
+        """A large entry into a blob writer; a plain one is hashed once, by the writer."""
+        from pybuild.layers.compression import sniff
+
+        kind, prefix = sniff(reader)  # type: ignore[arg-type]
+        if kind != "none":
+            self._decompress(entry, _Prefixed(prefix, reader))  # type: ignore[arg-type]
+            return
+        entry.writer = writer = self.store.blobs.writer()
+        reader.hash = None  # the writer's hash of prefix + rest is the entry's digest
+        writer.write(prefix)
+        while chunk := reader.read(CHUNK):
+            writer.write(chunk)
 
     def _decompress(self, entry: Entry, src: BinaryIO) -> None:
         from pybuild.layers.compression import open_decompressed
@@ -176,6 +195,23 @@ class Spool:
         for entry in self.entries.values():
             if entry.writer is not None and not entry.committed:
                 entry.writer.abort()
+
+
+class _Prefixed:
+    """A few already-read bytes put back in front of a stream."""
+
+    def __init__(self, prefix: bytes, src: _Hashing):
+        self.prefix, self.src = prefix, src
+
+    def read(self, n: int = -1) -> bytes:
+        if self.prefix:
+            cut = len(self.prefix) if n < 0 else n
+            out, self.prefix = self.prefix[:cut], self.prefix[cut:]
+            return out
+        return self.src.read(n)
+
+    def readable(self) -> bool:
+        return True
 
 
 def _written_digest(writer: BlobWriter) -> str:

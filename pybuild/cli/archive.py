@@ -44,8 +44,12 @@ def save_command(ctx: click.Context, images: tuple[str, ...], output: str | None
 
 def _save_to_file(client, images: list[str], path: Path, compression: str) -> None:  # noqa: ANN001
     """Write beside ``path`` and rename, so a failed save leaves no half archive behind."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
-                               prefix=f".{path.name}.tmp-")
+    from pybuild.errors import ArchiveError
+
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
+    except OSError as err:
+        raise ArchiveError(f"cannot write {path}: {err.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as out:
             client.images.save(images, out, compression=compression)
