@@ -26,7 +26,7 @@ from pybuild.runner.stdio import Sink, Source
 
 @dataclass
 class _Child:
-    pid: int
+    pid: int = 0
     on_init_pid: Callable[[int], None] | None = None
     grandchild: int | None = None
     created: list[str] = field(default_factory=list)
@@ -49,7 +49,7 @@ class _Child:
 
     def kill(self) -> None:
         for pid in (self.grandchild, self.pid):
-            if pid is not None:
+            if pid:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -67,16 +67,15 @@ def run(spec: RunSpec, *, stdout: Sink = None, stderr: Sink = None,
     be set up; a missing executable is exit code 127 with the message on stderr, as docker.
     """
     validate(spec)
+    root = _mount_point()
     cgroup = None
     if spec.resources is not None:
         cgroup = cgroups.create(cgroup_name or cgroups.default_name(), spec.resources)
-    root = _mount_point()
-    child: _Child | None = None
+    child = _Child()
     try:
-        child, code = _fork_and_wait(spec, root, cgroup, stdin, stdout, stderr, cancel)
-    finally:
-        if child is not None:
-            remove_created(spec.rootfs, child.created)
+        code = _fork_and_wait(spec, root, cgroup, child, (stdin, stdout, stderr), cancel)
+    finally:  # the sandbox is dead here, even after an exception: nothing writes anymore
+        remove_created(spec.rootfs, child.created)
         if cgroup is not None:
             cgroup.remove()
     if child.errors:
@@ -102,10 +101,9 @@ def _mount_point() -> str:
     raise RunnerError("no writable place for the sandbox mount point (/run/pybuild, $TMPDIR)")
 
 
-def _fork_and_wait(spec: RunSpec, root: str, cgroup: cgroups.Cgroup | None,
-                   stdin: Source, stdout: Sink, stderr: Sink,
-                   cancel: threading.Event | None) -> tuple[_Child, int]:
-    io = stdio.open_io(stdin, stdout, stderr, spec.process.terminal)
+def _fork_and_wait(spec: RunSpec, root: str, cgroup: cgroups.Cgroup | None, child: _Child,
+                   streams: tuple[Source, Sink, Sink], cancel: threading.Event | None) -> int:
+    io = stdio.open_io(*streams, spec.process.terminal)
     status_r, status_w = os.pipe()
     io.child_owned.append(status_w)
     io.parent_owned.append(status_r)
@@ -120,15 +118,18 @@ def _fork_and_wait(spec: RunSpec, root: str, cgroup: cgroups.Cgroup | None,
         caller = os.getpid()
         pid = os.fork()
         if pid == 0:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller decides what happens
-            init.intermediate(spec, root, fds, caller)
+            try:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller decides what happens
+                init.intermediate(spec, root, fds, caller)
+            finally:
+                os._exit(init.SETUP_FAILED)
+        child.pid = pid
         for fd in io.child_owned:
             os.close(fd)
         io.child_owned.clear()
-        child = _Child(pid)
         if cgroup is not None and sync_w is not None:
             child.on_init_pid = _placer(cgroup, sync_w)
-        return child, _supervise(child, io, status_r, cancel)
+        return _supervise(child, io, status_r, cancel)
     finally:
         stdio.close(io)
 
