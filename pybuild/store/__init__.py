@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from pybuild.errors import BlobNotFound
 from pybuild.image import mediatypes as mt
 from pybuild.image.canonical import canonical_json
 from pybuild.image.manifest import Descriptor, build_manifest
@@ -105,19 +106,26 @@ class Store:
     def commit_image(self, config: bytes, layers: Sequence[LayerRef], *, docker: bool = False,
                      parent: str = "", created: str = "") -> ImageRecord:
         """Store a config blob (canonical JSON bytes, kept as given) and an uncompressed manifest
-        for layers already in the store, and write the image record. Names come after."""
-        config_info = self.blobs.put_bytes(config)
-        layer_descs = [Descriptor(mt.OCI_LAYER, ly.diff_id, ly.size) for ly in layers]
-        config_desc = Descriptor(mt.OCI_CONFIG, config_info.digest, config_info.size)
-        manifest = build_manifest(config_desc, layer_descs, docker=docker)
-        manifest_info = self.blobs.put_bytes(manifest.to_bytes())
-        if not created:
-            with contextlib.suppress(ValueError, AttributeError):
-                created = json.loads(config).get("created") or ""
-        record = ImageRecord(config_info.digest, manifest_info.digest, manifest.media_type,
-                             tuple(layers), created, parent)
-        with self._lock:  # so an rmi of the same id is wholly before or after
-            self.records.put(record)
+        for layers already in the store, and write the image record. Names come after.
+
+        Takes ``writing()`` itself; a caller holding ``lock()`` must take ``writing()`` first
+        (the lock order is writing, then lock, as garbage collection takes them)."""
+        for layer in layers:
+            if not self.blobs.has(layer.diff_id):
+                raise BlobNotFound(f"layer {layer.diff_id} is not in the store")
+        with self.writing():
+            config_info = self.blobs.put_bytes(config)
+            layer_descs = [Descriptor(mt.OCI_LAYER, ly.diff_id, ly.size) for ly in layers]
+            config_desc = Descriptor(mt.OCI_CONFIG, config_info.digest, config_info.size)
+            manifest = build_manifest(config_desc, layer_descs, docker=docker)
+            manifest_info = self.blobs.put_bytes(manifest.to_bytes())
+            if not created:
+                with contextlib.suppress(ValueError, AttributeError):
+                    created = json.loads(config).get("created") or ""
+            record = ImageRecord(config_info.digest, manifest_info.digest, manifest.media_type,
+                                 tuple(layers), created, parent)
+            with self._lock:  # so an rmi of the same id is wholly before or after
+                self.records.put(record)
         return record
 
     def set_gc_root(self, name: str, *, blobs: Sequence[str] = (),
