@@ -35,6 +35,14 @@ def _read_dockerfile(options: BuildOptions) -> tuple[str, str]:
     return data.decode("utf-8", "surrogateescape"), os.path.basename(path) or "Dockerfile"
 
 
+def _check_platform(platform: str | None) -> None:
+    from pybuild.build.options import platform_supported
+    from pybuild.errors import BuildError
+
+    if platform and not platform_supported(platform):
+        raise BuildError(f"platform {platform} is not supported (only linux/amd64)")
+
+
 def build(store, options: BuildOptions, on_event: Callable[[object], None] | None = None
           ) -> BuildResult:
     """Build ``options`` into ``store`` and tag the result."""
@@ -49,6 +57,7 @@ def build(store, options: BuildOptions, on_event: Callable[[object], None] | Non
 
     emit = on_event or (lambda event: None)
     started = time.monotonic()
+    _check_platform(options.platform)
     if not os.path.isdir(options.context):
         raise ContextError(f"unable to prepare context: path {options.context!r} not found")
     text, name = _read_dockerfile(options)

@@ -96,8 +96,6 @@ def command(ctx: click.Context, context: str, tags, dockerfile, build_args, targ
     from pybuild.progress import make_renderer
     from pybuild.store import Store
 
-    if platform and platform not in ("linux/amd64", "linux/x86_64", "amd64"):
-        raise UsageError(f"platform {platform} is not supported (only linux/amd64)")
     out = _output(output)
     options = with_defaults(BuildOptions(
         context=context, dockerfile=dockerfile, tags=tuple(tags),
@@ -118,13 +116,14 @@ def command(ctx: click.Context, context: str, tags, dockerfile, build_args, targ
         with open(iidfile, "w") as f:
             f.write(result.image_id)
     if out is not None:
-        _write_output(store, result.image_id, out, compression)
+        # named by the first tag, as docker's archive is, so a load gets the name back
+        _write_output(store, (result.tags or (result.image_id,))[0], out, compression)
     if quiet:
         click.echo(result.image_id)
 
 
-def _write_output(store, image_id: str, out: tuple[str, str], compression: str) -> None:
+def _write_output(store, image: str, out: tuple[str, str], compression: str) -> None:
     from pybuild.archive import save
 
     with open(out[1], "wb") as f:
-        save(store, [image_id], f, compression=compression)
+        save(store, [image], f, compression=compression)
