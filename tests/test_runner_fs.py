@@ -175,3 +175,15 @@ def test_lowerdir_with_colon(box: Box, tmp_path: Path) -> None:
     (odd / "marker").write_text("colon ok\n")
     rootfs = replace(box.rootfs, lowerdirs=(odd, box.lower))
     assert run_capture(box.spec("cat /marker", rootfs=rootfs)).out == "colon ok\n"
+
+
+def test_upper_of_one_step_is_a_lower_of_the_next(box: Box, tmp_path: Path) -> None:
+    assert run_capture(box.spec("echo one > /step1; rm /etc/group")).code == 0
+    upper2, work2 = tmp_path / "upper2", tmp_path / "work2"
+    upper2.mkdir()
+    work2.mkdir()
+    rootfs = Rootfs(lowerdirs=(box.upper, box.lower), upperdir=upper2, workdir=work2)
+    script = "cat /step1; [ -e /etc/group ] || echo gone; echo two > /step2"
+    result = run_capture(box.spec(script, rootfs=rootfs))
+    assert result.out == "one\ngone\n"
+    assert sorted(p.name for p in upper2.iterdir()) == ["step2"]

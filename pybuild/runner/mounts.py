@@ -138,6 +138,17 @@ def mount_rootfs(rootfs: Rootfs, target: str) -> None:
             os.close(fd)
 
 
+def _make_device(path: str, major: int, minor: int) -> None:
+    """mknod (one syscall) where allowed; else, as runc in a user namespace, bind-mount the
+    host's node over an empty file."""
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        os.chmod(path, 0o666)  # mknod honours the umask
+    except PermissionError:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o666))
+        libc.mount(f"/dev/{os.path.basename(path)}", path, None, libc.MS_BIND)
+
+
 def mount_standard(root: str, created: list[str], with_sys: bool = True) -> None:
     """/proc, a tmpfs /dev with the usual nodes and links, /dev/pts, /dev/shm, /sys."""
     proc = ensure_mountpoint(root, "/proc", True, created)
@@ -145,11 +156,8 @@ def mount_standard(root: str, created: list[str], with_sys: bool = True) -> None
     dev = ensure_mountpoint(root, "/dev", True, created)
     libc.mount("tmpfs", dev, "tmpfs", libc.MS_NOSUID | libc.MS_STRICTATIME,
                "mode=755,size=65536k")
-    # Root outside a user namespace may mknod; that is one syscall per node instead of
-    # creating a file and bind-mounting the host's node over it.
     for name, major, minor in _DEVICES:
-        os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
-        os.chmod(f"{dev}/{name}", 0o666)  # mknod honours the umask
+        _make_device(f"{dev}/{name}", major, minor)
     for name, target in _DEV_LINKS:
         os.symlink(target, f"{dev}/{name}")
     for name, fstype, flags, data in (
