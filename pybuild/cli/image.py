@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from pybuild.cli import LazyGroup
 from pybuild.cli.common import get_client, human_size
 from pybuild.cli.images import (
     history_command,
@@ -14,8 +15,14 @@ from pybuild.cli.images import (
     tag_command,
 )
 
+# docker's ``image save`` / ``image load``, loaded only when used
+_LAZY = {
+    "save": ("archive", "save_command", "Write images to a tar archive."),
+    "load": ("archive", "load_command", "Load images from a tar archive or OCI layout."),
+}
 
-@click.group("image")
+
+@click.group("image", cls=LazyGroup, lazy=_LAZY)
 def group() -> None:
     """Manage images."""
 
