@@ -187,3 +187,31 @@ def test_upper_of_one_step_is_a_lower_of_the_next(box: Box, tmp_path: Path) -> N
     result = run_capture(box.spec(script, rootfs=rootfs))
     assert result.out == "one\ngone\n"
     assert sorted(p.name for p in upper2.iterdir()) == ["step2"]
+
+
+def test_device_fallback_binds_the_host_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                             ) -> None:
+    from test_runner_support import skip_unless
+
+    from pybuild.runner import libc, mounts
+
+    skip_unless("root", "namespaces")
+
+    def refuse(*args: object) -> None:
+        raise PermissionError(1, "mknod refused")
+
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            libc.unshare(libc.CLONE_NEWNS)
+            libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
+            libc.mount("tmpfs", str(tmp_path), "tmpfs", 0, None)
+            monkeypatch.setattr(os, "mknod", refuse)
+            mounts._make_device(f"{tmp_path}/null", 1, 3)
+            st = os.stat(f"{tmp_path}/null")
+            code = 0 if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
