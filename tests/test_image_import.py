@@ -67,6 +67,10 @@ def test_bad_change_is_refused_before_anything_is_stored(busybox_tar, tmp_path):
     client = Client(tmp_path / "root")
     with pytest.raises(UsageError, match="not a valid change"):
         client.images.import_(busybox_tar, "x", changes=["RUN rm -rf /"])
+    with pytest.raises(PybuildError, match="digest"):
+        client.images.import_(busybox_tar, "x@sha256:" + "a" * 64)
+    with pytest.raises(PybuildError, match="lowercase"):
+        client.images.import_(busybox_tar, "Upper")
     assert list(client.store.blobs.digests()) == []
 
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from pybuild.errors import LayerError, StoreError
+from pybuild.errors import LayerError, ReferenceError_, StoreError
 from pybuild.image.changes import apply_changes
 from pybuild.image.config import ContainerConfig, HistoryEntry, ImageConfig, created_now
 from pybuild.image.manifest import DEFAULT_PLATFORM, Platform
@@ -30,6 +30,8 @@ def import_image(store: Store, source: str | Path | BinaryIO, reference: str | N
                  platform: Platform = DEFAULT_PLATFORM, docker: bool = False) -> ImageRecord:
     """Import ``source`` (a path, ``-`` for stdin, or a binary stream) and tag it."""
     ref = parse_reference(reference).normalized() if reference else None
+    if ref is not None and ref.digest:
+        raise ReferenceError_(f"refusing to create a tag with a digest reference: {reference}")
     container_config = apply_changes(ContainerConfig(), list(changes))
     name = source if isinstance(source, str | Path) else "-"
     with store.writing(), _opened(source) as stream:
