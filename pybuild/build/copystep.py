@@ -72,6 +72,8 @@ def _sources(ex, state: StageState, inst: Copy | Add) -> Sources:
     if isinstance(inst, Add):
         urls = [s for s in plain if addsource.is_url(s)]
         plain = [s for s in plain if s not in urls]
+        if inst.checksum and (plain or inst.heredocs):  # as BuildKit: URLs only
+            raise BuildError("checksum can't be specified for non-HTTP(S) sources")
         items.extend(addsource.fetch(ex, u, inst.checksum, inst.chmod) for u in urls)
     entries = ex.context.resolve_sources(
         plain, excludes=inst.exclude, parents=getattr(inst, "parents", False),
