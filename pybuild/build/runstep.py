@@ -240,6 +240,8 @@ def _bind_source(ex, m: RunMount, stack: contextlib.ExitStack) -> str:
         path = os.path.realpath(os.path.join(root, source))
         if path != root and not path.startswith(root + "/"):
             raise BuildError(f"bind mount source {m.source} is outside the build context")
+        if getattr(ex.context.ignore, "patterns", ()):
+            path = stack.enter_context(_filtered_context(ex, source or "."))
     else:
         flat = ex.flatten_from(m.from_)
         path = os.path.realpath(os.path.join(flat, source))
@@ -248,6 +250,39 @@ def _bind_source(ex, m: RunMount, stack: contextlib.ExitStack) -> str:
     if not m.readonly:  # as BuildKit: writes go to a scratch copy, never to the source
         path = stack.enter_context(_scratch_copy(ex, path))
     return path
+
+
+@contextlib.contextmanager
+def _filtered_context(ex, source: str) -> Iterator[str]:
+    """The context below ``source`` as the build sees it: .dockerignore'd paths left out
+    (they are not in the cache key either). Files are hard links: the mount is read-only,
+    and a rw mount copies this tree again."""
+    tmp = ex.tempdir("bindctx-")
+    try:
+        entries = ex.context.resolve_sources([source], instruction="RUN --mount")
+        top = tmp / "src"
+        single = len(entries) == 1 and entries[0].kind != "dir"  # a file named as the source
+        for e in entries:
+            dest = top / e.dest if e.dest and not single else top
+            host = os.path.join(ex.context.root, e.relpath)
+            if e.kind == "dir":
+                dest.mkdir(mode=e.mode, exist_ok=True)
+            elif e.kind == "symlink":
+                os.symlink(e.link_target or "", dest)
+            elif e.kind == "file":
+                _link_or_copy(host, dest)
+        yield str(top)
+    finally:
+        ex.remove_tree(tmp)
+
+
+def _link_or_copy(src: str, dest: Path) -> None:
+    try:
+        os.link(src, dest)
+    except OSError:  # another file system
+        import shutil
+
+        shutil.copy2(src, dest)
 
 
 @contextlib.contextmanager
