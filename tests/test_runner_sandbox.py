@@ -150,7 +150,8 @@ def test_non_root_user_has_no_effective_caps(box: Box) -> None:
 
 
 def test_no_new_privs_can_be_off(box: Box) -> None:
-    status = run_capture(box.spec("cat /proc/self/status", no_new_privs=False)).out
+    spec = box.spec("cat /proc/self/status", no_new_privs=False, seccomp=False)
+    status = run_capture(spec).out
     assert _status(status, "NoNewPrivs") == "0"
 
 
@@ -269,3 +270,10 @@ def test_umask_is_fixed_like_dockers(box: Box) -> None:
 def test_root_only_cwd_works_for_root(box: Box) -> None:
     spec = box.spec("pwd")
     assert run_capture(replace(spec, process=replace(spec.process, cwd="/root"))).out == "/root\n"
+
+
+def test_seccomp_denies_user_namespaces_and_keyrings(box: Box) -> None:
+    script = "grep '^Seccomp:' /proc/self/status; busybox unshare -U true 2>/dev/null; echo $?"
+    assert run_capture(box.spec(script)).out.split() == ["Seccomp:", "2", "1"]
+    unfiltered = run_capture(box.spec(script, seccomp=False)).out.split()
+    assert unfiltered == ["Seccomp:", "0", "0"]

@@ -27,7 +27,7 @@ import struct
 import termios
 from dataclasses import dataclass
 
-from pybuild.runner import caps, cgroups, libc, mounts
+from pybuild.runner import caps, cgroups, libc, mounts, seccomp
 from pybuild.runner.spec import DEFAULT_PATH, RLIMITS, RunSpec
 
 SETUP_FAILED = 125
@@ -151,7 +151,10 @@ def container_init(spec: RunSpec, root: str, fds: Fds, alive: int) -> None:
         if fds.console is not None:
             _setup_console(fds.console, spec.process.uid)
         _drop_privileges(spec)
-        # 16. Exec with the container's PATH; only stdio and the status pipe (CLOEXEC) remain.
+        # 16. The seccomp filter last: nothing of our own setup has to pass it.
+        if spec.seccomp:
+            seccomp.install()
+        # 17. Exec with the container's PATH; only stdio and the status pipe (CLOEXEC) remain.
         _exec(spec, fds.status)
     except ExecError as e:
         code = e.code

@@ -92,6 +92,7 @@ class RunSpec:
     etc_files: tuple[tuple[str, Path], ...] = ()
     capabilities: tuple[str, ...] = DOCKER_DEFAULT_CAPS
     no_new_privs: bool = True
+    seccomp: bool = True               # the denylist in seccomp.py (needs no_new_privs)
     masked_paths: tuple[str, ...] = DOCKER_MASKED_PATHS
     readonly_paths: tuple[str, ...] = DOCKER_READONLY_PATHS
     resources: Resources | None = None
@@ -169,6 +170,8 @@ def validate(spec: RunSpec) -> RunSpec:
             _fail(f"unknown capability {name!r}")
     for path in (*spec.masked_paths, *spec.readonly_paths):
         _check_container_path(path, "masked/readonly path")
+    if spec.seccomp and not spec.no_new_privs:
+        _fail("seccomp needs no_new_privs (the sandbox drops CAP_SYS_ADMIN before it)")
     _check_resources(spec.resources)
     for r in spec.rlimits:
         if r.name not in RLIMITS:
