@@ -19,7 +19,10 @@ Contract:
   create in the upper dir are removed when still empty, so the upper dir holds exactly
   what the workload changed (overlay whiteouts included) for the layer differ.
 * Defaults are docker's: 14 capabilities, no_new_privs, masked and read-only /proc paths,
-  no network but loopback, umask 0022, hostname "pybuild".
+  read-only /sys and /sys/fs/cgroup, no network but loopback, umask 0022, hostname
+  "pybuild", and a seccomp denylist for what capabilities leave open (see seccomp.py).
+* Resources (memory, cpus, pids) go into a cgroup ``pybuild/<caller pid>-<random>`` on
+  v1, v2 or hybrid hosts alike; rlimits are clamped to the caller's hard limits.
 
 Host support: ``probe()`` says what is missing (root, namespaces, overlayfs, cgroups).
 """
