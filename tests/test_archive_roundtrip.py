@@ -223,3 +223,24 @@ def test_bare_repository_saves_every_tag_of_it(source, tmp_path, busybox_tar):
     assert sorted((i.id, i.tags) for i in loaded) == sorted([
         (first, ("docker.io/library/multi:1",)), (second, ("docker.io/library/multi:2",))])
     system_check_clean(tmp_path / "b")
+
+
+@pytest.mark.parametrize("compress", ["gzip", "zstd", "xz"])
+@pytest.mark.parametrize("via", ["file", "pipe"])
+def test_a_compressed_archive_loads(source, tmp_path, compress, via):
+    import subprocess
+
+    data = subprocess.run([compress, "-c"], input=_save(source[0], "busybox"),
+                          capture_output=True, check=True).stdout
+    if via == "pipe":
+        result = pybuild(tmp_path / "b", "load", input=data)
+    else:
+        (tmp_path / "x.tar.z").write_bytes(data)
+        result = pybuild(tmp_path / "b", "load", "-i", str(tmp_path / "x.tar.z"))
+    assert result.stdout.decode() == f"Loaded image: {TAG}\n"
+
+
+def test_empty_input_is_one_clear_line(tmp_path):
+    result = pybuild(tmp_path / "b", "load", input=b"", check=False)
+    assert result.returncode == 1
+    assert result.stderr.decode() == "error: the archive is empty\n"

@@ -1,4 +1,4 @@
-"""Feeding a Spool from a tar stream (file or pipe, plain or gzip/bzip2/xz) or a directory."""
+"""Feeding a Spool from a tar stream (file or pipe, plain or compressed) or a directory."""
 
 from __future__ import annotations
 
@@ -11,23 +11,34 @@ from typing import BinaryIO
 
 from pybuild.archive.names import link_target, member_kind, normalize
 from pybuild.archive.spool import CHUNK, Spool
-from pybuild.errors import ArchiveError, UnsafePathError
+from pybuild.errors import ArchiveError, LayerError, UnsafePathError
 
 
 def read_tar(stream: BinaryIO, spool: Spool) -> None:
-    """Stream every entry of the tar into ``spool`` in one pass."""
-    mode = "r:*" if _seekable(stream) else "r|*"
+    """Stream every entry of the tar into ``spool`` in one pass; the tar itself may be
+    compressed (gzip, zstd, bzip2, xz), as ``docker save | zstd | pybuild load`` gives."""
+    from pybuild.layers.compression import open_decompressed, sniff
+
     try:
-        with tarfile.open(fileobj=stream, mode=mode, bufsize=CHUNK) as tar:
+        if _seekable(stream) and sniff(stream)[0] == "none":
+            stream.seek(0)
+            mode, source = "r:", stream  # a plain file: entries are read with big direct reads
+        else:
+            if _seekable(stream):
+                stream.seek(0)
+            mode, source = "r|", open_decompressed(stream)
+        with tarfile.open(fileobj=source, mode=mode, bufsize=CHUNK) as tar:
             for member in tar:
                 _add_member(tar, member, spool)
+    except LayerError as err:
+        raise ArchiveError(f"cannot read the archive: {err}") from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
         if isinstance(err, tarfile.ReadError) and "empty file" in str(err):
             raise ArchiveError("the archive is empty") from None
         if "unexpected end" in str(err):
             raise ArchiveError("the archive is truncated: it ends inside an entry") from None
         if "could not be opened" in str(err) or "invalid header" in str(err):
-            raise ArchiveError("not a tar archive (plain, gzip, bzip2 or xz)") from None
+            raise ArchiveError("not a tar archive (plain or compressed)") from None
         first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ArchiveError(f"cannot read the archive as a tar: {first_line}") from None
 
