@@ -76,8 +76,11 @@ def build(store, options: BuildOptions, on_event: Callable[[object], None] | Non
     executor = Executor(store, options, stages, context, emit, name)
     executor.escape = doc.escape
     try:
-        state = executor.run()
-        result = commit(store, executor, state, options)
+        # Held from the first layer to the final commit: a concurrent prune must not collect
+        # layers no record names yet.
+        with store.writing():
+            state = executor.run()
+            result = commit(store, executor, state, options)
     finally:
         executor.cleanup()
         memo.save()
