@@ -215,3 +215,13 @@ def test_device_fallback_binds_the_host_node(tmp_path: Path, monkeypatch: pytest
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_plain_directory_rootfs_is_cleaned_of_mount_points(box: Box, tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 plain\n")
+    spec = box.spec("cat /etc/hosts; echo kept > /kept", rootfs=Rootfs(path=box.lower),
+                    etc_files=(("/etc/hosts", hosts),))
+    assert run_capture(spec).out == "127.0.0.1 plain\n"
+    assert not (box.lower / "etc/hosts").exists()
+    assert (box.lower / "kept").read_text() == "kept\n"

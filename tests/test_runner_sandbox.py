@@ -277,3 +277,14 @@ def test_seccomp_denies_user_namespaces_and_keyrings(box: Box) -> None:
     assert run_capture(box.spec(script)).out.split() == ["Seccomp:", "2", "1"]
     unfiltered = run_capture(box.spec(script, seccomp=False)).out.split()
     assert unfiltered == ["Seccomp:", "0", "0"]
+
+
+def test_output_to_file_descriptors(box: Box, tmp_path: Path) -> None:
+    out_path, err_path = tmp_path / "out", tmp_path / "err"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        from pybuild.runner import run
+
+        code = run(box.spec("echo to-out; echo to-err >&2; exit 4"),
+                   stdout=out.fileno(), stderr=err.fileno())
+    assert code == 4
+    assert out_path.read_text() == "to-out\n" and err_path.read_text() == "to-err\n"
