@@ -122,7 +122,7 @@ def _report_error(status_fd: int, e: BaseException) -> None:
 def container_init(spec: RunSpec, root: str, fds: Fds, alive: int) -> None:
     """PID 1 of the sandbox: the setup as one ordered list (runc's standard init order).
 
-    Steps 1-4 here, 5-9 in ``_setup_filesystem``, 11-15 in ``_drop_privileges``, then exec.
+    Steps 1-4, 10, 16 and 17 here; 5-9 in ``_setup_filesystem``; 11-15 in ``_drop_privileges``.
     """
     code = SETUP_FAILED
     created: list[str] = []
@@ -202,7 +202,8 @@ def _drop_privileges(spec: RunSpec) -> None:
     keep = caps.mask(spec.capabilities)
     caps.drop_bounding(keep)
     caps.change_user(keep, lambda: _switch_user(spec))
-    # 15. no_new_privs last: setuid binaries in the workload can no longer gain privileges.
+    # 15. no_new_privs: setuid binaries can no longer gain privileges, and step 16 may
+    #     install seccomp without CAP_SYS_ADMIN. A cwd only the user could reach: now.
     if spec.no_new_privs:
         libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
     if not cwd_done:
