@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from buildutil import image_tree, new_store, no_leftovers, probe, run_build
+from buildutil import config_of, image_tree, new_store, no_leftovers, probe, run_build
 
 from pybuild import progress as ev
 from pybuild.errors import PybuildError
@@ -186,3 +186,20 @@ def test_target_skips_unneeded_failing_stage(store, tmp_path):
     image, events = build_text(store, tmp_path / "ctx", text, target="good")
     assert ran_runs(events) in ([], ["RUN echo ok > /ok"])
     assert probe(store, image, "cat /ok") == "ok\n"
+
+
+def test_onbuild_triggers_of_an_image_run_in_order(store, tmp_path):
+    parent = BASE + ("WORKDIR /app\nCMD [\"parent-cmd\"]\n"
+                     "ONBUILD COPY f ./f\nONBUILD RUN echo first >> /order\n"
+                     "ONBUILD RUN echo second >> /order\nONBUILD ENV TRIGGERED=1\n")
+    build_text(store, tmp_path / "p", parent, tags=("feat/onbuild-parent",))
+    child_ctx = tmp_path / "c"
+    child_ctx.mkdir()
+    (child_ctx / "f").write_text("ctx file\n")
+    child = "FROM feat/onbuild-parent\nRUN echo child >> /order\nENTRYPOINT [\"/bin/cat\"]\n"
+    image, _ = build_text(store, child_ctx, child)
+    assert probe(store, image, "cat /order /app/f") == "first\nsecond\nchild\nctx file\n"
+    config = config_of(store, image)["config"]
+    assert "TRIGGERED=1" in config["Env"]
+    assert not config.get("OnBuild")
+    assert config.get("Cmd") is None  # a new ENTRYPOINT resets the inherited CMD
