@@ -35,6 +35,7 @@ class Sources:
 def prepare(ex, state: StageState, inst: Copy | Add):
     from pybuild.build.steps import Prepared
 
+    inst = _expand_flags(state, inst)
     keyword = inst.keyword
     dest = state.expand(inst.dest, inst.line)
     if not dest.startswith("/"):
@@ -51,6 +52,21 @@ def prepare(ex, state: StageState, inst: Copy | Add):
 
     return Prepared(text, execute, f"{keyword} {shown} # buildkit",
                     sources_digest=sources.digest, manifest=sources.manifest)
+
+
+def _expand_flags(state: StageState, inst: Copy | Add) -> Copy | Add:
+    """``--chown``, ``--chmod``, ``--checksum`` and ``--exclude`` take ARG/ENV values, as in
+    BuildKit (``--from`` is expanded where the stage is looked up)."""
+    from dataclasses import replace
+
+    def word(value: str | None) -> str | None:
+        return state.expand(value, inst.line) if value else value
+
+    changes = {"chown": word(inst.chown), "chmod": word(inst.chmod),
+               "exclude": tuple(state.expand(e, inst.line) for e in inst.exclude)}
+    if isinstance(inst, Add):
+        changes["checksum"] = word(inst.checksum)
+    return replace(inst, **changes)
 
 
 def _sources(ex, state: StageState, inst: Copy | Add) -> Sources:

@@ -47,6 +47,20 @@ def argv_of(state: StageState, inst: Run) -> tuple[str, ...]:
     return (*state.shell, text)
 
 
+def expand_mounts(state: StageState, inst: Run) -> Run:
+    """``--mount`` values take ARG/ENV values, as BuildKit expands them at build time."""
+    from dataclasses import fields, replace
+
+    def one(m: RunMount) -> RunMount:
+        words = {f.name: getattr(m, f.name) for f in fields(m)
+                 if f.name != "type" and isinstance(getattr(m, f.name), str)}
+        return replace(m, **{k: state.expand(v, inst.line) for k, v in words.items()})
+
+    if not inst.mounts:
+        return inst
+    return replace(inst, mounts=tuple(one(m) for m in inst.mounts))
+
+
 def _word(inst: Run) -> str:
     text = " ".join(inst.command).strip()
     return text[2:] if text.startswith("<<") else ""

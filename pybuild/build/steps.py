@@ -64,6 +64,7 @@ def _state_extra(state: StageState) -> dict[str, str]:
 
 
 def _run(ex, state: StageState, inst: Run) -> Prepared:
+    inst = runstep.expand_mounts(state, inst)
     argv = runstep.argv_of(state, inst)
     network = inst.network or ex.options.network
     network = "host" if network == "host" else "none"  # no container networking yet
