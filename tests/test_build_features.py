@@ -203,3 +203,12 @@ def test_onbuild_triggers_of_an_image_run_in_order(store, tmp_path):
     assert "TRIGGERED=1" in config["Env"]
     assert not config.get("OnBuild")
     assert config.get("Cmd") is None  # a new ENTRYPOINT resets the inherited CMD
+
+
+def test_no_cache_filter_reruns_only_that_stage(store, tmp_path):
+    text = (BASE.replace("\n", " AS deps\n") + "RUN echo deps > /deps\n"
+            + BASE.replace("\n", " AS app\n") + "COPY --from=deps /deps /deps\n"
+            + "RUN echo app > /app\n")
+    build_text(store, tmp_path / "ctx", text)
+    _, events = build_text(store, tmp_path / "ctx", text, no_cache_filter=("app",))
+    assert ran_runs(events) == ["RUN echo app > /app"]
