@@ -78,7 +78,9 @@ def _sources(ex, state: StageState, inst: Copy | Add) -> Sources:
     if from_ and not inst.heredocs:
         ref = state.expand(from_, inst.line)
         view = ex.view(ex.state_for(ref, inst.line))
-        found, count, any_dir = stage_items(view, named, inst.chmod, ref)
+        found, count, any_dir = stage_items(view, named, inst.chmod, ref,
+                                            excludes=inst.exclude,
+                                            parents=getattr(inst, "parents", False))
         return Sources(tuple(found), items_digest(found, None), (), count, any_dir)
     for doc in inst.heredocs:
         body = state.expand_heredoc(doc.content, inst.line) if doc.expand else doc.content

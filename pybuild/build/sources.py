@@ -55,27 +55,51 @@ def _glob(view: RootfsView, pattern: str) -> list[str]:
 
 
 def stage_items(view: RootfsView, patterns: Sequence[str], chmod: str | None,
-                stage: str) -> tuple[list[Item], int, bool]:
-    """Items copied from another stage or image; (items, named sources, any dir)."""
+                stage: str, *, excludes: Sequence[str] = (), parents: bool = False
+                ) -> tuple[list[Item], int, bool]:
+    """Items copied from another stage or image; (items, named sources, any dir).
+
+    ``excludes`` match each item's path below the destination, as for the context;
+    ``parents`` keeps each source's path (below a ``/./`` pivot when there is one)."""
     items: list[Item] = []
     count, any_dir = 0, False
     for pattern in patterns:
-        path = posixpath.normpath("/" + pattern.lstrip("/"))
-        wildcard = any(c in pattern for c in "*?[")
-        found = _glob(view, path) if wildcard else [path]
-        if not wildcard and not view.exists(path):
-            raise BuildError(f"failed to compute cache key: \"{path}\" not found in {stage}")
-        for match in found:
-            real = view.resolve(match)
-            entry = view.lookup(real)
-            if entry is None:
-                raise BuildError(f"failed to compute cache key: \"{match}\" not found in {stage}")
-            count += 1
-            if stat.S_ISDIR(entry.st.st_mode):
-                any_dir = True
-                items.extend(_walk(view, real, "", chmod))
-            else:
-                items.append(_item(view, real, posixpath.basename(match), chmod))
+        found_items, found, dirs = _pattern_items(view, pattern, chmod, stage, parents)
+        items.extend(found_items)
+        count, any_dir = count + found, any_dir or dirs
+    if excludes:
+        from pybuild.dockerignore import matcher_of
+
+        excluded = matcher_of(excludes)
+        items = [i for i in items if not i.rel or not excluded.matches(i.rel)]
+    return items, count, any_dir
+
+
+def _pattern_items(view: RootfsView, pattern: str, chmod: str | None, stage: str,
+                   parents: bool) -> tuple[list[Item], int, bool]:
+    items: list[Item] = []
+    count, any_dir = 0, False
+    path = posixpath.normpath("/" + pattern.lstrip("/"))
+    pivot = "/"
+    if parents and "/./" in "/" + pattern.lstrip("/"):
+        pivot = posixpath.normpath(("/" + pattern.lstrip("/")).split("/./", 1)[0] or "/")
+    wildcard = any(c in pattern for c in "*?[")
+    found = _glob(view, path) if wildcard else [path]
+    if not wildcard and not view.exists(path):
+        raise BuildError(f"failed to compute cache key: \"{path}\" not found in {stage}")
+    for match in found:
+        real = view.resolve(match)
+        entry = view.lookup(real)
+        if entry is None:
+            raise BuildError(f"failed to compute cache key: \"{match}\" not found in {stage}")
+        count += 1
+        kept = posixpath.relpath(match, pivot) if parents else ""
+        kept = "" if kept == "." else kept
+        if stat.S_ISDIR(entry.st.st_mode):
+            any_dir = True
+            items.extend(_walk(view, real, kept, chmod))
+        else:
+            items.append(_item(view, real, kept or posixpath.basename(match), chmod))
     return items, count, any_dir
 
 
