@@ -79,7 +79,9 @@ def test_golden_build(case, store, tmp_path):
     expect = json.loads((TESTDATA / "builds" / case / "expect.json").read_text())
     context = prepare_context(case, tmp_path / "context")
     kw = {"tags": (f"golden/{case}",), "build_args": expect.get("build_args", {}),
-          "target": expect.get("target"), "labels": expect.get("labels", {}), "secrets": {
+          "target": expect.get("target"), "labels": expect.get("labels", {}),
+          "dockerfile": str(context / expect["dockerfile"]) if "dockerfile" in expect else None,
+          "secrets": {
               k: str(context / v) for k, v in expect.get("secrets", {}).items()}}
     before = {p: (context / p).read_bytes() for p in expect.get("context_unchanged", [])}
     if "error" in expect:

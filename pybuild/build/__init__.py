@@ -71,7 +71,9 @@ def build(store, options: BuildOptions, on_event: Callable[[object], None] | Non
     for arg in stages.unused_build_args:
         emit(ev.BuildWarning(f"build arg {arg} was given but not consumed"))
     memo = FileHashMemo.for_context(store.root / "cache", options.context)
-    context = BuildContext(options.context, memo=memo)
+    # BuildKit prefers <Dockerfile>.dockerignore next to a -f Dockerfile
+    named = options.dockerfile_path() if options.dockerfile not in (None, "-") else None
+    context = BuildContext(options.context, memo=memo, dockerfile=named)
     emit(ev.BuildStarted(context.root, name))
     executor = Executor(store, options, stages, context, emit, name)
     executor.escape = doc.escape

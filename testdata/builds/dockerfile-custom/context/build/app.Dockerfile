@@ -1,0 +1,2 @@
+FROM localhost/bench/busybox:latest
+COPY . /ctx/
