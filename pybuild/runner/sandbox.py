@@ -67,6 +67,8 @@ def run(spec: RunSpec, *, stdout: Sink = None, stderr: Sink = None,
     be set up; a missing executable is exit code 127 with the message on stderr, as docker.
     """
     validate(spec)
+    if os.geteuid() != 0:
+        raise RunnerError("the sandbox needs root (rootless mode is not implemented)")
     root = _mount_point()
     cgroup = None
     if spec.resources is not None:
