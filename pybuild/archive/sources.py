@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pybuild.archive.names import link_target, member_kind, normalize
-from pybuild.archive.spool import CHUNK, Spool
+from pybuild.archive.spool import CHUNK, Entry, Spool
 from pybuild.errors import ArchiveError, LayerError, UnsafePathError
+from pybuild.store import Store
 
 
 def read_tar(stream: BinaryIO, spool: Spool) -> None:
@@ -68,11 +69,11 @@ def _seekable(stream: BinaryIO) -> bool:
 class DirSpool(Spool):
     """A layout directory: entries are read on first use, so unreferenced blobs cost nothing."""
 
-    def __init__(self, store, root: Path):  # noqa: ANN001 - Store, as in Spool
+    def __init__(self, store: Store, root: Path):
         super().__init__(store)
         self.root = Path(root)
 
-    def _resolve(self, name, *, quiet):  # noqa: ANN001, ANN202 - as in Spool
+    def _resolve(self, name: str, *, quiet: bool) -> Entry | None:
         name = normalize(name)
         if name not in self.entries:
             path = self._inside(name)

@@ -7,10 +7,14 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pybuild.cli.common import get_client
+
+if TYPE_CHECKING:
+    from pybuild.client import Client
 
 
 @click.command("save")
@@ -42,7 +46,7 @@ def save_command(ctx: click.Context, images: tuple[str, ...], output: str | None
     client.images.save(list(images), stdout, compression=compression)
 
 
-def _save_to_file(client, images: list[str], path: Path, compression: str) -> None:  # noqa: ANN001
+def _save_to_file(client: Client, images: list[str], path: Path, compression: str) -> None:
     """Write beside ``path`` and rename, so a failed save leaves no half archive behind."""
     from pybuild.errors import ArchiveError
 
