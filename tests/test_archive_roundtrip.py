@@ -244,3 +244,14 @@ def test_empty_input_is_one_clear_line(tmp_path):
     result = pybuild(tmp_path / "b", "load", input=b"", check=False)
     assert result.returncode == 1
     assert result.stderr.decode() == "error: the archive is empty\n"
+
+
+def test_loading_over_a_tag_reports_the_renamed_image(source, tmp_path, busybox_tar):
+    root = tmp_path / "b"
+    other = Client(root).images.import_(busybox_tar, "busybox:latest").id
+    result = pybuild(root, "load", input=_save(source[0], "busybox"))
+    assert result.stdout.decode().splitlines() == [
+        f"The image {TAG} already exists, renaming the old one with ID {other} to empty string",
+        f"Loaded image: {TAG}"]
+    assert Client(root).images.get("busybox").id == source[1]
+    assert Client(root).images.get(other).tags == ()

@@ -32,6 +32,8 @@ MAX_INDEX_DEPTH = 4
 class LoadedImage:
     id: str
     tags: tuple[str, ...]   # normalised: docker.io/library/busybox:latest
+    # (tag, id of the image it named before) for tags this load moved, as docker reports them
+    renamed: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -244,14 +246,22 @@ def _verify(spool: Spool, found: _Found) -> _Ready:
 def _commit(store: Store, spool: Spool, ready: list[_Ready]) -> list[LoadedImage]:
     """Layers, then config, manifest and record, then names: each step atomic, in the order
     that never lets a record or a name point at something missing."""
-    loaded = []
+    records = []
     for image in ready:
         for name, diff_id, _size in image.layers:
             spool.commit(name, diff_id)
         layers = [LayerRef(diff_id, size) for _name, diff_id, size in image.layers]
-        record = store.commit_image(image.config, layers)
-        loaded.append(LoadedImage(record.id, image.tags))
+        records.append(store.commit_image(image.config, layers))
     names = {tag: image.image_id for image in ready for tag in image.tags}
+    moved: dict[str, str] = {}
+
+    def retag(tags: dict[str, str], _digests: dict[str, str]) -> None:
+        moved.update({t: tags[t] for t, i in names.items() if tags.get(t, i) != i})
+        tags.update(names)
+
     if names:
-        store.refs.update(lambda tags, _digests: tags.update(names))
+        store.refs.update(retag)
+    loaded = [LoadedImage(record.id, image.tags,
+                          tuple((t, moved[t]) for t in image.tags if t in moved))
+              for record, image in zip(records, ready)]
     return loaded

@@ -84,6 +84,9 @@ def load_command(ctx: click.Context, source: str | None, quiet: bool) -> None:
     else:
         loaded = client.images.load(source)
     for image in loaded:
+        for tag, old in image.renamed:
+            click.echo(f"The image {tag} already exists, renaming the old one with ID {old} "
+                       "to empty string")
         for tag in image.tags:
             click.echo(f"Loaded image: {tag}")
         if not image.tags:
