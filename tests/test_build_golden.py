@@ -74,6 +74,17 @@ def check_files(tree: dict, expect: dict) -> None:
             assert extra == want["target"], f"{path} link target"
 
 
+def assert_no_image(store, name: str) -> None:
+    """A failed build tags nothing and leaves the store sound (``system check`` clean)."""
+    from pybuild.errors import ImageNotFound
+    from pybuild.store.check import check
+    from pybuild.store.images import resolve
+
+    with pytest.raises(ImageNotFound):
+        resolve(store, name)
+    assert check(store) == []
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_golden_build(case, store, tmp_path):
     expect = json.loads((TESTDATA / "builds" / case / "expect.json").read_text())
@@ -90,6 +101,7 @@ def test_golden_build(case, store, tmp_path):
         assert expect["error"] in str(err.value)
         assert "\n" not in str(err.value)
         no_leftovers(store.root)
+        assert_no_image(store, f"golden/{case}")
         return
     image, _ = run_build(store, context, **kw)
     config = config_of(store, image)
