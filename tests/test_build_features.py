@@ -212,3 +212,15 @@ def test_no_cache_filter_reruns_only_that_stage(store, tmp_path):
     build_text(store, tmp_path / "ctx", text)
     _, events = build_text(store, tmp_path / "ctx", text, no_cache_filter=("app",))
     assert ran_runs(events) == ["RUN echo app > /app"]
+
+
+def test_bind_from_a_stage_reruns_when_the_stage_changes(store, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    text = (BASE.replace("\n", " AS gen\n") + "COPY f /f\n"
+            + BASE + "RUN --mount=type=bind,from=gen,source=/f,target=/m cat /m > /seen\n")
+    (ctx / "f").write_text("one\n")
+    build_text(store, ctx, text)
+    (ctx / "f").write_text("two\n")
+    image, events = build_text(store, ctx, text)
+    assert probe(store, image, "cat /seen") == "two\n"

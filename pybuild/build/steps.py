@@ -71,6 +71,9 @@ def _run(ex, state: StageState, inst: Run) -> Prepared:
     if inst.security == "insecure":
         raise BuildError("RUN --security=insecure is not allowed")
     extra = _state_extra(state)
+    for m in inst.mounts:  # a mount from another stage or image: its content is an input
+        if m.from_ and m.type == "bind":
+            extra[f"mount-from:{m.from_}"] = ex.state_for(m.from_, inst.line).key
     digest = None
     binds = [m for m in inst.mounts if m.type == "bind" and not m.from_]
     if binds:
