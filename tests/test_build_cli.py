@@ -137,3 +137,12 @@ def test_failing_run_fails_clean(store, tmp_path):
 def test_missing_image_fails(store, tmp_path):
     _fails(store, tmp_path, [], "FROM localhost/no/such:image\n",
            "Dockerfile:1: image localhost/no/such:image not found locally")
+
+
+def test_env_secret_leaves_no_temp_file(store, tmp_path):
+    import tempfile
+
+    before = set(os.listdir(tempfile.gettempdir()))
+    test_secret_from_env(store, tmp_path)
+    left = [p for p in set(os.listdir(tempfile.gettempdir())) - before if "secret-" in p]
+    assert left == []

@@ -30,7 +30,9 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str | None]:
     return out
 
 
-def _secrets(values: tuple[str, ...]) -> dict[str, str]:
+def _secrets(values: tuple[str, ...], temps: list[str]) -> dict[str, str]:
+    """id -> file; an ``env=`` secret is written to a private temp file (added to ``temps``,
+    removed after the build)."""
     out = {}
     for value in values:
         fields = dict(part.partition("=")[::2] for part in value.split(","))
@@ -40,6 +42,7 @@ def _secrets(values: tuple[str, ...]) -> dict[str, str]:
             raise UsageError(f"invalid --secret {value!r}: id= is required")
         if not src and "env" in fields:
             src = _env_secret(sid, fields["env"])
+            temps.append(src)
         out[sid] = os.path.abspath(src or sid)
     return out
 
@@ -92,16 +95,27 @@ def command(ctx: click.Context, context: str, tags, dockerfile, build_args, targ
             no_cache_filter, secrets, labels, iidfile, quiet, progress, output, compression,
             platform, network) -> None:
     """Build an image from a Dockerfile and a context directory."""
+    out = _output(output)
+    temps: list[str] = []
+    try:
+        _build(ctx, context, out, compression, iidfile, quiet, progress, dict(
+            dockerfile=dockerfile, tags=tuple(tags), build_args=_build_args(build_args),
+            target=target, no_cache=no_cache,
+            no_cache_filter=tuple(s.lower() for s in no_cache_filter),
+            secrets=_secrets(secrets, temps), labels=_pairs(labels, "--label"),
+            platform=platform, network=network))
+    finally:
+        for path in temps:
+            os.unlink(path)
+
+
+def _build(ctx: click.Context, context: str, out: tuple[str, str] | None, compression: str,
+           iidfile: str | None, quiet: bool, progress: str, fields: dict) -> None:
     from pybuild.build import BuildOptions, build, with_defaults
     from pybuild.progress import make_renderer
     from pybuild.store import Store
 
-    out = _output(output)
-    options = with_defaults(BuildOptions(
-        context=context, dockerfile=dockerfile, tags=tuple(tags),
-        build_args=_build_args(build_args), target=target, no_cache=no_cache,
-        no_cache_filter=tuple(s.lower() for s in no_cache_filter), secrets=_secrets(secrets),
-        labels=_pairs(labels, "--label"), platform=platform, network=network))
+    options = with_defaults(BuildOptions(context=context, **fields))
     render = make_renderer("quiet" if quiet else progress, sys.stderr)
     if quiet:  # the id goes to stdout below, for scripts; only failures to stderr
         from pybuild.progress import BuildDone
