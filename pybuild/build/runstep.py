@@ -75,7 +75,7 @@ def _body(doc) -> str:
 def history_text(argv: tuple[str, ...], inst: Run, state: StageState | None = None) -> str:
     """BuildKit's ``RUN |N A=1 B=2 cmd``: the ARGs declared in the stage (an ENV of the same
     name shows its value), never undeclared ones such as the predefined proxy args."""
-    shown = " ".join(argv) if inst.shell_form else json.dumps(list(argv))
+    shown = " ".join(argv)  # BuildKit joins exec form too, no JSON
     prefix = ""
     if state is not None and state.declared:
         env = state.config.env_dict()
