@@ -210,3 +210,17 @@ def _big_archive(config: bytes, layers: list[bytes], big: bytes) -> bytes:
     new_config = json.dumps(data).encode()
     return build(new_config, [_gz(layer) for layer in layers] + [big],
                  media="application/vnd.oci.image.layer.v1.tar")
+
+
+def test_concurrent_loads_of_one_archive(source, tmp_path):
+    archive = tmp_path / "a.tar"
+    archive.write_bytes(source[2])
+    command = [sys.executable, "-m", "pybuild", "--root", str(tmp_path / "store"), "load",
+               "-i", str(archive)]
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(3)]
+    for proc in procs:
+        out, err = proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        assert out.decode() == "Loaded image: docker.io/library/busybox:latest\n"
+    system_check_clean(tmp_path / "store")

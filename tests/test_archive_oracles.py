@@ -173,3 +173,19 @@ class _Pipe(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         return self._stream.readinto(buffer)
+
+
+def test_oci_dir_output_is_a_valid_layout(saved, tmp_path):
+    _tool("oci-image-tool")
+    _tool("skopeo")
+    root, _image_id, _archive, layout = saved
+    dest = tmp_path / "dir"
+    save(Store(root), ["busybox"], format="oci-dir", dest_dir=dest)
+    _run("oci-image-tool", "validate", "--type", "image", "--ref", "name=latest", str(dest))
+    # oci-image-tool 1.0.0-rc1 predates the zstd layer type (image-spec 1.1): skopeo only
+    save(Store(root), ["busybox"], format="oci-dir", dest_dir=tmp_path / "z",
+         compression="zstd")
+    for layout_dir in (dest, tmp_path / "z"):
+        digest, _manifest = _index_manifest(layout_dir)
+        inspected = json.loads(_run("skopeo", "inspect", f"oci:{layout_dir}:latest"))
+        assert inspected["Digest"] == digest
