@@ -43,6 +43,14 @@ def _check_platform(platform: str | None) -> None:
         raise BuildError(f"platform {platform} is not supported (only linux/amd64)")
 
 
+def _context(options: BuildOptions, memo):
+    from pybuild.context import BuildContext
+
+    # BuildKit prefers <Dockerfile>.dockerignore next to a -f Dockerfile
+    named = options.dockerfile_path() if options.dockerfile not in (None, "-") else None
+    return BuildContext(options.context, memo=memo, dockerfile=named)
+
+
 def build(store, options: BuildOptions, on_event: Callable[[object], None] | None = None
           ) -> BuildResult:
     """Build ``options`` into ``store`` and tag the result."""
@@ -50,7 +58,6 @@ def build(store, options: BuildOptions, on_event: Callable[[object], None] | Non
     from pybuild.build.executor import Executor
     from pybuild.build.finish import commit
     from pybuild.cache.filehashes import FileHashMemo
-    from pybuild.context import BuildContext
     from pybuild.instructions import from_document
     from pybuild.parser import parse
     from pybuild.plan.stages import resolve
@@ -71,9 +78,7 @@ def build(store, options: BuildOptions, on_event: Callable[[object], None] | Non
     for arg in stages.unused_build_args:
         emit(ev.BuildWarning(f"build arg {arg} was given but not consumed"))
     memo = FileHashMemo.for_context(store.root / "cache", options.context)
-    # BuildKit prefers <Dockerfile>.dockerignore next to a -f Dockerfile
-    named = options.dockerfile_path() if options.dockerfile not in (None, "-") else None
-    context = BuildContext(options.context, memo=memo, dockerfile=named)
+    context = _context(options, memo)
     emit(ev.BuildStarted(context.root, name))
     executor = Executor(store, options, stages, context, emit, name)
     executor.escape = doc.escape
