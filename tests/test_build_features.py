@@ -224,3 +224,28 @@ def test_bind_from_a_stage_reruns_when_the_stage_changes(store, tmp_path):
     (ctx / "f").write_text("two\n")
     image, events = build_text(store, ctx, text)
     assert probe(store, image, "cat /seen") == "two\n"
+
+
+def _processes_running(word: str) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if word in cmd and "pytest" not in cmd:
+            found.append(cmd)
+    return found
+
+
+@pytest.mark.parametrize("end", ["exit 4", "true"])
+def test_background_process_of_a_run_does_not_outlive_it(store, tmp_path, end):
+    text = BASE + f"RUN (sleep 4242 > /dev/null 2>&1 &) ; {end}\n"
+    if end == "true":
+        build_text(store, tmp_path / "ctx", text, no_cache=True)
+    else:
+        with pytest.raises(PybuildError, match="exit code: 4"):
+            build_text(store, tmp_path / "ctx", text, no_cache=True)
+    assert _processes_running("sleep 4242") == []
+    no_leftovers(store.root)
