@@ -202,8 +202,23 @@ def _shell(state: StageState, inst: Shell) -> StageState:
     return state.with_config(replace(state.config, shell=shell), f"SHELL {_json(shell)}")
 
 
+def _valid_signal(text: str) -> bool:
+    """As moby's ParseSignal: a non-zero number, or a name with or without SIG, any case."""
+    import signal
+
+    if text.isdigit():
+        return int(text) != 0
+    name = text.upper().removeprefix("SIG")
+    if name.startswith(("RTMIN", "RTMAX")):
+        offset = name[5:]
+        return offset == "" or (offset[:1] in "+-" and offset[1:].isdigit())
+    return hasattr(signal, "SIG" + name) and not name.startswith("_")
+
+
 def _stopsignal(state: StageState, inst: Stopsignal) -> StageState:
     sig = state.expand(inst.signal, inst.line)
+    if not _valid_signal(sig):
+        raise InstructionError(f"Invalid signal: {sig}", line=inst.line)
     return state.with_config(replace(state.config, stop_signal=sig), f"STOPSIGNAL {sig}")
 
 
