@@ -37,9 +37,7 @@ def prepare(ex, state: StageState, inst: Copy | Add):
 
     inst = _expand_flags(state, inst)
     keyword = inst.keyword
-    dest = state.expand(inst.dest, inst.line)
-    if not dest.startswith("/"):
-        dest = posixpath.join(state.workdir, dest) + ("/" if dest.endswith("/") else "")
+    dest = _dest_path(state.workdir, state.expand(inst.dest, inst.line))
     sources = _sources(ex, state, inst)
     shown = " ".join([*inst.sources, inst.dest])
     text = json.dumps({"op": keyword, "dest": dest, "chown": inst.chown, "chmod": inst.chmod,
@@ -52,6 +50,15 @@ def prepare(ex, state: StageState, inst: Copy | Add):
 
     return Prepared(text, execute, f"{keyword} {shown} # buildkit",
                     sources_digest=sources.digest, manifest=sources.manifest)
+
+
+def _dest_path(workdir: str, raw: str) -> str:
+    """Absolute and clean; a trailing ``/`` (or a bare ``.``) says "a directory", as in
+    BuildKit's dispatchCopy."""
+    dest = posixpath.normpath(posixpath.join(workdir, raw))
+    if (raw.endswith("/") or raw == ".") and dest != "/":
+        dest += "/"
+    return dest
 
 
 def _expand_flags(state: StageState, inst: Copy | Add) -> Copy | Add:
