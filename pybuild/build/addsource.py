@@ -79,14 +79,28 @@ def _decompressed(path: str):
     return f  # plain, gzip and zstd: the layer reader detects them itself
 
 
-def extract(path: str, dest_dir: str) -> None:
+def extract(path: str, dest_dir: str, owner: tuple[int, int] | None = None) -> None:
+    """Unpack ``path`` into ``dest_dir``; with ``owner`` (``ADD --chown``) what it adds is
+    owned by it, as BuildKit's unpack (ChownOpts) does."""
     from pybuild.layers.extract import apply_layer
 
+    before = set(_tree(dest_dir)) if owner else set()
     with _decompressed(path) as stream:
         try:
             apply_layer(stream, Path(dest_dir), mode="apply")
         except (OSError, EOFError, lzma.LZMAError) as err:
             raise BuildError(f"cannot extract {os.path.basename(path)}: {err}") from None
+    if owner:
+        for entry in _tree(dest_dir):
+            if entry not in before:
+                os.lchown(entry, *owner)
+
+
+def _tree(top: str) -> list[str]:
+    out = []
+    for root, dirs, files in os.walk(top):
+        out.extend(os.path.join(root, name) for name in (*dirs, *files))
+    return out
 
 
 def fetch(ex, url: str, checksum: str | None, chmod: str | None) -> Item:

@@ -56,7 +56,7 @@ def _dest_path(workdir: str, raw: str) -> str:
     """Absolute and clean; a trailing ``/`` (or a bare ``.``) says "a directory", as in
     BuildKit's dispatchCopy."""
     dest = posixpath.normpath(posixpath.join(workdir, raw))
-    if (raw.endswith("/") or raw == ".") and dest != "/":
+    if (raw.endswith(("/", "/.")) or raw == ".") and dest != "/":
         dest += "/"
     return dest
 
@@ -153,7 +153,7 @@ def _stage(staging: Staging, view, inst, dest: str, sources: Sources, uid: int,
             continue  # copying a dir's contents leaves an existing destination as it was
         staging.put(target_dir, item, uid, gid)
     for archive in sources.archives:
-        addsource.extract(archive, target_dir)
+        addsource.extract(archive, target_dir, (uid, gid) if inst.chown else None)
 
 
 def replace_rel(item: Item, rel: str) -> Item:
