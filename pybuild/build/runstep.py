@@ -230,7 +230,10 @@ def _mounts(ex, state: StageState, inst: Run, ids: Ids, stack: contextlib.ExitSt
                 m.id or target, sharing=m.sharing or "shared",
                 uid=m.uid if m.uid is not None else 0, gid=m.gid if m.gid is not None else 0,
                 mode=m.mode if m.mode is not None else 0o755)
-            yield Mount("bind", str(stack.enter_context(cache)), target, False)
+            path = stack.enter_context(cache)
+            if m.from_:
+                _seed_cache(ex, m, path)
+            yield Mount("bind", str(path), target, m.readonly)
         elif m.type == "tmpfs":
             opts = (f"size={m.size}",) if m.size else ()
             yield Mount("tmpfs", "tmpfs", target, False, opts)
@@ -245,6 +248,21 @@ def _mounts(ex, state: StageState, inst: Run, ids: Ids, stack: contextlib.ExitSt
                 raise BuildError("RUN --mount=type=ssh is not supported")
         else:
             raise BuildError(f"unsupported mount type {m.type}")
+
+
+def _seed_cache(ex, m: RunMount, path: Path) -> None:
+    """``from=`` (and ``source=``) give an empty cache its first contents, as BuildKit's
+    base of a cache mount."""
+    import shutil
+
+    if any(path.iterdir()):
+        return
+    flat = ex.flatten_from(m.from_)
+    src = os.path.realpath(os.path.join(flat, (m.source or "/").lstrip("/")))
+    if src != flat and not src.startswith(flat.rstrip("/") + "/"):
+        raise BuildError(f"cache mount source {m.source} escapes its stage")
+    if os.path.isdir(src):
+        shutil.copytree(src, path, symlinks=True, dirs_exist_ok=True)
 
 
 def _bind_source(ex, m: RunMount, stack: contextlib.ExitStack) -> str:
