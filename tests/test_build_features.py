@@ -94,6 +94,9 @@ def test_secret_never_reaches_layers_history_or_cache(store, tmp_path):
     for path in store.root.rglob("*"):  # blobs (layers, configs), cache index, unpacked layers
         if path.is_file() and not path.is_symlink():
             assert needle not in _stored_bytes(path), f"secret found in {path}"
+    shm = Path("/dev/shm")
+    if shm.is_dir():  # the step's private copy is gone too
+        assert [p for p in shm.iterdir() if p.name.startswith("secret-")] == []
     again, events = _secret_build(store, tmp_path / "ctx", "another-value-of-same-len")
     assert ran_runs(events) == [], "a secret's value is not part of the cache key"
 

@@ -240,7 +240,7 @@ def _mounts(ex, state: StageState, inst: Run, ids: Ids, stack: contextlib.ExitSt
         elif m.type == "secret":
             src = secret_source(m, dict(ex.options.secrets))
             if src is not None and (m.target or not m.env):  # env= alone mounts no file
-                yield Mount("bind", src, target, True)
+                yield Mount("bind", _secret_copy(m, src, ex.store.tmp, stack), target, True)
         elif m.type == "bind":
             yield Mount("bind", _bind_source(ex, m, stack), target, m.readonly)
         elif m.type == "ssh":
@@ -248,6 +248,20 @@ def _mounts(ex, state: StageState, inst: Run, ids: Ids, stack: contextlib.ExitSt
                 raise BuildError("RUN --mount=type=ssh is not supported")
         else:
             raise BuildError(f"unsupported mount type {m.type}")
+
+
+def _secret_copy(m: RunMount, src: str, tmp: Path, stack: contextlib.ExitStack) -> str:
+    """The secret as the step sees it: a private copy with the mount's uid, gid and mode
+    (BuildKit's default 0:0 0400), in memory (/dev/shm) when the host has it, removed when
+    the step ends."""
+    shm = "/dev/shm"
+    fd, path = tempfile.mkstemp(prefix="secret-", dir=shm if os.path.isdir(shm) else tmp)
+    stack.callback(os.unlink, path)
+    with open(src, "rb") as f, os.fdopen(fd, "wb") as out:
+        out.write(f.read())
+        os.fchown(out.fileno(), m.uid or 0, m.gid or 0)
+        os.fchmod(out.fileno(), m.mode if m.mode is not None else 0o400)
+    return path
 
 
 def _seed_cache(ex, m: RunMount, path: Path) -> None:
