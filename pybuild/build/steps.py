@@ -12,7 +12,7 @@ import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from pybuild.build import copystep, runstep
+from pybuild.build import copystep, runmounts, runstep
 from pybuild.build.state import StageState, workdir_path
 from pybuild.errors import BuildError
 from pybuild.image.config import ContainerConfig
@@ -64,7 +64,7 @@ def _state_extra(state: StageState) -> dict[str, str]:
 
 
 def _run(ex, state: StageState, inst: Run) -> Prepared:
-    inst = runstep.expand_mounts(state, inst)
+    inst = runmounts.expand_mounts(state, inst)
     argv = runstep.argv_of(state, inst)
     network = inst.network or ex.options.network
     network = "host" if network == "host" else "none"  # no container networking yet
