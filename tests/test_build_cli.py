@@ -144,5 +144,5 @@ def test_env_secret_leaves_no_temp_file(store, tmp_path):
 
     before = set(os.listdir(tempfile.gettempdir()))
     test_secret_from_env(store, tmp_path)
-    left = [p for p in set(os.listdir(tempfile.gettempdir())) - before if p.startswith("secret-tok-")]
-    assert left == []
+    left = set(os.listdir(tempfile.gettempdir())) - before
+    assert [p for p in left if p.startswith("secret-tok-")] == []
