@@ -224,3 +224,21 @@ def test_upper_dir_with_redirects_is_refused(workdir: Path):  # noqa: F811
     os.setxattr(upper / "moved", "trusted.overlay.redirect", b"/old")
     with pytest.raises(LayerError, match="redirect_dir=off"):
         write_layer_from_upper(upper, io.BytesIO())
+
+
+def test_tree_diff_from_nothing_is_the_whole_tree(tree: Path):
+    out = io.BytesIO()
+    write_layer_from_trees(None, tree, out)
+    assert out.getvalue() == layer(tree)
+
+
+def test_gnu_tar_archive_applies(tree: Path, workdir: Path):  # noqa: F811
+    from test_layers_helpers import manifest
+
+    from pybuild.layers.extract import apply_layer
+
+    made = subprocess.run(["tar", "--xattrs", "--xattrs-include=*", "-C", str(tree), "-czf", "-",
+                           "."], capture_output=True, check=True).stdout
+    out = workdir / "applied"
+    apply_layer(io.BytesIO(made), out)
+    assert manifest(out) == manifest(tree)
