@@ -62,8 +62,8 @@ class Pybuild(Tool):
 
     def build(self, ctx: Path, nocache: bool) -> None:
         cmd = [self.exe, "--root", str(self.root), "build", "-q", "-t", "sample",
-               "-f", str(SAMPLE / "Dockerfile"), str(ctx)]
-        sh(cmd + (["--no-cache"] if nocache else []))
+               "-f", str(SAMPLE / "Dockerfile")]
+        sh(cmd + (["--no-cache"] if nocache else []) + [str(ctx)])
 
 
 class Buildah(Tool):
@@ -82,8 +82,8 @@ class Buildah(Tool):
 
     def build(self, ctx: Path, nocache: bool) -> None:
         cmd = self.prefix + ["bud", "--layers", "--format", "docker", "-q", "-t", "sample",
-                             "-f", str(SAMPLE / "Dockerfile"), str(ctx)]
-        sh(cmd + (["--no-cache"] if nocache else []), self.env)
+                             "-f", str(SAMPLE / "Dockerfile")]
+        sh(cmd + (["--no-cache"] if nocache else []) + [str(ctx)], self.env)
 
     def teardown(self) -> None:
         subprocess.run(self.prefix + ["rm", "--all"], capture_output=True)
@@ -116,8 +116,8 @@ class Docker(Tool):
 
     def build(self, ctx: Path, nocache: bool) -> None:
         cmd = ["/usr/bin/docker", "build", "-q", "-t", "sample", "-f",
-               str(SAMPLE / "Dockerfile"), str(ctx)]
-        sh(cmd + (["--no-cache"] if nocache else []), self.env)
+               str(SAMPLE / "Dockerfile")]
+        sh(cmd + (["--no-cache"] if nocache else []) + [str(ctx)], self.env)
 
     def teardown(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
