@@ -173,8 +173,9 @@ def json_array(text: str) -> list[str] | None:
     if not text.startswith("["):
         return None
     fast = _FAST or _fast()
-    if fast.json_flat.match(text):
-        return [_decode_string(s) for s in fast.json_string.findall(text)]
+    if fast.json_flat.match(text):  # the grammar's flat array of strings; json decodes in C
+        values = json.loads(text)
+        return values if text.isascii() else [_SURROGATE.sub("\ufffd", v) for v in values]
     # Not a flat array of strings. The json module accepts exactly the grammar's strict JSON
     # (once NaN and Infinity are refused) and answers "malformed" in C; only a well-formed
     # array with other elements goes on to the LALR parser, to be rejected.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,20 @@ def test_only_pybuild_errors_escape_for_odd_input() -> None:
             parser.parse(text)
         except PybuildError:
             pass
+
+
+@pytest.mark.parametrize("text", [
+    'CMD ["' + "a" * 20000, 'CMD ["' + "a" * 20000 + '", 1', "CMD [" + '"a",' * 5000,
+    'RUN --x="' + "a b" * 5000, "RUN --x=" + "\\a" * 10000, 'ENV a="' + "b\\ " * 5000,
+    "ARG " + "'x " * 5000, 'RUN <<"' + "a" * 20000, "RUN" + "\u00a0 " * 10000 + "--",
+], ids=["json-open", "json-bad", "json-many", "flag-quotes", "flag-escapes", "env-words",
+        "arg-quotes", "heredoc-open", "unicode-spaces"])
+def test_no_regex_blowup_on_long_lines(text: str) -> None:
+    """Terminals with nested repeats must not backtrack exponentially when a match fails."""
+    started = time.perf_counter()
+    for engine in ("fast", "lalr"):
+        try:
+            parser.parse(text, engine=engine)
+        except PybuildError:
+            pass
+    assert time.perf_counter() - started < 5
