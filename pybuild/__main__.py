@@ -1,3 +1,3 @@
-from pybuild.cli import main
+from pybuild.entry import main
 
 main()

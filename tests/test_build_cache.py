@@ -130,8 +130,9 @@ def test_missing_base_image_says_not_found_locally(store, context):
 
 
 def test_sigterm_mid_run_leaves_nothing_behind(store, context):
+    marker = f"pybuild-sigterm-{os.getpid()}-{time.monotonic_ns()}"
     (context / "Dockerfile").write_text(
-        "FROM localhost/bench/busybox:latest\nRUN echo started && sleep 30\n")
+        f"FROM localhost/bench/busybox:latest\nRUN echo started && sleep 30 && : {marker}\n")
     proc = subprocess.Popen([*pybuild_cmd(store.root), "build", "--progress", "plain",
                              str(context)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 20
@@ -142,7 +143,7 @@ def test_sigterm_mid_run_leaves_nothing_behind(store, context):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) != 0
     no_leftovers(store.root)
-    left = subprocess.run(["pgrep", "-f", "sleep 30"], capture_output=True, text=True)
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
     assert left.stdout.strip() == ""
 
 

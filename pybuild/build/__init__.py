@@ -79,6 +79,9 @@ def build(store, options: BuildOptions, on_event: Callable[[object], None] | Non
         emit(ev.BuildWarning(f"build arg {arg} was given but not consumed"))
     memo = FileHashMemo.for_context(store.root / "cache", options.context)
     context = _context(options, memo)
+    replayable = _replay_fields(options)
+    before = _snapshot(context.root) if replayable else None
+    started_ns = time.time_ns()
     emit(ev.BuildStarted(context.root, name))
     executor = Executor(store, options, stages, context, emit, name)
     executor.escape = doc.escape
@@ -91,8 +94,54 @@ def build(store, options: BuildOptions, on_event: Callable[[object], None] | Non
     finally:
         executor.cleanup()
         memo.save()
+    if replayable is not None and before is not None:
+        _remember(store, replayable, result.image_id, before, context, started_ns)
     emit(ev.BuildDone(result.image_id, result.tags, time.monotonic() - started))
     return result
+
+
+def _replay_fields(options: BuildOptions) -> dict | None:
+    """What :mod:`pybuild.replay` keys a rerun of this build on; None for builds it must not
+    answer (no cache wanted, secrets, a Dockerfile from stdin or text)."""
+    from pybuild.replay import request_fields
+
+    if (options.no_cache or options.no_cache_filter or options.secrets
+            or options.dockerfile == "-" or options.dockerfile_text is not None
+            or options.docker_format):
+        return None
+    return request_fields(options.context, options.dockerfile, options.tags,
+                          dict(options.build_args), options.target, dict(options.labels),
+                          options.platform, options.network, options.source_date_epoch)
+
+
+def _snapshot(root: str) -> dict | None:
+    from pybuild.replay import snapshot
+
+    try:
+        return snapshot(root)
+    except OSError:
+        return None
+
+
+def _remember(store, fields: dict, image_id: str, before: dict, context,
+              started_ns: int) -> None:
+    """Record the result for replay, with the content hash of every file whose memo entry
+    still matches its stat."""
+    import contextlib
+
+    from pybuild.context import stat_key
+    from pybuild.replay import remember
+
+    hashes = {}
+    for rel, entry in before.items():
+        if entry[0] == 0o100000:
+            with contextlib.suppress(OSError):
+                key = stat_key(os.lstat(os.path.join(context.root, rel)))
+                digest = context.memo.get(rel, key)
+                if digest is not None:
+                    hashes[rel] = digest
+    with contextlib.suppress(OSError):
+        remember(str(store.root), fields, image_id, before, hashes, started_ns)
 
 
 def build_iter(store, options: BuildOptions) -> Iterator[object]:
