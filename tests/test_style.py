@@ -26,3 +26,15 @@ def test_cli_version_and_help():
     out = subprocess.run([sys.executable, "-m", "pybuild", "--help"],
                          capture_output=True, text=True, check=True).stdout
     assert "Commands:" in out
+
+
+def test_every_command_has_help():
+    from pybuild.cli import COMMANDS, cli
+
+    names = list(COMMANDS)
+    groups = {"image": cli.get_command(None, "image"), "system": cli.get_command(None, "system")}
+    names += [f"{g} {sub}" for g, cmd in groups.items() for sub in cmd.list_commands(None)]
+    for name in names:
+        res = subprocess.run([sys.executable, "-m", "pybuild", *name.split(), "--help"],
+                             capture_output=True, text=True)
+        assert res.returncode == 0 and "Usage: pybuild" in res.stdout, (name, res.stderr)
