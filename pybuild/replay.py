@@ -199,11 +199,18 @@ def _root_and_rest(argv: list[str]) -> tuple[str, list[str]] | None:
     return root, argv[1:]
 
 
-def _fields_from(opts: dict) -> dict | None:
-    args: dict[str, str | None] = {}
-    for item in opts["build_args"]:
+def build_args_from(values) -> dict[str, str | None]:
+    """``--build-arg NAME=VALUE``; a bare ``NAME`` takes its value from the environment, as
+    docker does (None when unset)."""
+    out: dict[str, str | None] = {}
+    for item in values:
         key, sep, value = item.partition("=")
-        args[key] = value if sep else os.environ.get(key)
+        out[key] = value if sep else os.environ.get(key)
+    return out
+
+
+def _fields_from(opts: dict) -> dict | None:
+    args = build_args_from(opts["build_args"])
     labels = {}
     for item in opts["labels"]:
         key, sep, value = item.partition("=")

@@ -9,6 +9,7 @@ import sys
 import click
 
 from pybuild.errors import UsageError
+from pybuild.replay import build_args_from
 
 
 def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
@@ -21,13 +22,6 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     return out
 
 
-def _build_args(values: tuple[str, ...]) -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for value in values:
-        key, sep, val = value.partition("=")
-        # ``--build-arg NAME`` takes NAME from the environment, as docker does
-        out[key] = val if sep else os.environ.get(key)
-    return out
 
 
 def _secrets(values: tuple[str, ...], temps: list[str]) -> dict[str, str]:
@@ -99,7 +93,7 @@ def command(ctx: click.Context, context: str, tags, dockerfile, build_args, targ
     temps: list[str] = []
     try:
         _build(ctx, context, out, compression, iidfile, quiet, progress, dict(
-            dockerfile=dockerfile, tags=tuple(tags), build_args=_build_args(build_args),
+            dockerfile=dockerfile, tags=tuple(tags), build_args=build_args_from(build_args),
             target=target, no_cache=no_cache,
             no_cache_filter=tuple(s.lower() for s in no_cache_filter),
             secrets=_secrets(secrets, temps), labels=_pairs(labels, "--label"),

@@ -9,15 +9,7 @@ import sys
 
 import click
 
-
-def _build_args(values: tuple[str, ...]) -> dict[str, str | None]:
-    import os
-
-    out: dict[str, str | None] = {}
-    for item in values:
-        name, eq, value = item.partition("=")
-        out[name] = value if eq else os.environ.get(name)
-    return out
+from pybuild.replay import build_args_from
 
 
 def _read(path: str):
@@ -76,7 +68,7 @@ def command(file: str | None, file_opt: str | None, fmt: str, check: bool,
     if check:
         sys.exit(_print_checks(doc))
     if fmt == "json":
-        _print_json(doc, _build_args(build_args), target)
+        _print_json(doc, build_args_from(build_args), target)
     else:
         from pybuild import parser
 
