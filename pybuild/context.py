@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pybuild import dockerignore as ignorefile
+from pybuild import pathwalk
 from pybuild.cache.filehashes import FileHashMemo, sha256_file
 from pybuild.context_glob import glob_regex
 from pybuild.errors import BuildError, ContextError
 
 _GLOB_CHARS = frozenset("*?[\\")
 _KINDS = {st.S_IFREG: "file", st.S_IFDIR: "dir", st.S_IFLNK: "symlink"}
-_MAX_LINKS = 255  # as the Linux kernel's MAXSYMLINKS for path resolution
 # A file changed within this window of our stat may still change without its stat changing
 # (timestamps are coarse), so its hash is used but not remembered ("racy git" rule).
 _RACY_NS = 50_000_000
@@ -84,6 +84,7 @@ class BuildContext:
         if not os.path.isdir(root):
             raise ContextError(f"unable to prepare context: {os.fspath(path)!r} is not a directory")
         self.root = root
+        self._readlink = pathwalk.host_readlink(root)
         if ignore is None:
             ignore = _load_ignore(root, dockerfile) if dockerignore else ignorefile.IgnoreMatcher()
         self.ignore = ignore
@@ -231,33 +232,13 @@ class BuildContext:
 
     def _resolve(self, rel: str, follow_last: bool) -> str | None:
         """``rel`` with symlinks resolved as if the context were ``/``; None when missing."""
-        todo = [c for c in rel.split("/") if c not in ("", ".")]
-        done: list[str] = []
-        links = 0
-        while todo:
-            comp = todo.pop(0)
-            if comp == "..":
-                if done:
-                    done.pop()
-                continue
-            path = os.path.join(self.root, *done, comp)
-            try:
-                s = os.lstat(path)
-            except OSError:
-                return None
-            if st.S_ISLNK(s.st_mode) and (todo or follow_last):
-                links += 1
-                if links > _MAX_LINKS:
-                    raise BuildError(f"too many levels of symbolic links: {rel}")
-                target = os.readlink(path)
-                if target.startswith("/"):
-                    done = []
-                todo = [c for c in target.split("/") if c not in ("", ".")] + todo
-                continue
-            if todo and not st.S_ISDIR(s.st_mode):
-                return None
-            done.append(comp)
-        return "/".join(done)
+        try:
+            real = pathwalk.resolve(rel, self._readlink, follow_last=follow_last)
+        except OSError:
+            raise BuildError(f"too many levels of symbolic links: {rel}") from None
+        if real != "/" and not os.path.lexists(self.root + real):
+            return None  # missing, or a non-directory on the way (ENOTDIR)
+        return real[1:]
 
     # -- digests
 

@@ -15,9 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pybuild import pathwalk
 from pybuild.errors import BuildError
-
-_MAX_LINKS = 40
 
 
 def _is_whiteout(st: os.stat_result) -> bool:
@@ -106,30 +105,16 @@ class RootfsView:
 
     def resolve(self, path: str, *, follow_last: bool = True) -> str:
         """The clean image path ``path`` leads to, following symlinks inside the image."""
-        todo = [p for p in path.split("/") if p]
-        done: list[str] = []
-        hops = 0
-        while todo:
-            part = todo.pop(0)
-            if part == ".":
-                continue
-            if part == "..":
-                if done:
-                    done.pop()
-                continue
-            candidate = "/" + "/".join([*done, part])
-            found = self.lookup(candidate)
-            if found and stat.S_ISLNK(found.st.st_mode) and (todo or follow_last):
-                hops += 1
-                if hops > _MAX_LINKS:
-                    raise BuildError(f"too many levels of symbolic links: {path}")
-                target = os.readlink(found.host)
-                if target.startswith("/"):
-                    done = []
-                todo = [p for p in target.split("/") if p] + todo
-                continue
-            done.append(part)
-        return "/" + "/".join(done)
+        try:
+            return pathwalk.resolve(path, self._readlink, follow_last=follow_last)
+        except OSError:
+            raise BuildError(f"too many levels of symbolic links: {path}") from None
+
+    def _readlink(self, path: str) -> str | None:
+        found = self.lookup(path)
+        if found is None or not stat.S_ISLNK(found.st.st_mode):
+            return None
+        return os.readlink(found.host)
 
     def read_file(self, path: str, limit: int = 1 << 20) -> bytes | None:
         """Contents of a regular file (symlinks followed inside the image), or None."""

@@ -11,11 +11,11 @@ are still empty after the run (as BuildKit does), so they never reach a layer.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from collections.abc import Iterable
 
+from pybuild import pathwalk
 from pybuild.runner import libc
 from pybuild.runner.cgroups import Layout
 from pybuild.runner.spec import Mount, Rootfs
@@ -37,27 +37,7 @@ _DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
 
 def resolve_in_root(root: str, path: str) -> str:
     """``path`` inside ``root`` with every symlink resolved as if ``root`` were ``/``."""
-    pending = [p for p in path.split("/") if p not in ("", ".")]
-    resolved: list[str] = []
-    hops = 0
-    while pending:
-        part = pending.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        try:
-            link = os.readlink(os.path.join(root, *resolved, part))
-        except OSError:  # not a symlink, or missing: keep the name as it is
-            resolved.append(part)
-            continue
-        hops += 1
-        if hops > 40:
-            raise OSError(errno.ELOOP, f"too many symlinks resolving {path}")
-        if link.startswith("/"):
-            resolved = []
-        pending[:0] = [p for p in link.split("/") if p not in ("", ".")]
-    return "/" + "/".join(resolved)
+    return pathwalk.resolve(path, pathwalk.host_readlink(root))
 
 
 def ensure_mountpoint(root: str, path: str, is_dir: bool, created: list[str]) -> str:
