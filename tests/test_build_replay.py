@@ -84,8 +84,10 @@ def test_options_and_store_changes_fall_back(setup):
     assert REPLAYED not in log and back == first
     back, log = build(store, ctx)
     assert REPLAYED in log and back == first
-    _, log = build(store, ctx, "--no-cache")
+    fresh, log = build(store, ctx, "--no-cache")  # never replayed, but recorded
     assert REPLAYED not in log
+    again, log = build(store, ctx)
+    assert REPLAYED in log and again == fresh
     subprocess.run([*pybuild_cmd(store.root), "tag", "localhost/bench/busybox:latest",
                     "something/else"], check=True, capture_output=True)
     _, log = build(store, ctx)  # refs moved: the base might have been retagged

@@ -102,11 +102,11 @@ def build(store, options: BuildOptions, on_event: Callable[[object], None] | Non
 
 def _replay_fields(options: BuildOptions) -> dict | None:
     """What :mod:`pybuild.replay` keys a rerun of this build on; None for builds it must not
-    answer (no cache wanted, secrets, a Dockerfile from stdin or text)."""
+    answer (secrets, a Dockerfile from stdin or text). A ``--no-cache`` build is recorded
+    too: it refreshed every cache record, so a cached rebuild gives exactly its image."""
     from pybuild.replay import request_fields
 
-    if (options.no_cache or options.no_cache_filter or options.secrets
-            or options.dockerfile == "-" or options.dockerfile_text is not None
+    if (options.secrets or options.dockerfile == "-" or options.dockerfile_text is not None
             or options.docker_format):
         return None
     return request_fields(options.context, options.dockerfile, options.tags,
