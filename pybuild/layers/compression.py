@@ -89,8 +89,10 @@ def make_compressor(compression: str) -> Compressor:
     """A streaming compressor whose output depends only on its input (no names, no times)."""
     _check(compression)
     if compression == "gzip":
-        # wbits=31 writes a gzip header with mtime 0 and no file name.
-        return zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+        # Blocks deflated in parallel, incompressible ones stored; mtime 0 and no file name.
+        from pybuild.layers.pgzip import ParallelGzip
+
+        return ParallelGzip(GZIP_LEVEL)
     if compression == "zstd":
         # zstd's multi-threaded output does not depend on the number of workers.
         cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1, write_checksum=True)
