@@ -215,6 +215,5 @@ class _Prefixed:
 
 
 def _written_digest(writer: BlobWriter) -> str:
-    # BlobWriter hashes what passes through it; reading that hash (it has no public accessor
-    # yet) saves hashing every layer a second time.
-    return "sha256:" + writer._hash.hexdigest()
+    # BlobWriter hashes what passes through it: reading its hash saves hashing twice.
+    return writer.digest

@@ -69,6 +69,11 @@ class BlobWriter:
     def writable(self) -> bool:
         return True
 
+    @property
+    def digest(self) -> str:
+        """The ``sha256:`` digest of everything written so far."""
+        return "sha256:" + self._hash.hexdigest()
+
     def flush(self) -> None:
         self._file.flush()
 
