@@ -13,9 +13,13 @@ import re
 from pybuild.errors import ParseError
 from pybuild.parser_dump import go_quote
 from pybuild.parser_grammar import USPACE
+from pybuild.parser_nodes import make_heredoc
 from pybuild.syntax import Heredoc
 
 _OPENER = re.compile(r"(\d*)<<(-?)[\t\n\f\r ]*([^<]*)\Z")
+# Text without these characters lexes to its space-separated pieces, so it needs no lexer.
+_LEXED = re.compile(r"[\\'\"$]")
+_SPACES = re.compile(f"([{USPACE}]+)")
 _LEADING_TABS = re.compile(r"^\t+", re.M)
 _SPECIAL_PARAMS = "@*#?-$!"
 _MAX_FD = 2**64
@@ -200,6 +204,21 @@ def parse_heredoc_word(word: str) -> Heredoc | None:
         return None
     digits, rest = m.group(1), m.group(3)
     fd = int(digits) if digits and len(digits) <= 20 else 0
+    if _LEXED.search(rest) is None:  # nothing quoted: the name is the one piece, as written
+        name = rest.strip(USPACE)
+        expand = True
+        if not name or _SPACES.search(name) is not None:
+            return None
+    else:
+        lexed = _lexed_name(rest)
+        if lexed is None:
+            return None
+        name, expand = lexed
+    return make_heredoc(name, "", expand, m.group(2) == "-", fd if fd < _MAX_FD else 0)
+
+
+def _lexed_name(rest: str) -> tuple[str, bool] | None:
+    """(name, expand) when ``rest`` is one shell word; quoting any of it turns expansion off."""
     try:
         words = _Lexer(rest, raw_quotes=False, raw_escapes=False).words()
         if len(words) != 1:
@@ -207,19 +226,39 @@ def parse_heredoc_word(word: str) -> Heredoc | None:
         raw = _Lexer(rest, raw_quotes=True, raw_escapes=False).words()
     except _LexError as err:
         raise ParseError(f"failed to process {go_quote(rest)}: {err}") from None
-    return Heredoc(name=words[0], content="", expand=_quotes(words[0]) == _quotes(raw[0]),
-                   chomp=m.group(2) == "-", fd=fd if fd < _MAX_FD else 0)
+    return words[0], _quotes(words[0]) == _quotes(raw[0])
+
+
+def _plain_words(line: str) -> list[str]:
+    """The lexer's words for a line with nothing to lex: pieces between spaces, except that a
+    piece ending in ``<<`` keeps the spaces after it and the next piece."""
+    parts = _SPACES.split(line)  # piece, spaces, piece, ..., piece
+    words: list[str] = []
+    word = parts[0]
+    for k in range(1, len(parts), 2):
+        if word.endswith("<<"):
+            word += parts[k] + parts[k + 1]
+            continue
+        if word:
+            words.append(word)
+        word = parts[k + 1]
+    if word:
+        words.append(word)
+    return words
 
 
 def heredocs_from_line(line: str) -> list[Heredoc]:
     """The heredocs a whole instruction line opens, in order (their content still empty)."""
-    try:
-        words = _Lexer(line, raw_quotes=True, raw_escapes=True, heredoc_spaces=True).words()
-    except _LexError:
-        return []  # as BuildKit: a line the shell lexer rejects opens no heredoc
+    if _LEXED.search(line) is None:
+        words = _plain_words(line)
+    else:
+        try:
+            words = _Lexer(line, raw_quotes=True, raw_escapes=True, heredoc_spaces=True).words()
+        except _LexError:
+            return []  # as BuildKit: a line the shell lexer rejects opens no heredoc
     found = []
     for word in words:
-        heredoc = parse_heredoc_word(word)
+        heredoc = parse_heredoc_word(word) if "<<" in word else None
         if heredoc is not None:
             found.append(heredoc)
     return found

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, TypeVar
 
-from pybuild.syntax import Document, Node
+from pybuild.syntax import Document, Heredoc, Node
 
 _T = TypeVar("_T")
 _set = object.__setattr__
@@ -55,6 +55,14 @@ def make_node(keyword: str, original: str, flags: tuple[str, ...], args: tuple[s
     else:
         _set(node, "__dict__", values)
     return node
+
+
+def make_heredoc(name: str, content: str, expand: bool, chomp: bool, fd: int) -> Heredoc:
+    """``Heredoc(...)``, the same way."""
+    heredoc = object.__new__(Heredoc)
+    _set(heredoc, "__dict__", {"name": name, "content": content, "expand": expand,
+                               "chomp": chomp, "fd": fd})
+    return heredoc
 
 
 def replace(obj: _T, **changes: Any) -> _T:

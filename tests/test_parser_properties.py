@@ -193,3 +193,33 @@ def test_heredoc_helpers_only_raise_parse_error(word: str) -> None:
     except ParseError:
         pass
     parser.heredocs_from_line("RUN " + word)
+
+
+# Heredoc openers: the unquoted fast path must find what the shell-word lexer finds.
+_HEREDOC_LINE = st.lists(st.sampled_from(["<<", "<<-", "3<<", "EOF", "E", "a", "-", "<", " ",
+                                          "  ", "\t", "\v", "\xa0", "\u3000", "RUN", "x<<"]),
+                         max_size=10).map("".join)
+
+
+def _lexed_heredocs(line: str) -> list[tuple[str, bool, bool, int]]:
+    """heredocs_from_line with the lexer forced for every word (the reference)."""
+    from pybuild import parser_heredoc as h
+
+    words = h._Lexer(line, raw_quotes=True, raw_escapes=True, heredoc_spaces=True).words()
+    found = []
+    for word in words:
+        m = h._OPENER.match(word)
+        if m is None or not m.group(3):
+            continue
+        lexed = h._lexed_name(m.group(3))
+        if lexed is not None:
+            digits = m.group(1)
+            found.append((lexed[0], lexed[1], m.group(2) == "-", int(digits) if digits else 0))
+    return found
+
+
+@SETTINGS
+@given(_HEREDOC_LINE)
+def test_unquoted_heredoc_fast_path_agrees_with_lexer(line: str) -> None:
+    got = [(h.name, h.expand, h.chomp, h.fd) for h in parser.heredocs_from_line(line)]
+    assert got == _lexed_heredocs(line)
