@@ -13,7 +13,7 @@ instruction ``foo`` for the instruction layer to reject.
 from __future__ import annotations
 
 from pybuild.errors import ContextError, ParseError, UsageError
-from pybuild.parser_args import arguments
+from pybuild.parser_args import ARG_FORMS, arguments, ignored
 from pybuild.parser_directives import (
     DirectiveScanner,
     DirectiveValue,
@@ -36,6 +36,9 @@ __all__ = [
 MAX_LINE_BYTES = 65535  # bufio.Scanner's limit, less one
 MAX_ONBUILD_DEPTH = 64  # ONBUILD ONBUILD ... (the instruction layer forbids even two)
 _HEREDOC_KEYWORDS = frozenset({"run", "copy", "add"})
+_set = object.__setattr__
+
+
 def parse_words(text: str, escape: str = "\\") -> list[str]:
     """The quote-aware word splitter of ARG and ENV/LABEL: quotes and escapes are kept."""
     return split_words(text, escape)
@@ -95,30 +98,63 @@ class _Parser:
             self.i += 1
 
     def _read_instructions(self) -> None:
-        # The hot loop of the parser, so it works on locals.
-        parts, count, escape = self.parts, self.count, self.escape
-        double = escape + escape
+        # The hot loop. Most lines are a whole instruction with nothing to trim, no flags and
+        # no heredoc: those take one regex match and no method call. Any other line goes to
+        # _careful, which also takes care of continuations.
+        parts, count, escape, engine = self.parts, self.count, self.escape, self.engine
+        plain = self.plain
+        edge = USPACE + escape  # a last character that needs trimming or joins the next line
+        forms, other = ARG_FORMS, ignored
+        append = self.nodes.append
+        new, node_class = object.__new__, Node
         i = self.i
         while i < count:
-            start = i + 1
-            line = parts[i].rstrip("\r").lstrip(USPACE)
+            line = parts[i]
             i += 1
             if not line or line[0] == "#":
                 continue
-            body = line.rstrip(" \t")
-            empty = False
-            if body[-1] == escape and body[-2:] != double:
-                i, line, empty = self._join(body[:-1], i)
-            self.i = i
+            m = None
+            if plain is not None and line[0] not in USPACE and line[-1] not in edge \
+                    and "<<" not in line:
+                m = plain(line)
+            keyword = m[1].lower() if m is not None else "onbuild"
+            if keyword == "onbuild":
+                i = self._careful(i - 1)
+                continue
+            word, rest = m.groups()
+            rest = rest.lstrip(USPACE) if rest else ""
             try:
-                node = self._plain(line, start) if self.plain else None
-                self.nodes.append(node or self._node(line, start))
+                args, is_json = forms.get(keyword, other)(rest, escape, engine)
             except ParseError as err:
-                raise err.located(self.file, start) from None
-            if empty:
-                self.warnings.append(Warning_(f"Empty continuation line found in: {line}",
-                                              self.nodes[-1].end_line, "NoEmptyContinuation"))
-            i = self.i
+                raise err.located(self.file, i) from None
+            node = new(node_class)
+            _set(node, "__dict__", {
+                "keyword": keyword, "original": word, "flags": (), "args": args,
+                "json": is_json, "heredocs": (), "child": None, "start_line": i, "end_line": i,
+                "raw": line, "rest": rest})
+            append(node)
+
+    def _careful(self, index: int) -> int:
+        """The instruction starting at physical line ``index``; returns the next line's index."""
+        escape = self.escape
+        start = index + 1
+        line = self.parts[index].rstrip("\r").lstrip(USPACE)
+        if not line or line[0] == "#":
+            return start
+        body = line.rstrip(" \t")
+        empty = False
+        self.i = start
+        if body[-1] == escape and body[-2:] != escape + escape:
+            self.i, line, empty = self._join(body[:-1], start)
+        try:
+            node = self._plain(line, start) if self.plain else None
+            self.nodes.append(node or self._node(line, start))
+        except ParseError as err:
+            raise err.located(self.file, start) from None
+        if empty:
+            self.warnings.append(Warning_(f"Empty continuation line found in: {line}",
+                                          self.nodes[-1].end_line, "NoEmptyContinuation"))
+        return self.i
 
     def _join(self, first: str, i: int) -> tuple[int, str, bool]:
         """Append continuation lines (leading spaces kept, comment and blank lines dropped)."""

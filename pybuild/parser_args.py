@@ -74,11 +74,11 @@ def _healthcheck(rest: str, escape: str, engine: Engine) -> Args:
     return (rest[:end], *args), is_json
 
 
-def _ignored(rest: str, escape: str, engine: Engine) -> Args:
+def ignored(rest: str, escape: str, engine: Engine) -> Args:
     return ("",), False
 
 
-_PARSERS: dict[str, _ArgParser] = {
+ARG_FORMS: dict[str, _ArgParser] = {
     "add": _maybe_json_list,
     "arg": _words,
     "cmd": _maybe_json,
@@ -101,4 +101,4 @@ _PARSERS: dict[str, _ArgParser] = {
 
 def arguments(keyword: str, rest: str, escape: str = "\\", engine: Engine = FAST) -> Args:
     """Argument nodes for lower-cased ``keyword`` (not ONBUILD, whose argument is a node)."""
-    return _PARSERS.get(keyword, _ignored)(rest, escape, engine)
+    return ARG_FORMS.get(keyword, ignored)(rest, escape, engine)
