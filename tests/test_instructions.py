@@ -197,3 +197,61 @@ def test_equality_ignores_location():
     a = convert(node("workdir", "/app", line=3))
     b = convert(node("workdir", "/app", line=9))
     assert a == b and a.span.start == 3 and b.line == 9
+
+
+# ---- the converters build their objects without the dataclass __init__ (base.build) ---------
+
+def _rebuilt(value):
+    """``value`` made again through its dataclass constructor, nested dataclasses too."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: _rebuilt(getattr(value, f.name)) for f in dataclasses.fields(value)
+                  if f.init}
+        return type(value)(**fields)
+    if isinstance(value, tuple):
+        return tuple(_rebuilt(v) for v in value)
+    return value
+
+
+def _same_as_constructed(value) -> None:
+    import dataclasses
+
+    if not dataclasses.is_dataclass(value):
+        if isinstance(value, tuple):
+            for item in value:
+                _same_as_constructed(item)
+        return
+    made = _rebuilt(value)
+    assert value == made and hash(value) == hash(made) and repr(value) == repr(made)
+    assert vars(value) == vars(made)  # every field present, nothing else
+    for f in dataclasses.fields(value):
+        if f.name != "node":
+            _same_as_constructed(getattr(value, f.name))
+
+
+def test_fast_built_instructions_equal_constructed_ones():
+    from pathlib import Path
+
+    from pybuild import parser
+    from pybuild.errors import PybuildError
+    from pybuild.instructions import from_document
+
+    root = Path(__file__).parent.parent / "testdata" / "dockerfiles"
+    texts = [p.read_text() for p in sorted(root.glob("*/Dockerfile"))]
+    texts.append("FROM --platform=linux/arm64 a AS b\nRUN --mount=type=cache,target=/c,"
+                 "sharing=locked --network=none x\nRUN --mount=type=secret,id=s,required x\n"
+                 "COPY --from=b --chmod=0644 --link a b\nADD --checksum=sha256:00 --unpack a b\n"
+                 "ENV a=1 b=2\nENV c 3\nLABEL x=y\nARG A B=2\nEXPOSE 80/tcp\nUSER u\n"
+                 "WORKDIR /w\nVOLUME /v\nCMD [\"a\"]\nENTRYPOINT e\nONBUILD RUN x\n")
+    seen = set()
+    for text in texts:
+        try:
+            instructions = from_document(parser.parse(text))
+        except PybuildError:
+            continue
+        for inst in instructions:
+            seen.add(type(inst).__name__)
+            _same_as_constructed(inst)
+    assert {"Run", "Copy", "Add", "From", "Env", "Label", "Arg", "Expose", "User", "Workdir",
+            "Volume", "Cmd", "Entrypoint", "Onbuild"} <= seen

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pybuild.instructions.base import Instruction, at_least_one, exactly_one, fail
+from pybuild.instructions.base import Instruction, at_least_one, build, exactly_one, fail
 from pybuild.instructions.flags import parse_flags
 from pybuild.syntax import Node
 
@@ -87,13 +87,13 @@ class Arg(Instruction):
 def parse_user(node: Node) -> User:
     user = exactly_one(node, "USER")
     parse_flags(node, {})
-    return User(user=user, node=node)
+    return build(User, node=node, user=user)
 
 
 def parse_workdir(node: Node) -> Workdir:
     path = exactly_one(node, "WORKDIR")
     parse_flags(node, {})
-    return Workdir(path=path, node=node)
+    return build(Workdir, node=node, path=path)
 
 
 def parse_maintainer(node: Node) -> Maintainer:
@@ -112,7 +112,7 @@ def parse_volume(node: Node) -> Volume:
     parse_flags(node, {})
     if any(not p.strip() for p in paths):
         raise fail("VOLUME specified can not be an empty string", node)
-    return Volume(paths=tuple(p.strip() for p in paths), node=node)
+    return build(Volume, node=node, paths=tuple(p.strip() for p in paths))
 
 
 def check_port(node: Node, word: str) -> None:
@@ -136,7 +136,7 @@ def parse_expose(node: Node) -> Expose:
     parse_flags(node, {})
     for word in ports:
         check_port(node, word)
-    return Expose(ports=ports, node=node)
+    return build(Expose, node=node, ports=ports)
 
 
 def _pairs(node: Node, name: str) -> tuple[tuple[tuple[str, str], ...], bool]:
@@ -154,13 +154,13 @@ def _pairs(node: Node, name: str) -> tuple[tuple[tuple[str, str], ...], bool]:
 def parse_env(node: Node) -> Env:
     parse_flags(node, {})
     pairs, legacy = _pairs(node, "ENV")
-    return Env(pairs=pairs, legacy=legacy, node=node)
+    return build(Env, node=node, pairs=pairs, legacy=legacy)
 
 
 def parse_label(node: Node) -> Label:
     parse_flags(node, {})
     pairs, legacy = _pairs(node, "LABEL")
-    return Label(pairs=pairs, legacy=legacy, node=node)
+    return build(Label, node=node, pairs=pairs, legacy=legacy)
 
 
 def parse_arg(node: Node) -> Arg:
@@ -170,6 +170,6 @@ def parse_arg(node: Node) -> Arg:
         name, eq, value = word.partition("=")
         if not name:
             raise fail("ARG names can not be blank", node)
-        defs.append(ArgDef(name, value if eq else None))
+        defs.append(build(ArgDef, name=name, default=value if eq else None))
     parse_flags(node, {})
-    return Arg(args=tuple(defs), node=node)
+    return build(Arg, node=node, args=tuple(defs))

@@ -5,18 +5,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pybuild.instructions.base import Instruction, fail
-from pybuild.instructions.flags import parse_flags
+from pybuild.instructions.base import Instruction, build, fail
+from pybuild.instructions.flags import Kind, parse_flags
 from pybuild.syntax import Heredoc, Node
 
 _HEREDOC_WORD = re.compile(r"^(\d*)<<(-?)\s*([^<]*)$")
 # Octal (0755), symbolic (u+x,g-w) or a variable left for build-time expansion.
 _CHMOD = re.compile(r"^(?:[0-7]{3,4}|[ugoa]*[-+=][rwxXst]*(?:,[ugoa]*[-+=][rwxXst]*)*|.*\$.*)$")
 
-COPY_FLAGS = {"from": "string", "chown": "string", "chmod": "string", "link": "bool",
-              "parents": "bool", "exclude": "strings"}
-ADD_FLAGS = {"chown": "string", "chmod": "string", "link": "bool", "checksum": "string",
-             "keep-git-dir": "bool", "unpack": "bool", "exclude": "strings"}
+COPY_FLAGS: dict[str, Kind] = {"from": "string", "chown": "string", "chmod": "string",
+                               "link": "bool", "parents": "bool", "exclude": "strings"}
+ADD_FLAGS: dict[str, Kind] = {"chown": "string", "chmod": "string", "link": "bool",
+                              "checksum": "string", "keep-git-dir": "bool", "unpack": "bool",
+                              "exclude": "strings"}
 
 
 @dataclass(frozen=True)
@@ -89,16 +90,20 @@ def _chmod(node: Node, value: str | None) -> str | None:
 def parse_copy(node: Node) -> Copy:
     flags = parse_flags(node, COPY_FLAGS)
     sources, dest, docs = _sources(node, "COPY")
-    return Copy(sources=sources, dest=dest, heredocs=docs, from_=flags.get("from"),
-                chown=flags.get("chown"), chmod=_chmod(node, flags.get("chmod")),
-                link=flags.get("link", False), parents=flags.get("parents", False),
-                exclude=flags.get("exclude", ()), node=node)
+    if not flags:
+        return build(Copy, node=node, sources=sources, dest=dest, heredocs=docs, from_=None,
+                     chown=None, chmod=None, link=False, parents=False, exclude=())
+    return build(Copy, node=node, sources=sources, dest=dest, heredocs=docs,
+                 from_=flags.get("from"), chown=flags.get("chown"),
+                 chmod=_chmod(node, flags.get("chmod")), link=flags.get("link", False),
+                 parents=flags.get("parents", False), exclude=flags.get("exclude", ()))
 
 
 def parse_add(node: Node) -> Add:
     flags = parse_flags(node, ADD_FLAGS)
     sources, dest, docs = _sources(node, "ADD")
-    return Add(sources=sources, dest=dest, heredocs=docs, chown=flags.get("chown"),
-               chmod=_chmod(node, flags.get("chmod")), link=flags.get("link", False),
-               checksum=flags.get("checksum"), keep_git_dir=flags.get("keep-git-dir", False),
-               unpack=flags.get("unpack"), exclude=flags.get("exclude", ()), node=node)
+    return build(Add, node=node, sources=sources, dest=dest, heredocs=docs,
+                 chown=flags.get("chown"), chmod=_chmod(node, flags.get("chmod")),
+                 link=flags.get("link", False), checksum=flags.get("checksum"),
+                 keep_git_dir=flags.get("keep-git-dir", False), unpack=flags.get("unpack"),
+                 exclude=flags.get("exclude", ()))

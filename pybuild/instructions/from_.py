@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pybuild.instructions.base import Instruction, fail
-from pybuild.instructions.flags import parse_flags
+from pybuild.instructions.base import Instruction, build, fail
+from pybuild.instructions.flags import Kind, parse_flags
 from pybuild.syntax import Node
 
+_FROM_FLAGS: dict[str, Kind] = {"platform": "string"}
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_.]*$")
 
 
@@ -36,5 +37,5 @@ def parse_from(node: Node) -> From:
             )
     elif len(args) != 1:
         raise fail("FROM requires either one or three arguments", node)
-    flags = parse_flags(node, {"platform": "string"})
-    return From(image=args[0], platform=flags.get("platform"), name=name, node=node)
+    platform = parse_flags(node, _FROM_FLAGS).get("platform") if node.flags else None
+    return build(From, node=node, image=args[0], platform=platform, name=name)

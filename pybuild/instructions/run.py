@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pybuild.errors import InstructionError
-from pybuild.instructions.base import Instruction, fail
-from pybuild.instructions.flags import parse_flags
+from pybuild.instructions.base import Instruction, build, fail
+from pybuild.instructions.flags import Kind, parse_flags
 from pybuild.instructions.runmount import Mount, parse_mount
 from pybuild.syntax import Heredoc, Node
 
@@ -51,8 +51,14 @@ class Shell(Instruction):
     keyword = "SHELL"
 
 
+_RUN_FLAGS: dict[str, Kind] = {"mount": "strings", "network": "string", "security": "string"}
+
+
 def parse_run(node: Node) -> Run:
-    flags = parse_flags(node, {"mount": "strings", "network": "string", "security": "string"})
+    if not node.flags:  # the common case, and the cheap one
+        return build(Run, node=node, command=node.args, shell_form=not node.json,
+                     heredocs=node.heredocs, mounts=(), network=None, security=None)
+    flags = parse_flags(node, _RUN_FLAGS)
     mounts = []
     for spec in flags.get("mount", ()):
         try:
@@ -65,18 +71,18 @@ def parse_run(node: Node) -> Run:
     security = flags.get("security")
     if security is not None and security not in SECURITY_MODES:
         raise fail(f'unsupported security mode "{security}"', node)
-    return Run(command=node.args, shell_form=not node.json, heredocs=node.heredocs,
-               mounts=tuple(mounts), network=network, security=security, node=node)
+    return build(Run, node=node, command=node.args, shell_form=not node.json,
+                 heredocs=node.heredocs, mounts=tuple(mounts), network=network, security=security)
 
 
 def parse_cmd(node: Node) -> Cmd:
     parse_flags(node, {})
-    return Cmd(command=node.args, shell_form=not node.json, node=node)
+    return build(Cmd, node=node, command=node.args, shell_form=not node.json)
 
 
 def parse_entrypoint(node: Node) -> Entrypoint:
     parse_flags(node, {})
-    return Entrypoint(command=node.args, shell_form=not node.json, node=node)
+    return build(Entrypoint, node=node, command=node.args, shell_form=not node.json)
 
 
 def parse_shell(node: Node) -> Shell:
