@@ -59,3 +59,17 @@ def test_only_pybuild_errors_escape(lines):
     _pipeline("\n".join(lines) + "\n")  # the whole file: stage rules and checks
     for one in lines:  # and each line alone after a FROM, so later lines are reached too
         _pipeline(f"FROM alpine AS base\n{one}\n")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab=, \t'\"\r\n\0")), max_size=12))
+def test_mount_fields_split_as_the_csv_module_does(spec: str) -> None:
+    import csv
+
+    from pybuild.instructions.runmount import _fields
+
+    try:
+        expected = (list(csv.reader([spec], strict=True)) or [[]])[0]
+    except csv.Error:
+        return  # the csv module's own path, taken for anything quoted
+    assert _fields(spec) == expected

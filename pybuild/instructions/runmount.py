@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 from pybuild.errors import InstructionError
-from pybuild.instructions.base import with_suggestion
+from pybuild.instructions.base import build, with_suggestion
 
 MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
 SHARING = ("shared", "private", "locked")
@@ -38,6 +39,10 @@ class Mount:
     env: str | None = None  # secret exposed as an environment variable
 
 
+_MOUNT_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Mount)}
+del _MOUNT_DEFAULTS["type"]
+
+
 def _parse_bool(key: str, value: str) -> bool:
     try:
         return _BOOLS[value.lower()]
@@ -56,6 +61,8 @@ def _parse_uint(key: str, value: str, base: int) -> int:
 
 
 def _fields(spec: str) -> list[str]:
+    if '"' not in spec and "\r" not in spec and "\n" not in spec and "\0" not in spec:
+        return spec.split(",") if spec else []  # what the csv module makes of it, faster
     try:
         rows = list(csv.reader([spec], strict=True))
     except csv.Error as err:
@@ -83,7 +90,7 @@ def parse_mount(spec: str) -> Mount:
     if not ro_given:
         values["readonly"] = mount_type not in ("cache", "tmpfs")
     _validate(mount_type, values)
-    return Mount(type=mount_type, **values)
+    return build(Mount, **{**_MOUNT_DEFAULTS, **values, "type": mount_type})
 
 
 def _set(values: dict[str, object], key: str, value: str, item: str) -> None:
