@@ -99,8 +99,8 @@ class _Parser:
 
     def _read_instructions(self) -> None:
         # The hot loop. Most lines are a whole instruction with nothing to trim, no flags and
-        # no heredoc: those take one regex match and no method call. Any other line goes to
-        # _careful, which also takes care of continuations.
+        # no heredoc: those take one regex match and no method call. A whole line with flags
+        # goes to _flagged, any other to _careful (trimming, continuations, heredocs, ONBUILD).
         parts, count, escape, engine = self.parts, self.count, self.escape, self.engine
         plain = self.plain
         edge = USPACE + escape  # a last character that needs trimming or joins the next line
@@ -117,8 +117,10 @@ class _Parser:
             if plain is not None and line[0] not in USPACE and line[-1] not in edge \
                     and "<<" not in line:
                 m = plain(line)
-            keyword = m[1].lower() if m is not None else "onbuild"
-            if keyword == "onbuild":
+                if m is None:  # flags: the line is whole, and not plain
+                    self._flagged(line, i)
+                    continue
+            if m is None or (keyword := m[1].lower()) == "onbuild":
                 i = self._careful(i - 1)
                 continue
             word, rest = m.groups()
@@ -133,6 +135,16 @@ class _Parser:
                 "json": is_json, "heredocs": (), "child": None, "start_line": i, "end_line": i,
                 "raw": line, "rest": rest})
             append(node)
+
+    def _flagged(self, line: str, start: int) -> None:
+        """A whole-line instruction that the plain pattern refused: its arguments start with --"""
+        self.i = start
+        try:
+            word, flags, rest = self.engine.flagged(line, self.escape)
+            self.nodes.append(_finish_node(word, flags, rest, self.escape, start, start, 0,
+                                           self.engine, line))
+        except ParseError as err:
+            raise err.located(self.file, start) from None
 
     def _careful(self, index: int) -> int:
         """The instruction starting at physical line ``index``; returns the next line's index."""
@@ -183,7 +195,7 @@ class _Parser:
         if logical[:1] in USPACE or logical[-1] in USPACE:  # empty, or to be trimmed first
             return None
         m = self.plain(logical)
-        if m is None or "<<" in logical:
+        if m is None:
             return None
         word, rest = m.groups()
         keyword = word.lower()
@@ -191,7 +203,8 @@ class _Parser:
             return None
         rest = rest.strip(USPACE) if rest else ""
         args, is_json = arguments(keyword, rest, self.escape, self.engine)
-        return make_node(keyword, word, (), args, is_json, None, start, self.i, logical, rest)
+        node = make_node(keyword, word, (), args, is_json, None, start, self.i, logical, rest)
+        return self._heredocs(node, logical) if "<<" in logical else node
 
     def _node(self, logical: str, start: int) -> Node:
         node = _node(logical, self.escape, start, self.i, 0, self.engine)
@@ -230,6 +243,11 @@ class _Parser:
 def _node(line: str, escape: str, start: int, end: int, depth: int, engine: Engine) -> Node:
     """One logical line -> Node; ONBUILD's argument is parsed the same way, as its child."""
     word, flags, rest = engine.line(line.strip(USPACE), escape)
+    return _finish_node(word, flags, rest, escape, start, end, depth, engine, line)
+
+
+def _finish_node(word: str, flags: tuple[str, ...], rest: str, escape: str, start: int, end: int,
+                 depth: int, engine: Engine, line: str) -> Node:
     keyword = word.lower()
     if keyword == "onbuild":
         if depth >= MAX_ONBUILD_DEPTH:

@@ -123,11 +123,16 @@ def plain_line_matcher() -> Callable[[str], re.Match[str] | None]:
 
 def split_line(line: str, escape: str = "\\") -> tuple[str, tuple[str, ...], str]:
     """A trimmed logical line -> (instruction word as written, decoded flags, argument text)."""
-    fast = _FAST or _fast()
-    m = fast.plain.match(line)
+    m = (_FAST or _fast()).plain.match(line)
     if m is not None:
         word, rest = m.groups()
         return word, (), rest.strip(USPACE) if rest else ""
+    return split_flagged_line(line, escape)
+
+
+def split_flagged_line(line: str, escape: str = "\\") -> tuple[str, tuple[str, ...], str]:
+    """``split_line`` for a line known not to be plain (the parser's fast path tried that)."""
+    fast = _FAST or _fast()
     m = fast.keyword.match(line)
     if m is None:
         return "", (), ""
@@ -288,8 +293,9 @@ class Engine(NamedTuple):
     line: Callable[[str, str], tuple[str, tuple[str, ...], str]]
     words: Callable[[str, str], list[str]]
     json: Callable[[str], list[str] | None]
+    flagged: Callable[[str, str], tuple[str, tuple[str, ...], str]]  # line, known not plain
 
 
-FAST = Engine("fast", split_line, split_words, json_array)
-LALR = Engine("lalr", lalr_line, lalr_words, lalr_json)
+FAST = Engine("fast", split_line, split_words, json_array, split_flagged_line)
+LALR = Engine("lalr", lalr_line, lalr_words, lalr_json, lalr_line)
 ENGINES = {e.name: e for e in (FAST, LALR)}
