@@ -60,6 +60,13 @@ def build(cls: type[_I], /, **values: object) -> _I:
     return obj
 
 
+def build_from(cls: type[_I], values: dict[str, object]) -> _I:
+    """``build`` with the values in a dict the new object takes over (no copy)."""
+    obj = _new(cls)
+    _set(obj, "__dict__", values)
+    return obj
+
+
 def fail(message: str, node: Node | None = None) -> InstructionError:
     """An InstructionError located at ``node`` (file is filled in by the caller)."""
     return InstructionError(message, line=node.start_line if node else None)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from pybuild.errors import InstructionError
-from pybuild.instructions.base import build, with_suggestion
+from pybuild.instructions.base import build_from, with_suggestion
 
 MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
 SHARING = ("shared", "private", "locked")
@@ -90,7 +90,8 @@ def parse_mount(spec: str) -> Mount:
     if not ro_given:
         values["readonly"] = mount_type not in ("cache", "tmpfs")
     _validate(mount_type, values)
-    return build(Mount, **{**_MOUNT_DEFAULTS, **values, "type": mount_type})
+    values["type"] = mount_type
+    return build_from(Mount, _MOUNT_DEFAULTS | values)
 
 
 def _set(values: dict[str, object], key: str, value: str, item: str) -> None:
