@@ -178,8 +178,11 @@ def json_array(text: str) -> list[str] | None:
     if not text.startswith("["):
         return None
     fast = _FAST or _fast()
-    if fast.json_flat.match(text):  # the grammar's flat array of strings; json decodes in C
-        values = json.loads(text)
+    if fast.json_flat.match(text):  # the grammar's flat array of strings
+        if "\\" not in text:  # nothing escaped: each string is its text between the quotes
+            values = [s[1:-1] for s in fast.json_string.findall(text)]
+        else:
+            values = json.loads(text)  # json decodes escapes in C
         return values if text.isascii() else [_SURROGATE.sub("\ufffd", v) for v in values]
     # Not a flat array of strings. The json module accepts exactly the grammar's strict JSON
     # (once NaN and Infinity are refused) and answers "malformed" in C; only a well-formed
