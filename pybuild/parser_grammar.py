@@ -56,6 +56,14 @@ class _FastPath:
                             f"|(?P<REST>{t['REST']})")
             for esc, sfx in _SUFFIX.items()
         }
+        # WORD FLAG... [REST] in one match: the flags atomic and never END_FLAGS, as the
+        # lexer's priorities have it. Anything else takes the token-by-token scan.
+        self.flag = {esc: re.compile(t["FLAG_" + sfx]) for esc, sfx in _SUFFIX.items()}
+        self.flagged = {
+            esc: re.compile(f"(?>({t['KEYWORD']}))((?:(?!{t['END_FLAGS']})(?>{t['FLAG_' + sfx]}))+)"
+                            f"({t['REST']})?\\Z")
+            for esc, sfx in _SUFFIX.items()
+        }
         self.word = {esc: re.compile(t["WORD_" + sfx]) for esc, sfx in _SUFFIX.items()}
         string, comma = t["JSON_STRING"], t["_COMMA"]
         self.json_string = re.compile(string)
@@ -132,6 +140,17 @@ def split_line(line: str, escape: str = "\\") -> tuple[str, tuple[str, ...], str
 
 def split_flagged_line(line: str, escape: str = "\\") -> tuple[str, tuple[str, ...], str]:
     """``split_line`` for a line known not to be plain (the parser's fast path tried that)."""
+    fast = _FAST or _fast()
+    m = fast.flagged[escape].match(line)
+    if m is not None:
+        flags = [_decode_flag(f.lstrip(USPACE), escape) for f in fast.flag[escape].findall(m[2])]
+        if "--" not in flags:  # a flag that decodes to -- ends the flags: the scan knows how
+            rest = m[3]
+            return m[1], tuple(flags), rest.strip(USPACE) if rest else ""
+    return _scan_line(line, escape)
+
+
+def _scan_line(line: str, escape: str) -> tuple[str, tuple[str, ...], str]:
     fast = _FAST or _fast()
     m = fast.keyword.match(line)
     if m is None:

@@ -223,3 +223,24 @@ def _lexed_heredocs(line: str) -> list[tuple[str, bool, bool, int]]:
 def test_unquoted_heredoc_fast_path_agrees_with_lexer(line: str) -> None:
     got = [(h.name, h.expand, h.chomp, h.fd) for h in parser.heredocs_from_line(line)]
     assert got == _lexed_heredocs(line)
+
+
+# Lines with flags: the one-match path and the token scan must agree with the LALR parser.
+_FLAG_LINE = st.lists(st.sampled_from([" --a", " --a=b", " --", ' --"x y"', " --'", " --\\ ",
+                                       " --`", " x", "  ", "\t", "\xa0", "--", "=", '"', "'",
+                                       "\\", "`", "y"]),
+                      min_size=1, max_size=8).map(lambda parts: "RUN" + "".join(parts))
+
+
+@SETTINGS
+@given(_FLAG_LINE, st.sampled_from(["\\", "`"]))
+def test_flag_lines_agree_with_lalr(line: str, escape: str) -> None:
+    from pybuild.parser_grammar import lalr_line, split_flagged_line, split_line
+
+    line = line.strip(" \t\xa0")
+    try:
+        expected = lalr_line(line, escape)
+    except Exception:  # noqa: BLE001 - lark refuses it; the fast path must not invent a result
+        return
+    assert split_line(line, escape) == expected
+    assert split_flagged_line(line, escape) == expected
