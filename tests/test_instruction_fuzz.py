@@ -73,3 +73,21 @@ def test_mount_fields_split_as_the_csv_module_does(spec: str) -> None:
     except csv.Error:
         return  # the csv module's own path, taken for anything quoted
     assert _fields(spec) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([*"0123456789/-tcpudTCP٣x", "65535", "65536"]),
+                max_size=6).map("".join))
+def test_expose_ports_accepted_as_the_port_pattern_says(word: str) -> None:
+    from pybuild.errors import InstructionError
+    from pybuild.instructions.config import _PORT, PROTOCOLS, check_port
+
+    m = _PORT.match(word)
+    ok = m is not None and (m[2] is None or int(m[2]) >= int(m[1])) \
+        and int(m[2] or m[1]) <= 65535 and (m[3] is None or m[3].lower() in PROTOCOLS)
+    try:
+        check_port(None, word)
+        accepted = True
+    except InstructionError:
+        accepted = False
+    assert accepted == ok

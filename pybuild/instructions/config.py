@@ -86,19 +86,22 @@ class Arg(Instruction):
 
 def parse_user(node: Node) -> User:
     user = exactly_one(node, "USER")
-    parse_flags(node, {})
+    if node.flags:  # only to refuse them: these instructions take none
+        parse_flags(node, {})
     return build(User, node=node, user=user)
 
 
 def parse_workdir(node: Node) -> Workdir:
     path = exactly_one(node, "WORKDIR")
-    parse_flags(node, {})
+    if node.flags:  # only to refuse them: these instructions take none
+        parse_flags(node, {})
     return build(Workdir, node=node, path=path)
 
 
 def parse_maintainer(node: Node) -> Maintainer:
     text = exactly_one(node, "MAINTAINER")
-    parse_flags(node, {})
+    if node.flags:  # only to refuse them: these instructions take none
+        parse_flags(node, {})
     return Maintainer(maintainer=text, node=node)
 
 
@@ -109,7 +112,8 @@ def parse_stopsignal(node: Node) -> Stopsignal:
 
 def parse_volume(node: Node) -> Volume:
     paths = at_least_one(node, "VOLUME")
-    parse_flags(node, {})
+    if node.flags:  # only to refuse them: these instructions take none
+        parse_flags(node, {})
     if any(not p.strip() for p in paths):
         raise fail("VOLUME specified can not be an empty string", node)
     return build(Volume, node=node, paths=tuple(p.strip() for p in paths))
@@ -119,6 +123,9 @@ def check_port(node: Node, word: str) -> None:
     """Refuse a malformed port now; words with ``$`` are checked after expansion."""
     if "$" in word:
         return
+    port, slash, proto = word.partition("/")
+    if port.isdecimal() and int(port) <= 65535 and (not slash or proto.lower() in PROTOCOLS):
+        return  # the common shapes (80, 80/tcp), which _PORT would accept
     match = _PORT.match(word)
     if not match:
         raise fail(f"invalid containerPort: {word.split('/')[0]}", node)
@@ -133,7 +140,8 @@ def check_port(node: Node, word: str) -> None:
 
 def parse_expose(node: Node) -> Expose:
     ports = at_least_one(node, "EXPOSE")
-    parse_flags(node, {})
+    if node.flags:  # only to refuse them: these instructions take none
+        parse_flags(node, {})
     for word in ports:
         check_port(node, word)
     return build(Expose, node=node, ports=ports)
@@ -145,20 +153,22 @@ def _pairs(node: Node, name: str) -> tuple[tuple[tuple[str, str], ...], bool]:
         raise fail(f"{name} requires at least one argument", node)
     if len(args) % 3:
         raise fail(f"Bad input to {name}, too many arguments", node)
-    pairs = tuple((args[i], args[i + 1]) for i in range(0, len(args), 3))
-    if any(not key for key, _ in pairs):
+    keys = args[0::3]
+    if not all(keys):
         raise fail(f"{name} names can not be blank", node)
-    return pairs, args[2] == ""
+    return tuple(zip(keys, args[1::3])), args[2] == ""
 
 
 def parse_env(node: Node) -> Env:
-    parse_flags(node, {})
+    if node.flags:  # only to refuse them: these instructions take none
+        parse_flags(node, {})
     pairs, legacy = _pairs(node, "ENV")
     return build(Env, node=node, pairs=pairs, legacy=legacy)
 
 
 def parse_label(node: Node) -> Label:
-    parse_flags(node, {})
+    if node.flags:  # only to refuse them: these instructions take none
+        parse_flags(node, {})
     pairs, legacy = _pairs(node, "LABEL")
     return build(Label, node=node, pairs=pairs, legacy=legacy)
 
@@ -171,5 +181,6 @@ def parse_arg(node: Node) -> Arg:
         if not name:
             raise fail("ARG names can not be blank", node)
         defs.append(build(ArgDef, name=name, default=value if eq else None))
-    parse_flags(node, {})
+    if node.flags:  # only to refuse them: these instructions take none
+        parse_flags(node, {})
     return build(Arg, node=node, args=tuple(defs))

@@ -79,9 +79,12 @@ def from_document(doc: Document) -> list[Instruction]:
     Errors are DockerfileErrors rendering as ``FILE:LINE: message``.
     """
     out = []
+    converters = CONVERTERS
     for node in doc.nodes:
         try:
-            out.append(convert(node))
+            # the parser's keywords are lower-case already; convert() covers anything else
+            converter = converters.get(node.keyword)
+            out.append(converter(node) if converter is not None else convert(node))
         except DockerfileError as err:
             raise err.located(doc.file, node.start_line) from None
     return out

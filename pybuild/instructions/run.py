@@ -76,17 +76,20 @@ def parse_run(node: Node) -> Run:
 
 
 def parse_cmd(node: Node) -> Cmd:
-    parse_flags(node, {})
+    if node.flags:  # only to refuse them: these instructions take none
+        parse_flags(node, {})
     return build(Cmd, node=node, command=node.args, shell_form=not node.json)
 
 
 def parse_entrypoint(node: Node) -> Entrypoint:
-    parse_flags(node, {})
+    if node.flags:  # only to refuse them: these instructions take none
+        parse_flags(node, {})
     return build(Entrypoint, node=node, command=node.args, shell_form=not node.json)
 
 
 def parse_shell(node: Node) -> Shell:
-    parse_flags(node, {})
+    if node.flags:  # only to refuse them: these instructions take none
+        parse_flags(node, {})
     if not node.args:
         raise fail("SHELL requires at least one argument", node)
     if not node.json:
