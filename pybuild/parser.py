@@ -24,7 +24,7 @@ from pybuild.parser_directives import (
 from pybuild.parser_dump import dump, dump_node, go_quote
 from pybuild.parser_grammar import ENGINES, FAST, USPACE, Engine, plain_line_matcher, split_words
 from pybuild.parser_heredoc import chomp_heredoc_content, heredocs_from_line, parse_heredoc_word
-from pybuild.parser_nodes import make_document, make_node, replace
+from pybuild.parser_nodes import make_document, make_heredoc, make_node, replace
 from pybuild.syntax import Document, Heredoc, Node, Warning_
 
 __all__ = [
@@ -234,8 +234,8 @@ class _Parser:
             if heredoc.chomp:
                 candidate = candidate.lstrip("\t")
             if candidate == heredoc.name:
-                return Heredoc(heredoc.name, "".join(lines), heredoc.expand, heredoc.chomp,
-                               heredoc.fd)
+                return make_heredoc(heredoc.name, "".join(lines), heredoc.expand, heredoc.chomp,
+                                    heredoc.fd)
             lines.append(raw + "\n" if self.i - 1 < last else raw)
         raise ParseError("unterminated heredoc")
 

@@ -181,3 +181,25 @@ def test_no_regex_blowup_on_long_lines(text: str) -> None:
         except PybuildError:
             pass
     assert time.perf_counter() - started < 5
+
+
+def test_parsed_nodes_equal_dataclass_nodes() -> None:
+    """Every way the parser builds objects (the hot loop's inline Node, make_node, make_heredoc,
+    replace) gives what the dataclass constructors give, every field present."""
+    text = ("FROM a AS b\nWORKDIR /w\nRUN --mount=type=cache,target=/c x\nCMD [\"a\"]\n"
+            "RUN <<EOF\nbody\nEOF\n  ENV a=1 \\\n  b=2\nONBUILD COPY <<X /x\nhi\nX\n")
+
+    def rebuilt(value):
+        if isinstance(value, tuple):
+            return tuple(rebuilt(v) for v in value)
+        if dataclasses.is_dataclass(value):
+            return type(value)(**{f.name: rebuilt(getattr(value, f.name))
+                                  for f in dataclasses.fields(value)})
+        return value
+
+    for node in parser.parse(text).nodes:
+        for obj in (node, node.child, *node.heredocs):
+            if obj is None:
+                continue
+            made = rebuilt(obj)
+            assert obj == made and hash(obj) == hash(made) and vars(obj) == vars(made)
