@@ -255,3 +255,24 @@ def test_loading_over_a_tag_reports_the_renamed_image(source, tmp_path, busybox_
         f"Loaded image: {TAG}"]
     assert Client(root).images.get("busybox").id == source[1]
     assert Client(root).images.get(other).tags == ()
+
+
+def test_a_rotten_layer_in_the_store_is_not_saved(tmp_path, busybox_tar):
+    import shutil
+
+    from pybuild.errors import DigestMismatch
+
+    root = tmp_path / "root"
+    client = Client(root)
+    image = client.images.import_(busybox_tar, "rot/x:1")
+    blob = Store(root).blobs.path(image.layers[0])
+    data = bytearray(blob.read_bytes())
+    data[-2000] ^= 0xFF  # one flipped byte inside the layer
+    blob.chmod(0o644)
+    blob.write_bytes(bytes(data))
+    for compression in ("gzip", "none"):
+        with pytest.raises(DigestMismatch) as err:
+            save(Store(root), ["rot/x:1"], io.BytesIO(), compression=compression)
+        assert "corrupt" in str(err.value) and "\n" not in str(err.value)
+    assert not list((root / "tmp").glob("blob-*"))
+    shutil.rmtree(root)

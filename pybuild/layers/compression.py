@@ -23,7 +23,7 @@ DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
 DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar"
 OCI_NONDISTRIBUTABLE = "application/vnd.oci.image.layer.nondistributable.v1.tar"
 
-GZIP_LEVEL = 6
+GZIP_LEVEL = 1  # deflate_fast: 2x the speed of 6 for ~9% more bytes; layers are mostly data
 ZSTD_LEVEL = 3
 CHUNK = 1 << 20
 # zstandard's decompressobj has no output bound, so feed it small slices of input to keep one

@@ -73,9 +73,18 @@ class CompressedIndex:
         return out
 
     def _compress(self, diff_id: str, compression: str) -> CompressedBlob:
-        from pybuild.layers.compression import compress_stream, media_type_for
+        from pybuild.errors import DigestMismatch
+        from pybuild.layers.compression import media_type_for
+        from pybuild.layers.pipeline import Pipeline
 
-        with self.blobs.open(diff_id) as src, self.blobs.writer() as out:
-            compress_stream(src, out, compression)
+        # The pipeline hashes the plain bytes it compresses: that checks the stored layer
+        # without reading it a second time.
+        with self.blobs.open(diff_id, verify=False) as src, self.blobs.writer() as out:
+            with Pipeline(out, compression) as pipe:
+                pipe.copy_stream(src)
+                result = pipe.finish()
+            if result.diff_id != diff_id:  # the writer's exit drops the temp file
+                raise DigestMismatch(f"layer {diff_id} in the store is corrupt; run "
+                                     "`pybuild system check`")
             info = out.commit()
         return CompressedBlob(info.digest, info.size, media_type_for(compression))
