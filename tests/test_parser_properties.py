@@ -35,7 +35,9 @@ def _parse_or_error(text: str | bytes, engine: str = "fast") -> Document | str:
 
 
 def _check_spans(doc: Document, text: str) -> None:
-    lines = text.lstrip("\ufeff").split("\n")
+    if text.startswith("\ufeff"):  # the parser drops one byte-order mark, as BuildKit does
+        text = text[1:]
+    lines = text.split("\n")
     count = len(lines) - (lines[-1] == "")
     previous_end = 0
     for node in doc.nodes:
