@@ -16,6 +16,14 @@ import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
+try:  # Intel ISA-L's deflate: 3-5x zlib's speed at a better ratio than zlib's level 1
+    from isal import isal_zlib as _deflate
+
+    LEVEL = 3
+except ImportError:  # pragma: no cover - isal is a dependency; zlib keeps pybuild working
+    _deflate = zlib
+    LEVEL = 1
+
 BLOCK = 256 << 10
 WINDOW = 32 << 10
 SAMPLE = 16 << 10
@@ -37,7 +45,8 @@ def _stored(data: memoryview) -> bytes:
 
 def _looks_incompressible(data: memoryview) -> bool:
     sample = data[:SAMPLE]
-    return len(zlib.compress(sample, 1)) > len(sample) * 0.97
+    comp = _deflate.compressobj(1, _deflate.DEFLATED, -15)
+    return len(comp.compress(sample) + comp.flush()) > len(sample) * 0.97
 
 
 def deflate_block(data: memoryview, zdict: bytes, level: int) -> bytes:
@@ -47,10 +56,10 @@ def deflate_block(data: memoryview, zdict: bytes, level: int) -> bytes:
     if _looks_incompressible(data):
         return _stored(data)
     if zdict:
-        comp = zlib.compressobj(level, zlib.DEFLATED, -15, zdict=zdict)
+        comp = _deflate.compressobj(level, _deflate.DEFLATED, -15, zdict=zdict)
     else:
-        comp = zlib.compressobj(level, zlib.DEFLATED, -15)
-    out = comp.compress(data) + comp.flush(zlib.Z_SYNC_FLUSH)
+        comp = _deflate.compressobj(level, _deflate.DEFLATED, -15)
+    out = comp.compress(data) + comp.flush(_deflate.Z_SYNC_FLUSH)
     # never worse than storing: stored costs 5 bytes per 64 KiB
     return out if len(out) <= len(data) + 5 * (len(data) // _STORED_MAX + 1) else _stored(data)
 
@@ -58,7 +67,7 @@ def deflate_block(data: memoryview, zdict: bytes, level: int) -> bytes:
 class ParallelGzip:
     """The Compressor interface of pybuild.layers.compression: compress() then flush()."""
 
-    def __init__(self, level: int = 6, workers: int | None = None):
+    def __init__(self, level: int = LEVEL, workers: int | None = None):
         self.level = level
         self.workers = workers or os.cpu_count() or 1
         self._pool: ThreadPoolExecutor | None = None
