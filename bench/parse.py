@@ -59,11 +59,20 @@ def generated(count: int, seed: int = 7) -> list[str]:
     return out
 
 
+def forget_memos() -> None:
+    """Every round starts without what the last one memoised (RUN --mount specs), so that
+    repeating the same files does not flatter pybuild; reuse within a round still counts."""
+    from pybuild.instructions import parse_mount
+
+    parse_mount.cache_clear()
+
+
 def run_pybuild(texts: list[str]) -> None:
     from pybuild import parser
     from pybuild.errors import PybuildError
     from pybuild.instructions import from_document
 
+    forget_memos()
     for text in texts:
         try:
             from_document(parser.parse(text, file="Dockerfile"))
@@ -97,6 +106,7 @@ def instructions_only(texts: list[str]):
     by_text = dict(zip(texts, docs))
 
     def run(batch: list[str]) -> None:
+        forget_memos()
         for text in batch:
             doc = by_text.get(text)
             try:

@@ -120,10 +120,14 @@ class _Parser:
                 if m is None:  # flags: the line is whole, and not plain
                     self._flagged(line, i)
                     continue
-            if m is None or (keyword := m[1].lower()) == "onbuild":
+            if m is None:
                 i = self._careful(i - 1)
                 continue
             word, rest = m.groups()
+            keyword = word.lower()
+            if keyword == "onbuild":
+                i = self._careful(i - 1)
+                continue
             rest = rest.lstrip(USPACE) if rest else ""
             try:
                 args, is_json = forms.get(keyword, other)(rest, escape, engine)
