@@ -69,6 +69,14 @@ class Descriptor:
             raise ImageError(f"malformed descriptor: {err}") from err
 
 
+def _document(media_type: str, annotations: dict[str, str], **fields: Any) -> dict[str, Any]:
+    """A manifest or index as JSON: annotations only when there are some, as docker writes."""
+    out: dict[str, Any] = {"schemaVersion": 2, "mediaType": media_type, **fields}
+    if annotations:
+        out["annotations"] = dict(annotations)
+    return out
+
+
 @dataclass(frozen=True)
 class Manifest:
     config: Descriptor
@@ -77,12 +85,8 @@ class Manifest:
     annotations: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"schemaVersion": 2, "mediaType": self.media_type,
-                               "config": self.config.to_json(),
-                               "layers": [layer.to_json() for layer in self.layers]}
-        if self.annotations:
-            out["annotations"] = dict(self.annotations)
-        return out
+        return _document(self.media_type, self.annotations, config=self.config.to_json(),
+                         layers=[layer.to_json() for layer in self.layers])
 
     def to_bytes(self) -> bytes:
         return canonical_json(self.to_json())
@@ -120,11 +124,8 @@ class Index:
     annotations: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"schemaVersion": 2, "mediaType": self.media_type,
-                               "manifests": [m.to_json() for m in self.manifests]}
-        if self.annotations:
-            out["annotations"] = dict(self.annotations)
-        return out
+        return _document(self.media_type, self.annotations,
+                         manifests=[m.to_json() for m in self.manifests])
 
     def to_bytes(self) -> bytes:
         return canonical_json(self.to_json())
