@@ -79,10 +79,14 @@ def make_image(root: Path, busybox_tar: Path, tag: str = TAG) -> str:
     return new.id
 
 
+def pybuild_argv(root: Path, *args: object) -> list[str]:
+    """The command line of ``pybuild --root ROOT ARGS...`` run from this checkout."""
+    return [sys.executable, "-m", "pybuild", "--root", str(root), *map(str, args)]
+
+
 def pybuild(root: Path, *args: str, input: bytes | None = None,  # noqa: A002
             check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "pybuild", "--root", str(root), *args],
-                            input=input, capture_output=True)
+    result = subprocess.run(pybuild_argv(root, *args), input=input, capture_output=True)
     if check and result.returncode != 0:
         raise AssertionError(f"pybuild {args} failed: {result.stderr.decode()}")
     return result

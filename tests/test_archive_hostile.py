@@ -11,14 +11,20 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
 
 import pytest
 import zstandard
-from archive_util import make_image, pybuild, store_state, system_check_clean, tar_bytes
+from archive_util import (
+    make_image,
+    pybuild,
+    pybuild_argv,
+    store_state,
+    system_check_clean,
+    tar_bytes,
+)
 
 from pybuild.archive import save
 from pybuild.store import Store
@@ -193,9 +199,8 @@ def test_sigkill_during_load_leaves_a_clean_store(source, tmp_path):
     # and the later kills would then come too late.
     for n, fraction in enumerate((0.1, 0.2, 0.5, 0.8, 0.93, 0.98)):  # start-up .. committing
         store = tmp_path / f"store{n}"
-        command = [sys.executable, "-m", "pybuild", "--root", str(store), "load",
-                   "-i", str(archive)]
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(pybuild_argv(store, "load", "-i", archive),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(duration * fraction * rng.uniform(0.97, 1.03))
         proc.send_signal(signal.SIGKILL)
         killed += proc.wait() == -signal.SIGKILL
@@ -221,8 +226,7 @@ def _big_archive(config: bytes, layers: list[bytes], big: bytes) -> bytes:
 def test_concurrent_loads_of_one_archive(source, tmp_path):
     archive = tmp_path / "a.tar"
     archive.write_bytes(source[2])
-    command = [sys.executable, "-m", "pybuild", "--root", str(tmp_path / "store"), "load",
-               "-i", str(archive)]
+    command = pybuild_argv(tmp_path / "store", "load", "-i", archive)
     procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for _ in range(3)]
     for proc in procs:

@@ -10,12 +10,9 @@ import sys
 import time
 
 import pytest
+from archive_util import pybuild_argv as pb_argv
 
 from pybuild.client import Client
-
-
-def pb_argv(root, *args):
-    return [sys.executable, "-m", "pybuild", "--root", str(root), *map(str, args)]
 
 
 def check_clean(root):
