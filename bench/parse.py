@@ -60,11 +60,14 @@ def generated(count: int, seed: int = 7) -> list[str]:
 
 
 def forget_memos() -> None:
-    """Every round starts without what the last one memoised (RUN --mount specs), so that
-    repeating the same files does not flatter pybuild; reuse within a round still counts."""
-    from pybuild.instructions import parse_mount
+    """Every round starts without what the last one memoised (decoded and checked flag sets,
+    RUN --mount specs), so that repeating the same files does not flatter pybuild; reuse
+    within a round still counts."""
+    from pybuild.instructions import flags, parse_mount
+    from pybuild.parser_grammar import decode_flags
 
-    parse_mount.cache_clear()
+    for memo in (parse_mount, decode_flags, flags._checked):
+        memo.cache_clear()
 
 
 def run_pybuild(texts: list[str]) -> None:

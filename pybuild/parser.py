@@ -12,6 +12,9 @@ instruction ``foo`` for the instruction layer to reject.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 from pybuild.errors import ContextError, ParseError, UsageError
 from pybuild.parser_args import ARG_FORMS, arguments, ignored
 from pybuild.parser_directives import (
@@ -22,7 +25,15 @@ from pybuild.parser_directives import (
     parse_directives,
 )
 from pybuild.parser_dump import dump, dump_node, go_quote
-from pybuild.parser_grammar import ENGINES, FAST, USPACE, Engine, plain_line_matcher, split_words
+from pybuild.parser_grammar import (
+    ENGINES,
+    FAST,
+    USPACE,
+    Engine,
+    decode_flags,
+    head_matcher,
+    split_words,
+)
 from pybuild.parser_heredoc import chomp_heredoc_content, heredocs_from_line, parse_heredoc_word
 from pybuild.parser_nodes import make_document, make_heredoc, make_node, replace
 from pybuild.syntax import Document, Heredoc, Node, Warning_
@@ -62,11 +73,12 @@ class _Parser:
             text = text[1:]
         self.parts = text.split("\n")
         self.count = len(self.parts) - (self.parts[-1] == "")  # a final "\n" ends, not starts
+        self.crlf = "\r" in text  # heredoc bodies compare lines with \r removed
         self.i = 0
         self.file = file
         self.engine = engine
-        self.plain = plain_line_matcher() if engine is FAST else None
         self.escape = "\\"
+        self.head: Callable[[str], re.Match[str] | None] | None = None
         self.directives = DirectiveScanner()
         self.nodes: list[Node] = []
         self.warnings: list[Warning_] = []
@@ -74,6 +86,8 @@ class _Parser:
     def run(self) -> Document:
         _check_line_lengths(self.parts)
         self._read_directives()
+        if self.engine is FAST:
+            self.head = head_matcher(self.escape)
         self._read_instructions()
         if not self.nodes:
             raise ParseError("file with no instructions", line=max(1, self.count))
@@ -98,11 +112,11 @@ class _Parser:
             self.i += 1
 
     def _read_instructions(self) -> None:
-        # The hot loop. Most lines are a whole instruction with nothing to trim, no flags and
-        # no heredoc: those take one regex match and no method call. A whole line with flags
-        # goes to _flagged, any other to _careful (trimming, continuations, heredocs, ONBUILD).
-        parts, count, escape, engine = self.parts, self.count, self.escape, self.engine
-        plain = self.plain
+        # The hot loop. Most lines are a whole instruction with nothing to trim and no heredoc:
+        # those take one regex match and no method call. Any other goes to _careful
+        # (trimming, continuations, heredocs, ONBUILD, a bare --).
+        parts, count, escape, engine, head = self.parts, self.count, self.escape, self.engine, \
+            self.head
         edge = USPACE + escape  # a last character that needs trimming or joins the next line
         forms, other = ARG_FORMS, ignored
         append = self.nodes.append
@@ -114,18 +128,16 @@ class _Parser:
             if not line or line[0] == "#":
                 continue
             m = None
-            if plain is not None and line[0] not in USPACE and line[-1] not in edge \
+            if head is not None and line[0] not in USPACE and line[-1] not in edge \
                     and "<<" not in line:
-                m = plain(line)
-                if m is None:  # flags: the line is whole, and not plain
-                    self._flagged(line, i)
-                    continue
+                m = head(line)
             if m is None:
                 i = self._careful(i - 1)
                 continue
-            word, rest = m.groups()
+            word, raw_flags, rest = m.groups()
             keyword = word.lower()
-            if keyword == "onbuild":
+            flags = decode_flags(raw_flags, escape) if raw_flags else ()
+            if flags is None or keyword == "onbuild":
                 i = self._careful(i - 1)
                 continue
             rest = rest.lstrip(USPACE) if rest else ""
@@ -135,20 +147,11 @@ class _Parser:
                 raise err.located(self.file, i) from None
             node = new(node_class)
             _set(node, "__dict__", {
-                "keyword": keyword, "original": word, "flags": (), "args": args,
+                "keyword": keyword, "original": word, "flags": flags, "args": args,
                 "json": is_json, "heredocs": (), "child": None, "start_line": i, "end_line": i,
                 "raw": line, "rest": rest})
             append(node)
-
-    def _flagged(self, line: str, start: int) -> None:
-        """A whole-line instruction that the plain pattern refused: its arguments start with --"""
-        self.i = start
-        try:
-            word, flags, rest = self.engine.flagged(line, self.escape)
-            self.nodes.append(_finish_node(word, flags, rest, self.escape, start, start, 0,
-                                           self.engine, line))
-        except ParseError as err:
-            raise err.located(self.file, start) from None
+        self.i = i
 
     def _careful(self, index: int) -> int:
         """The instruction starting at physical line ``index``; returns the next line's index."""
@@ -163,8 +166,7 @@ class _Parser:
         if body[-1] == escape and body[-2:] != escape + escape:
             self.i, line, empty = self._join(body[:-1], start)
         try:
-            node = self._plain(line, start) if self.plain else None
-            self.nodes.append(node or self._node(line, start))
+            self.nodes.append(self._node(line, start))
         except ParseError as err:
             raise err.located(self.file, start) from None
         if empty:
@@ -194,32 +196,23 @@ class _Parser:
             pieces.append(body[:-1])
         return i, "".join(pieces), empty
 
-    def _plain(self, logical: str, start: int) -> Node | None:
-        """The common line (a word and its arguments, no flags, heredoc or ONBUILD) in one go."""
-        if logical[:1] in USPACE or logical[-1] in USPACE:  # empty, or to be trimmed first
-            return None
-        m = self.plain(logical)
-        if m is None:
-            return None
-        word, rest = m.groups()
-        keyword = word.lower()
-        if keyword == "onbuild":
-            return None
-        rest = rest.strip(USPACE) if rest else ""
-        args, is_json = arguments(keyword, rest, self.escape, self.engine)
-        node = make_node(keyword, word, (), args, is_json, None, start, self.i, logical, rest)
-        return self._heredocs(node, logical) if "<<" in logical else node
-
     def _node(self, logical: str, start: int) -> Node:
+        """A logical line -> Node, with the bodies of the heredocs it opens."""
+        m = self.head(logical) if self.head is not None and logical[:1] not in USPACE \
+            and logical[-1:] not in USPACE else None
+        if m is not None:
+            word, raw_flags, rest = m.groups()
+            keyword = word.lower()
+            flags = decode_flags(raw_flags, self.escape) if raw_flags else ()
+            if flags is not None and keyword != "onbuild":
+                rest = rest.strip(USPACE) if rest else ""
+                args, is_json = arguments(keyword, rest, self.escape, self.engine)
+                heredocs = self._heredocs(keyword, is_json, logical)
+                return make_node(keyword, word, flags, args, is_json, None, start, self.i,
+                                 logical, rest, heredocs)
         node = _node(logical, self.escape, start, self.i, 0, self.engine)
-        return self._heredocs(node, logical) if "<<" in logical else node
-
-    def _heredocs(self, node: Node, logical: str) -> Node:
-        """Attach the bodies of the heredocs the line opens (to ONBUILD's child too)."""
         target = node.child if node.keyword == "onbuild" and node.child else node
-        if target.keyword not in _HEREDOC_KEYWORDS or target.json:
-            return node
-        heredocs = tuple(self._body(h) for h in heredocs_from_line(logical))
+        heredocs = self._heredocs(target.keyword, target.json, logical)
         if not heredocs:
             return node
         child = node.child
@@ -227,18 +220,33 @@ class _Parser:
             child = replace(child, heredocs=heredocs, end_line=self.i)
         return replace(node, heredocs=heredocs, child=child, end_line=self.i)
 
+    def _heredocs(self, keyword: str, is_json: bool, logical: str) -> tuple[Heredoc, ...]:
+        """The bodies of the heredocs a RUN, COPY or ADD line opens, read from the next lines."""
+        if "<<" not in logical or keyword not in _HEREDOC_KEYWORDS or is_json:
+            return ()
+        return tuple(self._body(h) for h in heredocs_from_line(logical))
+
     def _body(self, heredoc: Heredoc) -> Heredoc:
         """Read raw lines up to the terminator: no comments, directives or continuations."""
+        name, parts, i = heredoc.name, self.parts, self.i
+        if not heredoc.chomp and not self.crlf:  # the terminator is a whole line: look it up
+            try:
+                end = parts.index(name, i, self.count)
+            except ValueError:
+                raise ParseError("unterminated heredoc") from None
+            self.i = end + 1
+            content = "\n".join(parts[i:end]) + "\n" if end > i else ""
+            return make_heredoc(name, content, heredoc.expand, heredoc.chomp, heredoc.fd)
         lines: list[str] = []
-        last = len(self.parts) - 1
+        last = len(parts) - 1
         while self.i < self.count:
-            raw = self.parts[self.i]
+            raw = parts[self.i]
             self.i += 1
             candidate = raw.rstrip("\r")
             if heredoc.chomp:
                 candidate = candidate.lstrip("\t")
-            if candidate == heredoc.name:
-                return make_heredoc(heredoc.name, "".join(lines), heredoc.expand, heredoc.chomp,
+            if candidate == name:
+                return make_heredoc(name, "".join(lines), heredoc.expand, heredoc.chomp,
                                     heredoc.fd)
             lines.append(raw + "\n" if self.i - 1 < last else raw)
         raise ParseError("unterminated heredoc")

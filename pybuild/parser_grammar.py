@@ -15,7 +15,7 @@ import json
 import os
 import re
 from collections.abc import Callable
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -41,14 +41,11 @@ def terminals() -> dict[str, str]:
 
 
 class _FastPath:
-    """The grammar's line, word and flat-JSON rules compiled into plain regexes."""
+    """The grammar's line and word rules compiled into plain regexes."""
 
     def __init__(self) -> None:
         t = terminals()
         self.keyword = re.compile(t["KEYWORD"])
-        # Most lines are WORD [arguments]: one match settles them. The word is atomic, as the
-        # lexer's longest match is: no backtracking into it to find arguments.
-        self.plain = re.compile(f"(?>({t['KEYWORD']}))({t['REST']})?\\Z")
         self.after_end = re.compile(t["AFTER_END"])
         # One alternation per escape character, in the grammar's terminal priority order.
         self.after_keyword = {
@@ -56,19 +53,16 @@ class _FastPath:
                             f"|(?P<REST>{t['REST']})")
             for esc, sfx in _SUFFIX.items()
         }
-        # WORD FLAG... [REST] in one match: the flags atomic and never END_FLAGS, as the
-        # lexer's priorities have it. Anything else takes the token-by-token scan.
         self.flag = {esc: re.compile(t["FLAG_" + sfx]) for esc, sfx in _SUFFIX.items()}
-        self.flagged = {
-            esc: re.compile(f"(?>({t['KEYWORD']}))((?:(?!{t['END_FLAGS']})(?>{t['FLAG_' + sfx]}))+)"
+        # Most lines are WORD [FLAG...] [REST]: one match settles them. The word and each flag
+        # are atomic and a flag is never END_FLAGS, as the lexer's longest match and priorities
+        # have it. Anything else takes the token-by-token scan.
+        self.head = {
+            esc: re.compile(f"(?>({t['KEYWORD']}))((?:(?!{t['END_FLAGS']})(?>{t['FLAG_' + sfx]}))*)"
                             f"({t['REST']})?\\Z")
             for esc, sfx in _SUFFIX.items()
         }
         self.word = {esc: re.compile(t["WORD_" + sfx]) for esc, sfx in _SUFFIX.items()}
-        string, comma = t["JSON_STRING"], t["_COMMA"]
-        self.json_string = re.compile(string)
-        self.json_flat = re.compile(
-            f"{t['_LSQB']}(?:{string}(?:{comma}{string})*)?{t['_RSQB']}\\Z")
 
 
 _FAST: _FastPath | None = None  # compiled on first use, so that importing stays cheap
@@ -121,32 +115,33 @@ def _finish_line(line: str, keyword: str, tokens: list[tuple[str, str, int]],
     return keyword, tuple(flags), ""
 
 
-def plain_line_matcher() -> Callable[[str], re.Match[str] | None]:
-    """Matches a line that is just a word and arguments (no flags); groups: word, arguments.
+def head_matcher(escape: str) -> Callable[[str], re.Match[str] | None]:
+    """Matches a trimmed line that is a word, flags and arguments; groups: the word, the flags'
+    raw text ("" when none) and the arguments (None when none).
 
-    The arguments keep their leading spaces and the line may end in spaces.
+    The arguments keep their leading spaces and the line may end in spaces. A line with a bare
+    ``--`` does not match (``split_line`` takes it token by token).
     """
-    return (_FAST or _fast()).plain.match
+    return (_FAST or _fast()).head[escape].match
+
+
+@lru_cache(maxsize=1024)  # Dockerfiles repeat the same few flag sets (--from=build, --link)
+def decode_flags(raw: str, escape: str) -> tuple[str, ...] | None:
+    """The decoded flags in the raw flag text of a ``head_matcher`` match; None when one of
+    them decodes to ``--`` (which ends the flags: ``split_line`` knows how)."""
+    fast = _FAST or _fast()
+    flags = tuple(_decode_flag(f.lstrip(USPACE), escape) for f in fast.flag[escape].findall(raw))
+    return None if "--" in flags else flags
 
 
 def split_line(line: str, escape: str = "\\") -> tuple[str, tuple[str, ...], str]:
     """A trimmed logical line -> (instruction word as written, decoded flags, argument text)."""
-    m = (_FAST or _fast()).plain.match(line)
+    m = (_FAST or _fast()).head[escape].match(line)
     if m is not None:
-        word, rest = m.groups()
-        return word, (), rest.strip(USPACE) if rest else ""
-    return split_flagged_line(line, escape)
-
-
-def split_flagged_line(line: str, escape: str = "\\") -> tuple[str, tuple[str, ...], str]:
-    """``split_line`` for a line known not to be plain (the parser's fast path tried that)."""
-    fast = _FAST or _fast()
-    m = fast.flagged[escape].match(line)
-    if m is not None:
-        flags = [_decode_flag(f.lstrip(USPACE), escape) for f in fast.flag[escape].findall(m[2])]
-        if "--" not in flags:  # a flag that decodes to -- ends the flags: the scan knows how
-            rest = m[3]
-            return m[1], tuple(flags), rest.strip(USPACE) if rest else ""
+        word, raw, rest = m.groups()
+        flags = decode_flags(raw, escape) if raw else ()
+        if flags is not None:
+            return word, flags, rest.strip(USPACE) if rest else ""
     return _scan_line(line, escape)
 
 
@@ -196,23 +191,21 @@ def json_array(text: str) -> list[str] | None:
     """
     if not text.startswith("["):
         return None
-    fast = _FAST or _fast()
-    if fast.json_flat.match(text):  # the grammar's flat array of strings
-        if "\\" not in text:  # nothing escaped: each string is its text between the quotes
-            values = [s[1:-1] for s in fast.json_string.findall(text)]
-        else:
-            values = json.loads(text)  # json decodes escapes in C
-        return values if text.isascii() else [_SURROGATE.sub("\ufffd", v) for v in values]
-    # Not a flat array of strings. The json module accepts exactly the grammar's strict JSON
-    # (once NaN and Infinity are refused) and answers "malformed" in C; only a well-formed
-    # array with other elements goes on to the LALR parser, to be rejected.
+    # The json module accepts exactly the grammar's strict JSON (once NaN and Infinity are
+    # refused), decodes it in C, and answers "malformed" (shell form) in C too. What is left
+    # for the LALR parser is a well-formed array with other elements, to be rejected.
     try:
-        json.loads(text, parse_constant=_refuse)
-    except ValueError:
+        values, end = _SCAN(text, 0)  # the text is trimmed: it must end where the array does
+    except (ValueError, StopIteration):
         return None
     except RecursionError:
-        pass  # deeper than the json module goes; the LALR parser has no such limit
-    return lalr_json(text)
+        return lalr_json(text)  # deeper than the json module goes; the LALR parser has no limit
+    if end != len(text) and text[end:].strip(" \t\n\r"):
+        return None  # more after the array: malformed, so shell form
+    for value in values:
+        if type(value) is not str:
+            return lalr_json(text)
+    return values if text.isascii() else [_SURROGATE.sub("\ufffd", v) for v in values]
 
 
 _NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
@@ -236,6 +229,9 @@ def _too_deep(text: str) -> bool:
 
 def _refuse(name: str) -> None:
     raise ValueError(name)
+
+
+_SCAN = json.JSONDecoder(parse_constant=_refuse).scan_once  # one value at an index, in C
 
 
 # ---- lark's LALR parser ------------------------------------------------------------------
@@ -315,9 +311,8 @@ class Engine(NamedTuple):
     line: Callable[[str, str], tuple[str, tuple[str, ...], str]]
     words: Callable[[str, str], list[str]]
     json: Callable[[str], list[str] | None]
-    flagged: Callable[[str, str], tuple[str, tuple[str, ...], str]]  # line, known not plain
 
 
-FAST = Engine("fast", split_line, split_words, json_array, split_flagged_line)
-LALR = Engine("lalr", lalr_line, lalr_words, lalr_json, lalr_line)
+FAST = Engine("fast", split_line, split_words, json_array)
+LALR = Engine("lalr", lalr_line, lalr_words, lalr_json)
 ENGINES = {e.name: e for e in (FAST, LALR)}

@@ -21,6 +21,8 @@ _OPENER = re.compile(r"(\d*)<<(-?)[\t\n\f\r ]*([^<]*)\Z")
 _LEXED = re.compile(r"[\\'\"$]")
 _SPACES = re.compile(f"([{USPACE}]+)")
 _LEADING_TABS = re.compile(r"^\t+", re.M)
+# The usual opener (<<EOF, <<-EOF, 3<<EOF) as a whole word: nothing quoted, no spaces.
+_SIMPLE_OPENER = re.compile(f"(?<![^{USPACE}])(\\d*)<<(-?)(\\w+)(?![^{USPACE}])", re.ASCII)
 _SPECIAL_PARAMS = "@*#?-$!"
 _MAX_FD = 2**64
 
@@ -203,7 +205,6 @@ def parse_heredoc_word(word: str) -> Heredoc | None:
     if m is None or not m.group(3):
         return None
     digits, rest = m.group(1), m.group(3)
-    fd = int(digits) if digits and len(digits) <= 20 else 0
     if _LEXED.search(rest) is None:  # nothing quoted: the name is the one piece, as written
         name = rest.strip(USPACE)
         expand = True
@@ -214,7 +215,13 @@ def parse_heredoc_word(word: str) -> Heredoc | None:
         if lexed is None:
             return None
         name, expand = lexed
-    return make_heredoc(name, "", expand, m.group(2) == "-", fd if fd < _MAX_FD else 0)
+    return make_heredoc(name, "", expand, m.group(2) == "-", _fd(digits))
+
+
+def _fd(digits: str) -> int:
+    """The ``3`` of ``3<<EOF``; 0 when absent or beyond what a file descriptor can be."""
+    fd = int(digits) if digits and len(digits) <= 20 else 0
+    return fd if fd < _MAX_FD else 0
 
 
 def _lexed_name(rest: str) -> tuple[str, bool] | None:
@@ -250,6 +257,10 @@ def _plain_words(line: str) -> list[str]:
 def heredocs_from_line(line: str) -> list[Heredoc]:
     """The heredocs a whole instruction line opens, in order (their content still empty)."""
     if _LEXED.search(line) is None:
+        simple = _SIMPLE_OPENER.findall(line)
+        if len(simple) == line.count("<<"):  # every << opens a plain heredoc: no lexing needed
+            return [make_heredoc(name, "", True, chomp == "-", _fd(digits))
+                    for digits, chomp, name in simple]
         words = _plain_words(line)
     else:
         try:

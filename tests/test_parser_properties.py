@@ -227,7 +227,8 @@ def test_unquoted_heredoc_fast_path_agrees_with_lexer(line: str) -> None:
     assert got == _lexed_heredocs(line)
 
 
-# Lines with flags: the one-match path and the token scan must agree with the LALR parser.
+# Lines with flags: the one-match path (and the token scan it falls back to) must agree with the
+# LALR parser.
 _FLAG_LINE = st.lists(st.sampled_from([" --a", " --a=b", " --", ' --"x y"', " --'", " --\\ ",
                                        " --`", " x", "  ", "\t", "\xa0", "--", "=", '"', "'",
                                        "\\", "`", "y"]),
@@ -237,7 +238,7 @@ _FLAG_LINE = st.lists(st.sampled_from([" --a", " --a=b", " --", ' --"x y"', " --
 @SETTINGS
 @given(_FLAG_LINE, st.sampled_from(["\\", "`"]))
 def test_flag_lines_agree_with_lalr(line: str, escape: str) -> None:
-    from pybuild.parser_grammar import lalr_line, split_flagged_line, split_line
+    from pybuild.parser_grammar import _scan_line, lalr_line, split_line
 
     line = line.strip(" \t\xa0")
     try:
@@ -245,4 +246,35 @@ def test_flag_lines_agree_with_lalr(line: str, escape: str) -> None:
     except Exception:  # noqa: BLE001 - lark refuses it; the fast path must not invent a result
         return
     assert split_line(line, escape) == expected
-    assert split_flagged_line(line, escape) == expected
+    assert _scan_line(line, escape) == expected
+
+
+# JSON form: the json-module fast path must decide exactly as the grammar's json_array rule,
+# run by the LALR parser (decoded strings, shell form, or the not-strings error).
+_JSON_VALUE = st.recursive(
+    st.one_of(st.text(max_size=6), st.integers(), st.floats(allow_nan=False), st.booleans(),
+              st.none()),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
+                                                                max_size=2),
+    max_leaves=6)
+_JSON_TEXT = st.one_of(
+    st.lists(st.text(max_size=8), max_size=4).map(json.dumps),
+    st.lists(_JSON_VALUE, max_size=4).map(json.dumps),
+    st.lists(st.one_of(st.lists(st.text(max_size=4), max_size=3).map(json.dumps),
+                       st.sampled_from(["[", "]", ",", '"', "\\", " ", "\t", "1e999", "NaN",
+                                        "-", "\\u00", "\\ud800", "\x01", "\xa0", "{", ":"])),
+             min_size=1, max_size=6).map(lambda parts: "[" + "".join(parts)))
+
+
+@SETTINGS
+@given(_JSON_TEXT)
+def test_json_form_agrees_with_lalr(text: str) -> None:
+    from pybuild.parser_grammar import json_array, lalr_json
+
+    def decide(fn):
+        try:
+            return fn(text)
+        except ParseError as err:
+            return str(err)
+
+    assert decide(json_array) == decide(lalr_json)

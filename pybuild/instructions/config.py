@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from pybuild.instructions.base import Instruction, at_least_one, build, exactly_one, fail
-from pybuild.instructions.flags import parse_flags
+from pybuild.instructions.flags import NO_FLAGS, parse_flags
 from pybuild.syntax import Node
 
 _PORT = re.compile(r"^(\d+)(?:-(\d+))?(?:/([^/]*))?$")
@@ -87,21 +87,21 @@ class Arg(Instruction):
 def parse_user(node: Node) -> User:
     user = exactly_one(node, "USER")
     if node.flags:  # only to refuse them: these instructions take none
-        parse_flags(node, {})
+        parse_flags(node, NO_FLAGS)
     return build(User, node=node, user=user)
 
 
 def parse_workdir(node: Node) -> Workdir:
     path = exactly_one(node, "WORKDIR")
     if node.flags:  # only to refuse them: these instructions take none
-        parse_flags(node, {})
+        parse_flags(node, NO_FLAGS)
     return build(Workdir, node=node, path=path)
 
 
 def parse_maintainer(node: Node) -> Maintainer:
     text = exactly_one(node, "MAINTAINER")
     if node.flags:  # only to refuse them: these instructions take none
-        parse_flags(node, {})
+        parse_flags(node, NO_FLAGS)
     return Maintainer(maintainer=text, node=node)
 
 
@@ -113,7 +113,7 @@ def parse_stopsignal(node: Node) -> Stopsignal:
 def parse_volume(node: Node) -> Volume:
     paths = at_least_one(node, "VOLUME")
     if node.flags:  # only to refuse them: these instructions take none
-        parse_flags(node, {})
+        parse_flags(node, NO_FLAGS)
     if any(not p.strip() for p in paths):
         raise fail("VOLUME specified can not be an empty string", node)
     return build(Volume, node=node, paths=tuple(p.strip() for p in paths))
@@ -141,7 +141,7 @@ def check_port(node: Node, word: str) -> None:
 def parse_expose(node: Node) -> Expose:
     ports = at_least_one(node, "EXPOSE")
     if node.flags:  # only to refuse them: these instructions take none
-        parse_flags(node, {})
+        parse_flags(node, NO_FLAGS)
     for word in ports:
         check_port(node, word)
     return build(Expose, node=node, ports=ports)
@@ -161,14 +161,14 @@ def _pairs(node: Node, name: str) -> tuple[tuple[tuple[str, str], ...], bool]:
 
 def parse_env(node: Node) -> Env:
     if node.flags:  # only to refuse them: these instructions take none
-        parse_flags(node, {})
+        parse_flags(node, NO_FLAGS)
     pairs, legacy = _pairs(node, "ENV")
     return build(Env, node=node, pairs=pairs, legacy=legacy)
 
 
 def parse_label(node: Node) -> Label:
     if node.flags:  # only to refuse them: these instructions take none
-        parse_flags(node, {})
+        parse_flags(node, NO_FLAGS)
     pairs, legacy = _pairs(node, "LABEL")
     return build(Label, node=node, pairs=pairs, legacy=legacy)
 
@@ -182,5 +182,5 @@ def parse_arg(node: Node) -> Arg:
             raise fail("ARG names can not be blank", node)
         defs.append(build(ArgDef, name=name, default=value if eq else None))
     if node.flags:  # only to refuse them: these instructions take none
-        parse_flags(node, {})
+        parse_flags(node, NO_FLAGS)
     return build(Arg, node=node, args=tuple(defs))

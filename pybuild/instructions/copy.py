@@ -6,18 +6,17 @@ import re
 from dataclasses import dataclass
 
 from pybuild.instructions.base import Instruction, build, fail
-from pybuild.instructions.flags import Kind, parse_flags
+from pybuild.instructions.flags import FlagSpec, parse_flags
 from pybuild.syntax import Heredoc, Node
 
 _HEREDOC_WORD = re.compile(r"^(\d*)<<(-?)\s*([^<]*)$")
 # Octal (0755), symbolic (u+x,g-w) or a variable left for build-time expansion.
 _CHMOD = re.compile(r"^(?:[0-7]{3,4}|[ugoa]*[-+=][rwxXst]*(?:,[ugoa]*[-+=][rwxXst]*)*|.*\$.*)$")
 
-COPY_FLAGS: dict[str, Kind] = {"from": "string", "chown": "string", "chmod": "string",
-                               "link": "bool", "parents": "bool", "exclude": "strings"}
-ADD_FLAGS: dict[str, Kind] = {"chown": "string", "chmod": "string", "link": "bool",
-                              "checksum": "string", "keep-git-dir": "bool", "unpack": "bool",
-                              "exclude": "strings"}
+COPY_FLAGS = FlagSpec({"from": "string", "chown": "string", "chmod": "string", "link": "bool",
+                       "parents": "bool", "exclude": "strings"})
+ADD_FLAGS = FlagSpec({"chown": "string", "chmod": "string", "link": "bool", "checksum": "string",
+                      "keep-git-dir": "bool", "unpack": "bool", "exclude": "strings"})
 
 
 @dataclass(frozen=True)

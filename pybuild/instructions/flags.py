@@ -1,56 +1,83 @@
 """Instruction flags (``--from=x``, ``--link``), checked as BuildKit's BFlags checks them.
 
 The parser hands flags over unsplit (``--mount=type=cache,target=/x``); here each is split
-at its first ``=`` and checked against what the instruction accepts.
+at its first ``=`` and checked against what the instruction accepts. Dockerfiles repeat the
+same few flag sets (``--from=build``, ``--chown=app:app --link``), so each checked set is
+remembered per instruction kind.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Literal
 
+from pybuild.errors import InstructionError
 from pybuild.instructions.base import fail, with_suggestion
 from pybuild.syntax import Node
 
 Kind = Literal["bool", "string", "strings"]
 
 
-def parse_flags(node: Node, spec: dict[str, Kind]) -> dict[str, object]:
+@dataclass(frozen=True, eq=False)  # hashed by identity: make one per instruction kind, once
+class FlagSpec:
+    """The flags one instruction accepts, and the kind of value each takes."""
+
+    kinds: Mapping[str, Kind]
+
+
+NO_FLAGS = FlagSpec({})
+_EMPTY: Mapping[str, object] = MappingProxyType({})
+
+
+def parse_flags(node: Node, spec: FlagSpec) -> Mapping[str, object]:
     """Flag name -> value: bool for ``bool``, str for ``string``, tuple for ``strings``.
 
     Flags not given are absent from the result; a repeated ``string``/``bool`` flag, an
     unknown flag or a missing/odd value is an InstructionError.
     """
     if not node.flags:
-        return {}
+        return _EMPTY
+    try:
+        return _checked(node.flags, spec)
+    except InstructionError as err:
+        raise fail(err.message, node) from None
+
+
+@lru_cache(maxsize=1024)
+def _checked(flags: tuple[str, ...], spec: FlagSpec) -> Mapping[str, object]:
+    kinds = spec.kinds
     values: dict[str, object] = {}
-    for word in node.flags:
+    for word in flags:
         if word == "--":
             break
         if not word.startswith("--"):
-            raise fail(f"arg should start with -- : {word}", node)
+            raise InstructionError(f"arg should start with -- : {word}")
         name, eq, value = word[2:].partition("=")
-        kind = spec.get(name)
+        kind = kinds.get(name)
         if kind is None:
-            message = with_suggestion(f"unknown flag: --{name}", name, list(spec), "--")
-            raise fail(message, node)
+            raise InstructionError(with_suggestion(f"unknown flag: --{name}", name, list(kinds),
+                                                   "--"))
         if name in values and kind != "strings":
-            raise fail(f"duplicate flag specified: --{name}", node)
-        values[name] = _value(node, name, kind, value, bool(eq), values.get(name, ()))
-    return values
+            raise InstructionError(f"duplicate flag specified: --{name}")
+        values[name] = _value(name, kind, value, bool(eq), values.get(name, ()))
+    return MappingProxyType(values)  # shared by every instruction with these flags
 
 
-def _value(node: Node, name: str, kind: Kind, value: str, has_eq: bool, prev) -> object:
+def _value(name: str, kind: Kind, value: str, has_eq: bool, prev) -> object:
     if kind == "bool":
         if has_eq and value == "":
-            raise fail(f"missing a value on flag: --{name}", node)
+            raise InstructionError(f"missing a value on flag: --{name}")
         lowered = value.lower()
         if lowered in ("", "true"):
             return True
         if lowered == "false":
             return False
-        raise fail(f"expecting boolean value for flag --{name}, not: {value}", node)
+        raise InstructionError(f"expecting boolean value for flag --{name}, not: {value}")
     if not has_eq:
-        raise fail(f"missing a value on flag: --{name}", node)
+        raise InstructionError(f"missing a value on flag: --{name}")
     if kind == "strings":
         return (*prev, value)
     return value

@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass
 
 from pybuild.instructions.base import Instruction, build, fail
-from pybuild.instructions.flags import Kind, parse_flags
+from pybuild.instructions.flags import FlagSpec, parse_flags
 from pybuild.syntax import Node
 
-_FROM_FLAGS: dict[str, Kind] = {"platform": "string"}
+_FROM_FLAGS = FlagSpec({"platform": "string"})
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_.]*$")
 
 

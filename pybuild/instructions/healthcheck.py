@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from pybuild.instructions.base import Instruction, fail
-from pybuild.instructions.flags import parse_flags
+from pybuild.instructions.flags import FlagSpec, parse_flags
 from pybuild.syntax import Node
 
 # Nanoseconds per Go duration unit (time.ParseDuration); "µs" and "μs" are both accepted.
@@ -15,6 +15,7 @@ _UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
 _PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 MINIMUM_NS = 1_000_000  # Docker refuses non-zero durations under 1ms
 _OPTIONS = ("interval", "timeout", "start-period", "start-interval")
+_FLAGS = FlagSpec({**dict.fromkeys(_OPTIONS, "string"), "retries": "string"})
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def parse_healthcheck(node: Node) -> Healthcheck:
             raise fail("HEALTHCHECK NONE takes no arguments", node)
         # BuildKit never reads the flags of HEALTHCHECK NONE, so neither do we.
         return Healthcheck(test=("NONE",), node=node)
-    flags = parse_flags(node, {**dict.fromkeys(_OPTIONS, "string"), "retries": "string"})
+    flags = parse_flags(node, _FLAGS)
     if kind != "CMD":
         raise fail(f'Unknown type "{kind}" in HEALTHCHECK (try CMD)', node)
     if not rest:

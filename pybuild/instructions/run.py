@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pybuild.errors import InstructionError
 from pybuild.instructions.base import Instruction, build, fail
-from pybuild.instructions.flags import Kind, parse_flags
+from pybuild.instructions.flags import NO_FLAGS, FlagSpec, parse_flags
 from pybuild.instructions.runmount import Mount, parse_mount
 from pybuild.syntax import Heredoc, Node
 
@@ -51,7 +51,7 @@ class Shell(Instruction):
     keyword = "SHELL"
 
 
-_RUN_FLAGS: dict[str, Kind] = {"mount": "strings", "network": "string", "security": "string"}
+_RUN_FLAGS = FlagSpec({"mount": "strings", "network": "string", "security": "string"})
 
 
 def parse_run(node: Node) -> Run:
@@ -77,19 +77,19 @@ def parse_run(node: Node) -> Run:
 
 def parse_cmd(node: Node) -> Cmd:
     if node.flags:  # only to refuse them: these instructions take none
-        parse_flags(node, {})
+        parse_flags(node, NO_FLAGS)
     return build(Cmd, node=node, command=node.args, shell_form=not node.json)
 
 
 def parse_entrypoint(node: Node) -> Entrypoint:
     if node.flags:  # only to refuse them: these instructions take none
-        parse_flags(node, {})
+        parse_flags(node, NO_FLAGS)
     return build(Entrypoint, node=node, command=node.args, shell_form=not node.json)
 
 
 def parse_shell(node: Node) -> Shell:
     if node.flags:  # only to refuse them: these instructions take none
-        parse_flags(node, {})
+        parse_flags(node, NO_FLAGS)
     if not node.args:
         raise fail("SHELL requires at least one argument", node)
     if not node.json:
