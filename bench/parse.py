@@ -63,11 +63,9 @@ def forget_memos() -> None:
     """Every round starts without what the last one memoised (decoded and checked flag sets,
     RUN --mount specs), so that repeating the same files does not flatter pybuild; reuse
     within a round still counts."""
-    from pybuild.instructions import flags, parse_mount
-    from pybuild.parser_grammar import decode_flags
+    from pybuild import memo
 
-    for memo in (parse_mount, decode_flags, flags._checked):
-        memo.cache_clear()
+    memo.forget()
 
 
 def run_pybuild(texts: list[str]) -> None:
@@ -129,14 +127,19 @@ def run_dockerfile_parse(texts: list[str]) -> None:
         parser.structure  # noqa: B018 - the property does the parsing
 
 
-def throughput(fn, texts: list[str], rounds: int) -> float:
-    fn(texts[:5])  # imports and caches out of the measurement
-    times = []
+def throughput(runners: dict[str, object], texts: list[str], rounds: int) -> dict[str, float]:
+    """Files per second for each runner, from the median of ``rounds`` runs. The runners take
+    turns within each round, so that a machine that slows down for a while (a shared VM)
+    slows all of them alike and leaves the ratios alone."""
+    for fn in runners.values():
+        fn(texts[:5])  # imports and caches out of the measurement
+    times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(rounds):
-        start = time.perf_counter()
-        fn(texts)
-        times.append(time.perf_counter() - start)
-    return len(texts) / statistics.median(times)
+        for name, fn in runners.items():
+            start = time.perf_counter()
+            fn(texts)
+            times[name].append(time.perf_counter() - start)
+    return {name: len(texts) / statistics.median(t) for name, t in times.items()}
 
 
 def cold_start(cmd: list[str], runs: int) -> float:
@@ -160,10 +163,11 @@ def main() -> None:
     lines = sum(t.count("\n") for t in texts)
     print(f"corpus: {len(texts)} Dockerfiles ({len(files)} on disk, {opts.generated} "
           f"generated), {lines} lines")
-    ours = throughput(run_pybuild, texts, opts.rounds)
-    theirs = throughput(run_dockerfile_parse, texts, opts.rounds)
-    parse_only = throughput(run_parser_only, texts, opts.rounds)
-    typed_only = throughput(instructions_only(texts), texts, opts.rounds)
+    rates = throughput({"ours": run_pybuild, "theirs": run_dockerfile_parse,
+                        "parse_only": run_parser_only, "typed_only": instructions_only(texts)},
+                       texts, opts.rounds)
+    ours, theirs = rates["ours"], rates["theirs"]
+    parse_only, typed_only = rates["parse_only"], rates["typed_only"]
     print(f"pybuild (parse + instructions): {ours:9.1f} files/s")
     print(f"  of which parser alone:        {parse_only:9.1f} files/s")
     print(f"  of which instructions alone:  {typed_only:9.1f} files/s")

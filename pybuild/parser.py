@@ -145,11 +145,16 @@ class _Parser:
                 args, is_json = forms.get(keyword, other)(rest, escape, engine)
             except ParseError as err:
                 raise err.located(self.file, i) from None
+            # Fields left at their defaults (no flags, heredocs or child, not JSON) are read
+            # from the class, as for any dataclass default: a smaller dict is a cheaper node.
+            values = {"keyword": keyword, "original": word, "args": args, "start_line": i,
+                      "end_line": i, "raw": line, "rest": rest}
+            if flags:
+                values["flags"] = flags
+            if is_json:
+                values["json"] = True
             node = new(node_class)
-            _set(node, "__dict__", {
-                "keyword": keyword, "original": word, "flags": flags, "args": args,
-                "json": is_json, "heredocs": (), "child": None, "start_line": i, "end_line": i,
-                "raw": line, "rest": rest})
+            _set(node, "__dict__", values)
             append(node)
         self.i = i
 

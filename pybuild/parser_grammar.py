@@ -15,11 +15,12 @@ import json
 import os
 import re
 from collections.abc import Callable
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from pybuild.errors import ParseError
+from pybuild.memo import memo
 
 GRAMMAR_PATH = Path(__file__).with_name("grammar.lark")
 START = ("line_bs", "line_bt", "json_array", "words_bs", "words_bt")
@@ -125,7 +126,7 @@ def head_matcher(escape: str) -> Callable[[str], re.Match[str] | None]:
     return (_FAST or _fast()).head[escape].match
 
 
-@lru_cache(maxsize=1024)  # Dockerfiles repeat the same few flag sets (--from=build, --link)
+@memo()  # Dockerfiles repeat the same few flag sets (--from=build, --link)
 def decode_flags(raw: str, escape: str) -> tuple[str, ...] | None:
     """The decoded flags in the raw flag text of a ``head_matcher`` match; None when one of
     them decodes to ``--`` (which ends the flags: ``split_line`` knows how)."""

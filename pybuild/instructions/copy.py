@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pybuild.instructions.base import Instruction, build, fail
-from pybuild.instructions.flags import FlagSpec, parse_flags
+from pybuild.errors import InstructionError
+from pybuild.instructions.base import Instruction, build_from, fail
+from pybuild.instructions.flags import FlagSpec, checked_flags, located
+from pybuild.memo import memo
 from pybuild.syntax import Heredoc, Node
 
 _HEREDOC_WORD = re.compile(r"^(\d*)<<(-?)\s*([^<]*)$")
@@ -80,29 +82,44 @@ def _sources(node: Node, name: str) -> tuple[tuple[str, ...], str, tuple[Heredoc
     return tuple(paths), dest, tuple(docs)
 
 
-def _chmod(node: Node, value: str | None) -> str | None:
+def _chmod(value: str | None) -> str | None:
     if value is not None and not _CHMOD.match(value):
-        raise fail(f"invalid chmod parameter {value!r}: should be octal or symbolic", node)
+        raise InstructionError(f"invalid chmod parameter {value!r}: should be octal or symbolic")
     return value
 
 
+@memo(256)
+def _copy_options(flags: tuple[str, ...]) -> dict[str, object]:
+    """COPY's fields that come from its flags (InstructionError without a line)."""
+    f = checked_flags(flags, COPY_FLAGS)
+    return {"from_": f.get("from"), "chown": f.get("chown"), "chmod": _chmod(f.get("chmod")),
+            "link": f.get("link", False), "parents": f.get("parents", False),
+            "exclude": f.get("exclude", ())}
+
+
+@memo(256)
+def _add_options(flags: tuple[str, ...]) -> dict[str, object]:
+    """ADD's fields that come from its flags (InstructionError without a line)."""
+    f = checked_flags(flags, ADD_FLAGS)
+    return {"chown": f.get("chown"), "chmod": _chmod(f.get("chmod")),
+            "link": f.get("link", False), "checksum": f.get("checksum"),
+            "keep_git_dir": f.get("keep-git-dir", False), "unpack": f.get("unpack"),
+            "exclude": f.get("exclude", ())}
+
+
+_NO_COPY_OPTIONS = _copy_options(())
+_NO_ADD_OPTIONS = _add_options(())
+
+
 def parse_copy(node: Node) -> Copy:
-    flags = parse_flags(node, COPY_FLAGS)
+    options = located(node, _copy_options, node.flags) if node.flags else _NO_COPY_OPTIONS
     sources, dest, docs = _sources(node, "COPY")
-    if not flags:
-        return build(Copy, node=node, sources=sources, dest=dest, heredocs=docs, from_=None,
-                     chown=None, chmod=None, link=False, parents=False, exclude=())
-    return build(Copy, node=node, sources=sources, dest=dest, heredocs=docs,
-                 from_=flags.get("from"), chown=flags.get("chown"),
-                 chmod=_chmod(node, flags.get("chmod")), link=flags.get("link", False),
-                 parents=flags.get("parents", False), exclude=flags.get("exclude", ()))
+    return build_from(Copy, {"node": node, "sources": sources, "dest": dest, "heredocs": docs,
+                             **options})
 
 
 def parse_add(node: Node) -> Add:
-    flags = parse_flags(node, ADD_FLAGS)
+    options = located(node, _add_options, node.flags) if node.flags else _NO_ADD_OPTIONS
     sources, dest, docs = _sources(node, "ADD")
-    return build(Add, node=node, sources=sources, dest=dest, heredocs=docs,
-                 chown=flags.get("chown"), chmod=_chmod(node, flags.get("chmod")),
-                 link=flags.get("link", False), checksum=flags.get("checksum"),
-                 keep_git_dir=flags.get("keep-git-dir", False), unpack=flags.get("unpack"),
-                 exclude=flags.get("exclude", ()))
+    return build_from(Add, {"node": node, "sources": sources, "dest": dest, "heredocs": docs,
+                            **options})

@@ -8,17 +8,18 @@ remembered per instruction kind.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pybuild.errors import InstructionError
 from pybuild.instructions.base import fail, with_suggestion
+from pybuild.memo import memo
 from pybuild.syntax import Node
 
 Kind = Literal["bool", "string", "strings"]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: make one per instruction kind, once
@@ -40,14 +41,20 @@ def parse_flags(node: Node, spec: FlagSpec) -> Mapping[str, object]:
     """
     if not node.flags:
         return _EMPTY
+    return located(node, checked_flags, node.flags, spec)
+
+
+def located(node: Node, check: Callable[..., _T], *args: object) -> _T:
+    """``check(*args)``, its InstructionError (which has no line) located at ``node``."""
     try:
-        return _checked(node.flags, spec)
+        return check(*args)
     except InstructionError as err:
         raise fail(err.message, node) from None
 
 
-@lru_cache(maxsize=1024)
-def _checked(flags: tuple[str, ...], spec: FlagSpec) -> Mapping[str, object]:
+@memo()
+def checked_flags(flags: tuple[str, ...], spec: FlagSpec) -> Mapping[str, object]:
+    """``parse_flags`` for the flags alone: the InstructionError it raises has no line."""
     kinds = spec.kinds
     values: dict[str, object] = {}
     for word in flags:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pybuild.errors import InstructionError
-from pybuild.instructions.base import Instruction, build, fail
-from pybuild.instructions.flags import NO_FLAGS, FlagSpec, parse_flags
+from pybuild.instructions.base import Instruction, build, build_from, fail
+from pybuild.instructions.flags import NO_FLAGS, FlagSpec, checked_flags, located, parse_flags
 from pybuild.instructions.runmount import Mount, parse_mount
+from pybuild.memo import memo
 from pybuild.syntax import Heredoc, Node
 
 NETWORK_MODES = ("default", "none", "host")
@@ -54,25 +55,26 @@ class Shell(Instruction):
 _RUN_FLAGS = FlagSpec({"mount": "strings", "network": "string", "security": "string"})
 
 
+@memo(256)
+def _run_options(flags: tuple[str, ...]) -> dict[str, object]:
+    """RUN's fields that come from its flags (InstructionError without a line)."""
+    f = checked_flags(flags, _RUN_FLAGS)
+    mounts = tuple(parse_mount(spec) for spec in f.get("mount", ()))
+    network = f.get("network")
+    if network is not None and network not in NETWORK_MODES:
+        raise InstructionError(f'unsupported network mode "{network}"')
+    security = f.get("security")
+    if security is not None and security not in SECURITY_MODES:
+        raise InstructionError(f'unsupported security mode "{security}"')
+    return {"mounts": mounts, "network": network, "security": security}
+
+
 def parse_run(node: Node) -> Run:
     if not node.flags:  # the common case, and the cheap one
         return build(Run, node=node, command=node.args, shell_form=not node.json,
                      heredocs=node.heredocs, mounts=(), network=None, security=None)
-    flags = parse_flags(node, _RUN_FLAGS)
-    mounts = []
-    for spec in flags.get("mount", ()):
-        try:
-            mounts.append(parse_mount(spec))
-        except InstructionError as err:
-            raise fail(err.message, node) from None
-    network = flags.get("network")
-    if network is not None and network not in NETWORK_MODES:
-        raise fail(f'unsupported network mode "{network}"', node)
-    security = flags.get("security")
-    if security is not None and security not in SECURITY_MODES:
-        raise fail(f'unsupported security mode "{security}"', node)
-    return build(Run, node=node, command=node.args, shell_form=not node.json,
-                 heredocs=node.heredocs, mounts=tuple(mounts), network=network, security=security)
+    return build_from(Run, {"node": node, "command": node.args, "shell_form": not node.json,
+                            "heredocs": node.heredocs, **located(node, _run_options, node.flags)})
 
 
 def parse_cmd(node: Node) -> Cmd:

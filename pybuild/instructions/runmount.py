@@ -6,10 +6,10 @@ import csv
 import dataclasses
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 from pybuild.errors import InstructionError
 from pybuild.instructions.base import build_from, with_suggestion
+from pybuild.memo import memo
 
 MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
 SHARING = ("shared", "private", "locked")
@@ -70,7 +70,7 @@ def _fields(spec: str) -> list[str]:
     return rows[0] if rows else []
 
 
-@lru_cache(maxsize=512)  # Dockerfiles repeat the same cache and secret mounts many times
+@memo(512)  # Dockerfiles repeat the same cache and secret mounts many times
 def parse_mount(spec: str) -> Mount:
     """A Mount from one ``--mount`` value; InstructionError (without a line) when wrong."""
     values: dict[str, object] = {}
