@@ -90,7 +90,8 @@ def _chmod(value: str | None) -> str | None:
 
 @memo(256)
 def _copy_options(flags: tuple[str, ...]) -> dict[str, object]:
-    """COPY's fields that come from its flags (InstructionError without a line)."""
+    """COPY's fields that come from its flags (InstructionError without a line). The dict is
+    shared by every COPY with these flags: callers copy it, never change it."""
     f = checked_flags(flags, COPY_FLAGS)
     return {"from_": f.get("from"), "chown": f.get("chown"), "chmod": _chmod(f.get("chmod")),
             "link": f.get("link", False), "parents": f.get("parents", False),
@@ -99,7 +100,7 @@ def _copy_options(flags: tuple[str, ...]) -> dict[str, object]:
 
 @memo(256)
 def _add_options(flags: tuple[str, ...]) -> dict[str, object]:
-    """ADD's fields that come from its flags (InstructionError without a line)."""
+    """ADD's fields that come from its flags; shared, as ``_copy_options``'s are."""
     f = checked_flags(flags, ADD_FLAGS)
     return {"chown": f.get("chown"), "chmod": _chmod(f.get("chmod")),
             "link": f.get("link", False), "checksum": f.get("checksum"),

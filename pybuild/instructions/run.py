@@ -57,7 +57,8 @@ _RUN_FLAGS = FlagSpec({"mount": "strings", "network": "string", "security": "str
 
 @memo(256)
 def _run_options(flags: tuple[str, ...]) -> dict[str, object]:
-    """RUN's fields that come from its flags (InstructionError without a line)."""
+    """RUN's fields that come from its flags (InstructionError without a line). The dict is
+    shared by every RUN with these flags: callers copy it, never change it."""
     f = checked_flags(flags, _RUN_FLAGS)
     mounts = tuple(parse_mount(spec) for spec in f.get("mount", ()))
     network = f.get("network")
