@@ -3,10 +3,11 @@
 The instruction-line and word rules of the grammar are regular, and calling lark costs 20-35
 microseconds per line, ten times what a whole line may cost if parsing is to keep up with
 ``dockerfile-parse``. So the hot path matches the grammar's own terminal patterns (read from
-grammar.lark, in the grammar's priority order) with ``re``, and lark's LALR parser, loaded on
-first use, takes the part that is not regular: JSON arrays that are not a flat list of strings
-(nested values decide between a hard error and the shell-form fallback). Tests run every line
-of the corpus and of the property tests through both and require the same result.
+grammar.lark, in the grammar's priority order) with ``re``. The JSON form is strict JSON, which
+the json module's C scanner reads exactly; lark's LALR parser, loaded on first use, takes the
+part that is not: arrays that are not a flat list of strings (nested values decide between a
+hard error and the shell-form fallback). Tests run every line of the corpus and of the property
+tests, and generated JSON texts, through both ways and require the same result.
 """
 
 from __future__ import annotations
