@@ -203,18 +203,6 @@ class _Parser:
 
     def _node(self, logical: str, start: int) -> Node:
         """A logical line -> Node, with the bodies of the heredocs it opens."""
-        m = self.head(logical) if self.head is not None and logical[:1] not in USPACE \
-            and logical[-1:] not in USPACE else None
-        if m is not None:
-            word, raw_flags, rest = m.groups()
-            keyword = word.lower()
-            flags = decode_flags(raw_flags, self.escape) if raw_flags else ()
-            if flags is not None and keyword != "onbuild":
-                rest = rest.strip(USPACE) if rest else ""
-                args, is_json = arguments(keyword, rest, self.escape, self.engine)
-                heredocs = self._heredocs(keyword, is_json, logical)
-                return make_node(keyword, word, flags, args, is_json, None, start, self.i,
-                                 logical, rest, heredocs)
         node = _node(logical, self.escape, start, self.i, 0, self.engine)
         target = node.child if node.keyword == "onbuild" and node.child else node
         heredocs = self._heredocs(target.keyword, target.json, logical)

@@ -261,6 +261,12 @@ def heredocs_from_line(line: str) -> list[Heredoc]:
         if len(simple) == line.count("<<"):  # every << opens a plain heredoc: no lexing needed
             return [make_heredoc(name, "", True, chomp == "-", _fd(digits))
                     for digits, chomp, name in simple]
+    return heredocs_by_words(line)
+
+
+def heredocs_by_words(line: str) -> list[Heredoc]:
+    """``heredocs_from_line`` the general way: the line's shell words, each tried as an opener."""
+    if _LEXED.search(line) is None:
         words = _plain_words(line)
     else:
         try:

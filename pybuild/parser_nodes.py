@@ -44,11 +44,11 @@ _NODE_EXTRA = _defaults(Node, _NODE_GIVEN)
 
 def make_node(keyword: str, original: str, flags: tuple[str, ...], args: tuple[str, ...],
               is_json: bool, child: Node | None, start: int, end: int, raw: str,
-              rest: str, heredocs: tuple[Heredoc, ...] = ()) -> Node:
-    """``Node(...)`` without the frozen-dataclass toll."""
+              rest: str) -> Node:
+    """``Node(...)`` with no heredocs, without the frozen-dataclass toll."""
     node = object.__new__(Node)
     values = {"keyword": keyword, "original": original, "flags": flags, "args": args,
-              "json": is_json, "heredocs": heredocs, "child": child, "start_line": start,
+              "json": is_json, "heredocs": (), "child": child, "start_line": start,
               "end_line": end, "raw": raw, "rest": rest}
     if _NODE_EXTRA:
         _fill(node, _NODE_EXTRA, values)

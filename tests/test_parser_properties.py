@@ -271,10 +271,27 @@ _JSON_TEXT = st.one_of(
 def test_json_form_agrees_with_lalr(text: str) -> None:
     from pybuild.parser_grammar import json_array, lalr_json
 
-    def decide(fn):
-        try:
-            return fn(text)
-        except ParseError as err:
-            return str(err)
+    assert _outcome(json_array, text) == _outcome(lalr_json, text)
 
-    assert decide(json_array) == decide(lalr_json)
+
+def _outcome(fn, text: str):
+    """What ``fn(text)`` returns, or the message of the ParseError it raises."""
+    try:
+        return fn(text)
+    except ParseError as err:
+        return str(err)
+
+
+# Heredoc openers: the shortcut for plain <<EOF words must find what the shell-word path finds.
+_OPENER_LINE = st.lists(st.sampled_from(["RUN", "<<EOF", "<<-EOF", "3<<X", "<<", "<<<", "a<<B",
+                                         "<< EOF", "<<E.F", "x", " ", "\t", "\xa0", "-", "9",
+                                         "<<-", "EOF", "'", "$"]),
+                        min_size=1, max_size=8).map("".join)
+
+
+@SETTINGS
+@given(_OPENER_LINE)
+def test_plain_heredoc_openers_agree_with_the_word_path(line: str) -> None:
+    from pybuild.parser_heredoc import heredocs_by_words, heredocs_from_line
+
+    assert _outcome(heredocs_from_line, line) == _outcome(heredocs_by_words, line)
