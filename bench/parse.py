@@ -69,7 +69,7 @@ def forget_memos() -> None:
 
 
 def run_pybuild(texts: list[str]) -> None:
-    from pybuild import parser
+    from pybuild.dockerfile import parser
     from pybuild.errors import PybuildError
     from pybuild.instructions import from_document
 
@@ -82,7 +82,7 @@ def run_pybuild(texts: list[str]) -> None:
 
 
 def run_parser_only(texts: list[str]) -> None:
-    from pybuild import parser
+    from pybuild.dockerfile import parser
     from pybuild.errors import PybuildError
 
     for text in texts:
@@ -94,7 +94,7 @@ def run_parser_only(texts: list[str]) -> None:
 
 def instructions_only(texts: list[str]):
     """A runner over pre-parsed documents: the instruction layer's share on its own."""
-    from pybuild import parser
+    from pybuild.dockerfile import parser
     from pybuild.errors import PybuildError
     from pybuild.instructions import from_document
 

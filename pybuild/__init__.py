@@ -14,16 +14,16 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "PybuildError": "pybuild.errors",
-    "parse": "pybuild.parser",
-    "parse_file": "pybuild.parser",
+    "parse": "pybuild.dockerfile.parser",
+    "parse_file": "pybuild.dockerfile.parser",
     "Instruction": "pybuild.instructions",
     "From": "pybuild.instructions",
     "parse_instructions": "pybuild.instructions",
     "BuildStages": "pybuild.plan.stages",
     "Stage": "pybuild.plan.stages",
     "resolve_stages": "pybuild.plan.stages",
-    "CheckWarning": "pybuild.checks",
-    "run_checks": "pybuild.checks",
+    "CheckWarning": "pybuild.dockerfile.checks",
+    "run_checks": "pybuild.dockerfile.checks",
     "Client": "pybuild.client",
 }
 

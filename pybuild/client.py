@@ -12,9 +12,9 @@ from typing import Any, BinaryIO
 
 from pybuild.errors import PybuildError
 from pybuild.image.config import ImageConfig
-from pybuild.image.inspect import HistoryItem, history_items, inspect_data
 from pybuild.image.manifest import DEFAULT_PLATFORM, Platform
 from pybuild.image.reference import parse as parse_reference
+from pybuild.images.inspect import HistoryItem, history_items, inspect_data
 from pybuild.store import DEFAULT_ROOT, Store
 from pybuild.store.records import ImageRecord
 
@@ -57,7 +57,7 @@ class ImageCollection:
     def import_(self, source: str | Path | BinaryIO, reference: str | None = None, *,
                 changes: list[str] | tuple[str, ...] = (), message: str = "",
                 platform: Platform = DEFAULT_PLATFORM) -> Image:
-        from pybuild.image.importer import import_image
+        from pybuild.images.importer import import_image
 
         record = import_image(self._store, source, reference, changes=changes, message=message,
                               platform=platform)
@@ -89,7 +89,7 @@ class ImageCollection:
             except PybuildError:  # a broken config: ``system check`` reports it
                 continue
         if filters:
-            from pybuild.image.filters import apply_filters
+            from pybuild.images.filters import apply_filters
 
             images = apply_filters(images, filters, lambda n: self.get(n).created)
         return sorted(images, key=lambda i: (i.created, i.id), reverse=True)

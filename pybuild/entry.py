@@ -9,7 +9,7 @@ import sys
 def main() -> None:
     argv = sys.argv[1:]
     if "build" in argv:
-        from pybuild.replay import replay
+        from pybuild.cache.replay import replay
 
         try:
             code = replay(argv)

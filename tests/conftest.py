@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-TESTDATA = REPO / "testdata"
-
-
-def conformance_root() -> Path | None:
-    """The external corpora: $PYBUILD_CONFORMANCE, else ../shared/conformance."""
-    env = os.environ.get("PYBUILD_CONFORMANCE")
-    candidates = [Path(env)] if env else []
-    candidates.append(REPO.parent / "shared" / "conformance")
-    for path in candidates:
-        if path.is_dir():
-            return path
-    return None
+from support.paths import busybox_missing, conformance_root, write_busybox_tar
 
 
 @pytest.fixture(scope="session")
@@ -43,11 +29,7 @@ def buildkit_corpus(conformance: Path) -> Path:
 @pytest.fixture(scope="session")
 def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny busybox rootfs tarball (same bytes every run), for ``pybuild import``."""
-    import subprocess
-
-    script = REPO.parent / "shared" / "bench" / "busybox-rootfs.sh"
-    if not script.is_file() or not Path("/bin/busybox").exists():
-        pytest.skip("needs ../shared/bench/busybox-rootfs.sh and busybox-static")
-    out = tmp_path_factory.mktemp("busybox") / "busybox.tar"
-    subprocess.run(["bash", str(script), str(out)], check=True, capture_output=True)
-    return out
+    why = busybox_missing()
+    if why:
+        pytest.skip(why)
+    return write_busybox_tar(tmp_path_factory.mktemp("busybox") / "busybox.tar")

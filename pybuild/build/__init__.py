@@ -44,7 +44,7 @@ def _check_platform(platform: str | None) -> None:
 
 
 def _context(options: BuildOptions, memo):
-    from pybuild.context import BuildContext
+    from pybuild.context.walk import BuildContext
 
     # BuildKit prefers <Dockerfile>.dockerignore next to a -f Dockerfile
     named = options.dockerfile_path() if options.dockerfile not in (None, "-") else None
@@ -58,8 +58,8 @@ def build(store, options: BuildOptions, on_event: Callable[[object], None] | Non
     from pybuild.build.executor import Executor
     from pybuild.build.finish import commit
     from pybuild.cache.filehashes import FileHashMemo
+    from pybuild.dockerfile.parser import parse
     from pybuild.instructions import from_document
-    from pybuild.parser import parse
     from pybuild.plan.stages import resolve
 
     emit = on_event or (lambda event: None)
@@ -101,10 +101,10 @@ def build(store, options: BuildOptions, on_event: Callable[[object], None] | Non
 
 
 def _replay_fields(options: BuildOptions) -> dict | None:
-    """What :mod:`pybuild.replay` keys a rerun of this build on; None for builds it must not
+    """What :mod:`pybuild.cache.replay` keys a rerun of this build on; None for builds it must not
     answer (secrets, a Dockerfile from stdin or text). A ``--no-cache`` build is recorded
     too: it refreshed every cache record, so a cached rebuild gives exactly its image."""
-    from pybuild.replay import request_fields
+    from pybuild.cache.replay import request_fields
 
     if (options.secrets or options.dockerfile == "-" or options.dockerfile_text is not None
             or options.docker_format):
@@ -115,7 +115,7 @@ def _replay_fields(options: BuildOptions) -> dict | None:
 
 
 def _snapshot(root: str) -> dict | None:
-    from pybuild.replay import snapshot
+    from pybuild.cache.replay import snapshot
 
     try:
         return snapshot(root)
@@ -129,8 +129,8 @@ def _remember(store, fields: dict, image_id: str, before: dict, context,
     still matches its stat."""
     import contextlib
 
-    from pybuild.context import stat_key
-    from pybuild.replay import remember
+    from pybuild.cache.replay import remember
+    from pybuild.context.walk import stat_key
 
     hashes = {}
     for rel, entry in before.items():

@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from pybuild.build.staging import Item, apply_chmod
-from pybuild.context import SourceEntry
+from pybuild.context.walk import SourceEntry
 from pybuild.errors import BuildError
 
 _MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")

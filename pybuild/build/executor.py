@@ -104,8 +104,8 @@ class Executor:
         triggers = state.config.on_build
         if not triggers:
             return state
+        from pybuild.dockerfile.parser import parse
         from pybuild.instructions import from_document
-        from pybuild.parser import parse
 
         state = replace(state, image=replace(state.image, config=replace(
             state.config, on_build=())))

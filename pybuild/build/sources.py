@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from pybuild.build.rootfs import RootfsView
 from pybuild.build.staging import Item, apply_chmod
-from pybuild.context import BuildContext, SourceEntry
+from pybuild.context.walk import BuildContext, SourceEntry
 from pybuild.errors import BuildError
 
 
@@ -68,7 +68,7 @@ def stage_items(view: RootfsView, patterns: Sequence[str], chmod: str | None,
         items.extend(found_items)
         count, any_dir = count + found, any_dir or dirs
     if excludes:
-        from pybuild.dockerignore import matcher_of
+        from pybuild.context.dockerignore import matcher_of
 
         excluded = matcher_of(excludes)
         items = [i for i in items if not i.rel or not excluded.matches(i.rel)]

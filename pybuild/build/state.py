@@ -24,7 +24,7 @@ from pybuild.instructions import (
     User,
     Volume,
 )
-from pybuild.shell import expand as shell_expand
+from pybuild.shell.words import expand as shell_expand
 from pybuild.store.records import LayerRef
 
 DEFAULT_SHELL = ("/bin/sh", "-c")

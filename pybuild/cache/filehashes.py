@@ -1,6 +1,6 @@
 """The persistent stat -> sha256 memo of context files, and the atomic file write.
 
-Kept apart from ``pybuild.context`` because the cache index shares the atomic write and
+Kept apart from ``pybuild.context.walk`` because the cache index shares the atomic write and
 both live under ``ROOT/cache/``.
 """
 

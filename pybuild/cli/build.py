@@ -8,8 +8,8 @@ import sys
 
 import click
 
+from pybuild.cache.replay import build_args_from
 from pybuild.errors import UsageError
-from pybuild.replay import build_args_from
 
 
 def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:

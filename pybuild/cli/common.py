@@ -84,14 +84,14 @@ def created_at(created: str) -> str:
 
 
 def render(template: str, data: Any) -> str:
-    """A Go template (``--format``) against ``data``, through pybuild.gotemplate."""
-    from pybuild.gotemplate import render as go_render
+    """A Go template (``--format``) against ``data``, through pybuild.cli.format.template."""
+    from pybuild.cli.format.template import render as go_render
 
     return go_render(template, data)
 
 
 def render_rows(fmt: str, rows: list[dict[str, Any]], headers: dict[str, str]) -> str:
-    from pybuild.gotemplate import render_rows as go_rows
+    from pybuild.cli.format.template import render_rows as go_rows
 
     return go_rows(fmt, rows, headers)
 

@@ -77,7 +77,7 @@ def images_command(ctx: click.Context, repository: str | None, all_: bool, quiet
                    digests: bool, no_trunc: bool, filters: tuple[str, ...],
                    fmt: str | None) -> None:
     """List images."""
-    from pybuild.image.filters import parse_filters
+    from pybuild.images.filters import parse_filters
 
     images = get_client(ctx).images.list(all=all_, name=repository,
                                          filters=parse_filters(filters))

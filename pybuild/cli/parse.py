@@ -9,11 +9,11 @@ import sys
 
 import click
 
-from pybuild.replay import build_args_from
+from pybuild.cache.replay import build_args_from
 
 
 def _read(path: str):
-    from pybuild import parser
+    from pybuild.dockerfile import parser
     from pybuild.errors import DockerfileError
 
     try:
@@ -38,7 +38,7 @@ def _print_json(doc, build_args, target) -> None:
 
 
 def _print_checks(doc) -> int:
-    from pybuild.checks import check_config, run_checks
+    from pybuild.dockerfile.checks import check_config, run_checks
 
     config = check_config(doc)
     warnings = run_checks(doc)
@@ -70,6 +70,5 @@ def command(file: str | None, file_opt: str | None, fmt: str, check: bool,
     if fmt == "json":
         _print_json(doc, build_args_from(build_args), target)
     else:
-        from pybuild import parser
-
+        from pybuild.dockerfile import parser
         click.echo(parser.dump(doc), nl=False)

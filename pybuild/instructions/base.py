@@ -6,8 +6,8 @@ import difflib
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeVar
 
+from pybuild.dockerfile.syntax import Node
 from pybuild.errors import InstructionError
-from pybuild.syntax import Node
 
 
 class Span(NamedTuple):

@@ -2,7 +2,7 @@
 
 Values are kept as written, quotes and ``$VAR`` included: BuildKit expands (and removes
 quotes from) them with the shell lexer when the instruction is dispatched, and so does
-``pybuild.plan`` through ``pybuild.shell``.
+``pybuild.plan`` through ``pybuild.shell.words``.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pybuild.dockerfile.syntax import Node
 from pybuild.instructions.base import Instruction, at_least_one, build, exactly_one, fail
 from pybuild.instructions.flags import NO_FLAGS, parse_flags
-from pybuild.syntax import Node
 
 _PORT = re.compile(r"^(\d+)(?:-(\d+))?(?:/([^/]*))?$")
 PROTOCOLS = ("tcp", "udp", "sctp")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pybuild.dockerfile.syntax import Heredoc, Node
 from pybuild.errors import InstructionError
 from pybuild.instructions.base import Instruction, build_from, fail
 from pybuild.instructions.flags import FlagSpec, checked_flags, located
 from pybuild.memo import memo
-from pybuild.syntax import Heredoc, Node
 
 _HEREDOC_WORD = re.compile(r"^(\d*)<<(-?)\s*([^<]*)$")
 # Octal (0755), symbolic (u+x,g-w) or a variable left for build-time expansion.

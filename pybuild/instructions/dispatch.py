@@ -7,10 +7,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pybuild.dockerfile.syntax import Document, Node
 from pybuild.errors import DockerfileError
 from pybuild.instructions import config, copy, from_, healthcheck, run
 from pybuild.instructions.base import Instruction, fail, with_suggestion
-from pybuild.syntax import Document, Node
 
 _ONBUILD_PREFIX = re.compile(r"^\s*ONBUILD\s*", re.IGNORECASE)
 

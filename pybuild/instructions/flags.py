@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal, TypeVar
 
+from pybuild.dockerfile.syntax import Node
 from pybuild.errors import InstructionError
 from pybuild.instructions.base import fail, with_suggestion
 from pybuild.memo import memo
-from pybuild.syntax import Node
 
 Kind = Literal["bool", "string", "strings"]
 _T = TypeVar("_T")

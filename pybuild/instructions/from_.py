@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pybuild.dockerfile.syntax import Node
 from pybuild.instructions.base import Instruction, build, fail
 from pybuild.instructions.flags import FlagSpec, parse_flags
-from pybuild.syntax import Node
 
 _FROM_FLAGS = FlagSpec({"platform": "string"})
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_.]*$")

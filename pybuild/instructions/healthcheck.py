@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pybuild.dockerfile.syntax import Node
 from pybuild.instructions.base import Instruction, fail
 from pybuild.instructions.flags import FlagSpec, parse_flags
-from pybuild.syntax import Node
 
 # Nanoseconds per Go duration unit (time.ParseDuration); "µs" and "μs" are both accepted.
 _UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,

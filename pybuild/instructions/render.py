@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from functools import singledispatch
 
+from pybuild.dockerfile.syntax import Heredoc
 from pybuild.instructions.base import Instruction
 from pybuild.instructions.config import (
     Arg,
@@ -24,7 +25,6 @@ from pybuild.instructions.from_ import From
 from pybuild.instructions.healthcheck import Healthcheck
 from pybuild.instructions.run import Cmd, Entrypoint, Run, Shell
 from pybuild.instructions.runmount import Mount
-from pybuild.syntax import Heredoc
 
 
 def _json(words) -> str:

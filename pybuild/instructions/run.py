@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pybuild.dockerfile.syntax import Heredoc, Node
 from pybuild.errors import InstructionError
 from pybuild.instructions.base import Instruction, build, build_from, fail
 from pybuild.instructions.flags import NO_FLAGS, FlagSpec, checked_flags, located, parse_flags
 from pybuild.instructions.runmount import Mount, parse_mount
 from pybuild.memo import memo
-from pybuild.syntax import Heredoc, Node
 
 NETWORK_MODES = ("default", "none", "host")
 SECURITY_MODES = ("sandbox", "insecure")

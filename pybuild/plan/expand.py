@@ -1,10 +1,10 @@
-"""Word expansion as planning and the checks use it: thin wrappers over ``pybuild.shell``."""
+"""Word expansion as planning and the checks use it: thin wrappers over ``pybuild.shell.words``."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pybuild import shell
+from pybuild.shell import words as shell
 
 
 def expand(word: str, env: Mapping[str, str], escape: str = "\\") -> str:

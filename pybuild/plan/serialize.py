@@ -25,11 +25,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pybuild.dockerfile.syntax import Document
 from pybuild.instructions import Arg, From, Instruction
 from pybuild.instructions.serialize import to_data
 from pybuild.plan.args import PLATFORM_ARGS
 from pybuild.plan.stages import BuildStages, Scope, Stage
-from pybuild.syntax import Document
 
 
 def _scope(scope: Scope) -> dict[str, Any]:
