@@ -165,7 +165,7 @@ def main() -> None:
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     base_tar, ctx = args.work / "busybox.tar", args.work / "ctx"
-    sh([str(SHARED / "bench" / "busybox-rootfs.sh"), str(base_tar)])
+    sh([str(REPO / "scripts" / "busybox-rootfs.sh"), str(base_tar)])
     sh([str(SAMPLE / "gen-context.sh"), str(ctx)])
     tools: list[Tool] = [Pybuild(), Buildah()]
     if not args.no_docker and shutil.which("dockerd") and Path("/usr/bin/docker").exists():
