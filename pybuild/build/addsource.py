@@ -103,7 +103,7 @@ def _tree(top: str) -> list[str]:
     return out
 
 
-def fetch(ex, url: str, checksum: str | None, chmod: str | None) -> Item:
+def fetch(url: str, checksum: str | None, chmod: str | None) -> Item:
     """Download ``url`` (mode 600, Last-Modified as mtime), checked against ``checksum``."""
     import requests
 

@@ -11,12 +11,14 @@ import hashlib
 import json
 import os
 import posixpath
+import shutil
 from dataclasses import dataclass
 
 from pybuild.build import addsource
 from pybuild.build.sources import context_items, items_digest, stage_items
 from pybuild.build.staging import Item, Staging, apply_chmod
 from pybuild.build.state import StageState
+from pybuild.build.stepcontext import StepContext
 from pybuild.build.users import resolve_chown
 from pybuild.errors import BuildError
 from pybuild.instructions import Add, Copy
@@ -32,7 +34,7 @@ class Sources:
     archives: tuple[str, ...] = ()  # ADD: host paths of archives to extract
 
 
-def prepare(ex, state: StageState, inst: Copy | Add):
+def prepare(ex: StepContext, state: StageState, inst: Copy | Add):
     from pybuild.build.steps import Prepared
 
     inst = _expand_flags(state, inst)
@@ -76,7 +78,7 @@ def _expand_flags(state: StageState, inst: Copy | Add) -> Copy | Add:
     return replace(inst, **changes)
 
 
-def _sources(ex, state: StageState, inst: Copy | Add) -> Sources:
+def _sources(ex: StepContext, state: StageState, inst: Copy | Add) -> Sources:
     heredoc_words = {f"<<{d.name}" for d in inst.heredocs}
     named = [state.expand(s, inst.line) for s in inst.sources if s not in heredoc_words]
     items: list[Item] = []
@@ -99,14 +101,14 @@ def _sources(ex, state: StageState, inst: Copy | Add) -> Sources:
         plain = [s for s in plain if s not in urls]
         if inst.checksum and (plain or inst.heredocs):  # as BuildKit: URLs only
             raise BuildError("checksum can't be specified for non-HTTP(S) sources")
-        items.extend(addsource.fetch(ex, u, inst.checksum, inst.chmod) for u in urls)
-    entries = ex.context.resolve_sources(
+        items.extend(addsource.fetch(u, inst.checksum, inst.chmod) for u in urls)
+    entries = ex.files.resolve_sources(
         plain, excludes=inst.exclude, parents=getattr(inst, "parents", False),
         instruction=inst.keyword) if plain else []
     if isinstance(inst, Add) and inst.unpack is not False:
-        entries, archives = addsource.split_archives(ex.context.root, entries)
-    manifest = ex.context.manifest(entries) if entries else ()
-    items.extend(context_items(entries, ex.context.root, inst.chmod))
+        entries, archives = addsource.split_archives(ex.files.root, entries)
+    manifest = ex.files.manifest(entries) if entries else ()
+    items.extend(context_items(entries, ex.files.root, inst.chmod))
     roots = {e.relpath for e in entries if e.kind == "dir" and e.dest == ""}
     top = [e for e in entries if (e.kind == "dir" and e.dest == "") or not any(
         r == "" or e.relpath.startswith(r + "/") for r in roots)]
@@ -117,7 +119,7 @@ def _sources(ex, state: StageState, inst: Copy | Add) -> Sources:
     return Sources(tuple(items), digest, manifest, count, bool(roots), tuple(archives))
 
 
-def _execute(ex, state: StageState, inst: Copy | Add, dest: str, sources: Sources):
+def _execute(ex: StepContext, state: StageState, inst: Copy | Add, dest: str, sources: Sources):
     view = ex.view(state)
     uid, gid = resolve_chown(view, inst.chown) if inst.chown else (0, 0)
     tree = ex.tempdir("copy-")
@@ -127,7 +129,7 @@ def _execute(ex, state: StageState, inst: Copy | Add, dest: str, sources: Source
         staging.finish()
         return ex.commit_dir(state, tree, upper=False)
     except BaseException:
-        ex.remove_tree(tree)
+        shutil.rmtree(tree, ignore_errors=True)
         raise
 
 

@@ -8,18 +8,14 @@ cheap and are simply applied again on every build.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 from pybuild import progress as ev
 from pybuild.build.options import BuildOptions
-from pybuild.build.rootfs import RootfsView
 from pybuild.build.state import StageState, apply_config
+from pybuild.build.workspace import Workspace
 from pybuild.cache.index import CacheIndex, CacheRecord
 from pybuild.cache.keys import KeyInputs
 from pybuild.errors import BuildError, DockerfileError, ImageNotFound, PybuildError
@@ -27,7 +23,6 @@ from pybuild.image.config import ContainerConfig, ImageConfig, rfc3339
 from pybuild.instructions import Add, Arg, Copy, From, Instruction, Run, Workdir
 from pybuild.plan.stages import BuildStages, Stage
 from pybuild.store import Store
-from pybuild.store.layercache import chain_ids
 from pybuild.store.records import LayerRef
 
 Emit = Callable[[object], None]
@@ -44,6 +39,7 @@ class Executor:
         self.emit = emit
         self.file = file
         self.index = CacheIndex(store.root)
+        self.workspace = Workspace(store, options, context, self.state_for)
         self.results: dict[int, StageState] = {}
         self.step_no = 0
         self.escape = "\\"
@@ -160,7 +156,7 @@ class Executor:
         step = self._start(label, position, total, _display(inst), inst)
         started = time.monotonic()
         try:
-            prepared = steps.prepare(self, state, inst)
+            prepared = steps.prepare(self.workspace, state, inst)
             inputs = KeyInputs.make(state.key, prepared.text, prepared.args,
                                     prepared.sources_digest, prepared.extra,
                                     prepared.manifest)
@@ -195,35 +191,7 @@ class Executor:
             return None
         return record
 
-    # -- helpers the steps use
-
-    def lowerdirs(self, state: StageState) -> list[Path]:
-        return self.store.layers.ensure(state.diff_ids)
-
-    def view(self, state: StageState) -> RootfsView:
-        return RootfsView(self.lowerdirs(state))
-
-    def tempdir(self, prefix: str) -> Path:
-        self.store.tmp.mkdir(parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.store.tmp))
-        os.chmod(path, 0o755)
-        return path
-
-    def commit_dir(self, state: StageState, tree: Path, *, upper: bool) -> LayerRef:
-        """Write ``tree`` as a layer blob and adopt it as that layer's unpacked form."""
-        from pybuild.layers.create import write_layer_from_dir, write_layer_from_upper
-
-        write = write_layer_from_upper if upper else write_layer_from_dir
-        with self.store.writing():
-            with self.store.blobs.writer() as out:
-                info = write(tree, out, source_date_epoch=self.options.source_date_epoch)
-                out.commit(info.diff_id, info.size)
-            chains = chain_ids(state.diff_ids)
-            self.store.layers.adopt(chains[-1] if chains else None, info.diff_id, tree)
-        return LayerRef(info.diff_id, info.size)
-
-    def remove_tree(self, path: Path) -> None:
-        shutil.rmtree(path, ignore_errors=True)
+    # -- other stages
 
     def state_for(self, ref: str, line: int) -> StageState:
         """The state ``--from=ref`` names: a stage built earlier (name or index) or an image."""
@@ -237,19 +205,8 @@ class Executor:
         image = ImageConfig.from_bytes(self.store.blobs.read_bytes(record.config_digest))
         return StageState(image, record.layers, f"image:{record.id}")
 
-    def flatten_from(self, ref: str) -> str:
-        """A plain directory holding the files of stage or image ``ref`` (for bind mounts)."""
-        flats = self.__dict__.setdefault("_flats", {})
-        if ref not in flats:
-            state = self.state_for(ref, 0)
-            tree = self.tempdir("flat-")
-            self.store.layers.unpack_to(state.diff_ids, tree)
-            flats[ref] = str(tree)
-        return flats[ref]
-
     def cleanup(self) -> None:
-        for path in self.__dict__.get("_flats", {}).values():
-            shutil.rmtree(path, ignore_errors=True)
+        self.workspace.cleanup()
 
 
 def _display(inst: Instruction) -> str:

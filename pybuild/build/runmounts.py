@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from pybuild.build.state import StageState
+from pybuild.build.stepcontext import StepContext
 from pybuild.build.users import Ids
 from pybuild.errors import BuildError
 from pybuild.instructions import Mount as RunMount
@@ -53,7 +55,7 @@ def secret_source(m: RunMount, secrets: dict[str, str]) -> str | None:
     return path
 
 
-def mounts(ex, state: StageState, inst: Run, ids: Ids, stack: contextlib.ExitStack):
+def mounts(ex: StepContext, state: StageState, inst: Run, ids: Ids, stack: contextlib.ExitStack):
     """The runner mounts of a RUN's ``--mount`` flags; temp copies are undone by ``stack``."""
     from pybuild.cache.mounts import CacheMounts
     from pybuild.runner.spec import Mount
@@ -61,7 +63,7 @@ def mounts(ex, state: StageState, inst: Run, ids: Ids, stack: contextlib.ExitSta
     for m in inst.mounts:
         target = mount_target(m, state.workdir)
         if m.type == "cache":
-            cache = CacheMounts(ex.store.root).acquire(
+            cache = CacheMounts(ex.cache_root).acquire(
                 m.id or target, sharing=m.sharing or "shared",
                 uid=m.uid if m.uid is not None else 0, gid=m.gid if m.gid is not None else 0,
                 mode=m.mode if m.mode is not None else 0o755)
@@ -73,9 +75,9 @@ def mounts(ex, state: StageState, inst: Run, ids: Ids, stack: contextlib.ExitSta
             opts = (f"size={m.size}",) if m.size else ()
             yield Mount("tmpfs", "tmpfs", target, False, opts)
         elif m.type == "secret":
-            src = secret_source(m, dict(ex.options.secrets))
+            src = secret_source(m, dict(ex.secrets))
             if src is not None and (m.target or not m.env):  # env= alone mounts no file
-                yield Mount("bind", _secret_copy(m, src, ex.store.tmp, stack), target, True)
+                yield Mount("bind", _secret_copy(m, src, ex.scratch, stack), target, True)
         elif m.type == "bind":
             yield Mount("bind", _bind_source(ex, m, stack), target, m.readonly)
         elif m.type == "ssh":
@@ -99,14 +101,12 @@ def _secret_copy(m: RunMount, src: str, tmp: Path, stack: contextlib.ExitStack) 
     return path
 
 
-def _seed_cache(ex, m: RunMount, path: Path) -> None:
+def _seed_cache(ex: StepContext, m: RunMount, path: Path) -> None:
     """``from=`` (and ``source=``) give an empty cache its first contents, as BuildKit's
     base of a cache mount."""
-    import shutil
-
     if any(path.iterdir()):
         return
-    flat = ex.flatten_from(m.from_)
+    flat = ex.flatten(m.from_)
     src = os.path.realpath(os.path.join(flat, (m.source or "/").lstrip("/")))
     if src != flat and not src.startswith(flat.rstrip("/") + "/"):
         raise BuildError(f"cache mount source {m.source} escapes its stage")
@@ -114,17 +114,17 @@ def _seed_cache(ex, m: RunMount, path: Path) -> None:
         shutil.copytree(src, path, symlinks=True, dirs_exist_ok=True)
 
 
-def _bind_source(ex, m: RunMount, stack: contextlib.ExitStack) -> str:
+def _bind_source(ex: StepContext, m: RunMount, stack: contextlib.ExitStack) -> str:
     source = (m.source or "/").lstrip("/")
     if not m.from_:
-        root = os.path.realpath(ex.context.root)
+        root = os.path.realpath(ex.files.root)
         path = os.path.realpath(os.path.join(root, source))
         if path != root and not path.startswith(root + "/"):
             raise BuildError(f"bind mount source {m.source} is outside the build context")
-        if getattr(ex.context.ignore, "patterns", ()):
+        if getattr(ex.files.ignore, "patterns", ()):
             path = stack.enter_context(_filtered_context(ex, source or "."))
     else:
-        flat = ex.flatten_from(m.from_)
+        flat = ex.flatten(m.from_)
         path = os.path.realpath(os.path.join(flat, source))
         if path != flat and not path.startswith(flat.rstrip("/") + "/"):
             raise BuildError(f"bind mount source {m.source} escapes its stage")
@@ -134,18 +134,18 @@ def _bind_source(ex, m: RunMount, stack: contextlib.ExitStack) -> str:
 
 
 @contextlib.contextmanager
-def _filtered_context(ex, source: str) -> Iterator[str]:
+def _filtered_context(ex: StepContext, source: str) -> Iterator[str]:
     """The context below ``source`` as the build sees it: .dockerignore'd paths left out
     (they are not in the cache key either). Files are hard links: the mount is read-only,
     and a rw mount copies this tree again."""
     tmp = ex.tempdir("bindctx-")
     try:
-        entries = ex.context.resolve_sources([source], instruction="RUN --mount")
+        entries = ex.files.resolve_sources([source], instruction="RUN --mount")
         top = tmp / "src"
         single = len(entries) == 1 and entries[0].kind != "dir"  # a file named as the source
         for e in entries:
             dest = top / e.dest if e.dest and not single else top
-            host = os.path.join(ex.context.root, e.relpath)
+            host = os.path.join(ex.files.root, e.relpath)
             if e.kind == "dir":
                 dest.mkdir(mode=e.mode, exist_ok=True)
             elif e.kind == "symlink":
@@ -154,22 +154,18 @@ def _filtered_context(ex, source: str) -> Iterator[str]:
                 _link_or_copy(host, dest)
         yield str(top)
     finally:
-        ex.remove_tree(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _link_or_copy(src: str, dest: Path) -> None:
     try:
         os.link(src, dest)
     except OSError:  # another file system
-        import shutil
-
         shutil.copy2(src, dest)
 
 
 @contextlib.contextmanager
-def _scratch_copy(ex, path: str) -> Iterator[str]:
-    import shutil
-
+def _scratch_copy(ex: StepContext, path: str) -> Iterator[str]:
     tmp = ex.tempdir("bindrw-")
     try:
         copy = str(tmp / "src")
@@ -179,4 +175,4 @@ def _scratch_copy(ex, path: str) -> Iterator[str]:
             shutil.copy2(path, copy)
         yield copy
     finally:
-        ex.remove_tree(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from pybuild.build.runmounts import mounts, secret_source
 from pybuild.build.state import StageState
+from pybuild.build.stepcontext import StepContext
 from pybuild.build.users import Ids
 from pybuild.errors import BuildError
 from pybuild.instructions import Run
@@ -68,18 +70,18 @@ def history_text(argv: tuple[str, ...], inst: Run, state: StageState | None = No
     return f"RUN {prefix}{shown} # buildkit"
 
 
-def run_env(ex, state: StageState, inst: Run) -> tuple[str, ...]:
+def run_env(ex: StepContext, state: StageState, inst: Run) -> tuple[str, ...]:
     """The step's environment: the state's, the predefined proxy args given as --build-arg
     (not declared, so kept out of history and the cache key), and ``env=`` secrets."""
     from pybuild.plan.args import PROXY_ARGS
 
     env = dict(item.partition("=")[::2] for item in state.run_env())
-    for name, value in ex.options.build_args.items():
+    for name, value in ex.build_args.items():
         if name in PROXY_ARGS and value is not None:
             env.setdefault(name, value)
     for m in inst.mounts:
         if m.type == "secret" and m.env:
-            src = secret_source(m, dict(ex.options.secrets))
+            src = secret_source(m, dict(ex.secrets))
             if src is not None:
                 with open(src, encoding="utf-8", errors="surrogateescape") as f:
                     env[m.env] = f.read()
@@ -131,8 +133,6 @@ def sandbox_spec(inputs: RunInputs, lowerdirs: list[Path], upper: Path, work: Pa
             hostname=HOSTNAME, network=inputs.network, mounts=mounts,
             etc_files=_etc_files(etc))
     finally:
-        import shutil
-
         shutil.rmtree(etc, ignore_errors=True)
 
 
@@ -148,7 +148,7 @@ def _tail(lines: list[bytes], n: int = 10) -> tuple[str, ...]:
     return tuple(text[-n:])
 
 
-def execute(ex, state: StageState, inst: Run, argv: tuple[str, ...], network: str,
+def execute(ex: StepContext, state: StageState, inst: Run, argv: tuple[str, ...], network: str,
             on_output: Callable[[str, bytes], None]):
     """Run the step in the sandbox; the upper dir becomes the new layer."""
     from pybuild.build.users import resolve_user
@@ -170,18 +170,18 @@ def execute(ex, state: StageState, inst: Run, argv: tuple[str, ...], network: st
     try:
         with contextlib.ExitStack() as stack:
             specs = tuple(mounts(ex, state, inst, ids, stack))
-            with sandbox_spec(inputs, lowerdirs, upper, work, specs, ex.store.tmp) as spec:
+            with sandbox_spec(inputs, lowerdirs, upper, work, specs, ex.scratch) as spec:
                 code = run_sandbox(spec, output)
         if code != 0:
             err = BuildError(f'process "{" ".join(argv)}" did not complete successfully: '
                              f"exit code: {code}")
             err.log_tail = _tail(seen)  # type: ignore[attr-defined]
             raise err
-        ex.remove_tree(work)
+        shutil.rmtree(work, ignore_errors=True)
         return ex.commit_dir(state, upper, upper=True)
     except BaseException:
-        ex.remove_tree(upper)
-        ex.remove_tree(work)
+        shutil.rmtree(upper, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
         raise
 
 

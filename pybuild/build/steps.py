@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import posixpath
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from pybuild.build import copystep, runmounts, runstep
 from pybuild.build.state import StageState, workdir_path
+from pybuild.build.stepcontext import StepContext
 from pybuild.errors import BuildError
 from pybuild.image.config import ContainerConfig
 from pybuild.instructions import Add, Copy, Instruction, Run, Workdir
@@ -48,7 +50,7 @@ class Prepared:
         return state.with_layer(layer, self.history, key)
 
 
-def prepare(ex, state: StageState, inst: Instruction) -> Prepared:
+def prepare(ex: StepContext, state: StageState, inst: Instruction) -> Prepared:
     if isinstance(inst, Run):
         return _run(ex, state, inst)
     if isinstance(inst, Workdir):
@@ -63,10 +65,10 @@ def _state_extra(state: StageState) -> dict[str, str]:
             "workdir": state.workdir}
 
 
-def _run(ex, state: StageState, inst: Run) -> Prepared:
+def _run(ex: StepContext, state: StageState, inst: Run) -> Prepared:
     inst = runmounts.expand_mounts(state, inst)
     argv = runstep.argv_of(state, inst)
-    network = inst.network or ex.options.network
+    network = inst.network or ex.network
     network = "host" if network == "host" else "none"  # no container networking yet
     if inst.security == "insecure":
         raise BuildError("RUN --security=insecure is not allowed")
@@ -77,7 +79,7 @@ def _run(ex, state: StageState, inst: Run) -> Prepared:
     digest = None
     binds = [m for m in inst.mounts if m.type == "bind" and not m.from_]
     if binds:
-        digest = ex.context.content_digest(ex.context.resolve_sources(
+        digest = ex.files.content_digest(ex.files.resolve_sources(
             [m.source or "." for m in binds], instruction="RUN --mount"))
 
     def execute(on_output: Output) -> LayerRef | None:
@@ -88,7 +90,7 @@ def _run(ex, state: StageState, inst: Run) -> Prepared:
                     sources_digest=digest, extra=extra)
 
 
-def _workdir(ex, state: StageState, inst: Workdir) -> Prepared:
+def _workdir(ex: StepContext, state: StageState, inst: Workdir) -> Prepared:
     path = workdir_path(state, inst.path, inst.line)
 
     def config(c: ContainerConfig) -> ContainerConfig:
@@ -109,7 +111,7 @@ def _workdir(ex, state: StageState, inst: Workdir) -> Prepared:
                                            gid=ids.gid if ids else 0)
             return ex.commit_dir(state, tree, upper=False)
         except BaseException:
-            ex.remove_tree(tree)
+            shutil.rmtree(tree, ignore_errors=True)
             raise
 
     return Prepared(f"WORKDIR {posixpath.normpath(path)}", execute, f"WORKDIR {path}",

@@ -1,0 +1,87 @@
+"""The store-backed :class:`~pybuild.build.stepcontext.StepContext` one build hands its steps."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from pybuild.build.options import BuildOptions
+from pybuild.build.rootfs import RootfsView
+from pybuild.build.state import StageState
+from pybuild.context.walk import BuildContext
+from pybuild.store import Store
+from pybuild.store.layercache import chain_ids
+from pybuild.store.records import LayerRef
+
+StateFor = Callable[[str, int], StageState]
+
+
+class Workspace:
+    def __init__(self, store: Store, options: BuildOptions, files: BuildContext,
+                 state_for: StateFor):
+        self.store = store
+        self.options = options
+        self.files = files
+        self.state_for = state_for
+        self._flats: dict[str, str] = {}
+
+    @property
+    def network(self) -> str:
+        return self.options.network
+
+    @property
+    def build_args(self) -> Mapping[str, str | None]:
+        return self.options.build_args
+
+    @property
+    def secrets(self) -> Mapping[str, str]:
+        return self.options.secrets
+
+    @property
+    def scratch(self) -> Path:
+        return self.store.tmp
+
+    @property
+    def cache_root(self) -> Path:
+        return self.store.root
+
+    def flatten(self, ref: str) -> str:
+        if ref not in self._flats:  # each stage or image is unpacked once per build
+            state = self.state_for(ref, 0)
+            tree = self.tempdir("flat-")
+            self.store.layers.unpack_to(state.diff_ids, tree)
+            self._flats[ref] = str(tree)
+        return self._flats[ref]
+
+    def lowerdirs(self, state: StageState) -> list[Path]:
+        return self.store.layers.ensure(state.diff_ids)
+
+    def view(self, state: StageState) -> RootfsView:
+        return RootfsView(self.lowerdirs(state))
+
+    def tempdir(self, prefix: str) -> Path:
+        self.store.tmp.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.store.tmp))
+        os.chmod(path, 0o755)
+        return path
+
+    def commit_dir(self, state: StageState, tree: Path, *, upper: bool) -> LayerRef:
+        """Write ``tree`` as a layer blob and adopt it as that layer's unpacked form."""
+        from pybuild.layers.create import write_layer_from_dir, write_layer_from_upper
+
+        write = write_layer_from_upper if upper else write_layer_from_dir
+        with self.store.writing():
+            with self.store.blobs.writer() as out:
+                info = write(tree, out, source_date_epoch=self.options.source_date_epoch)
+                out.commit(info.diff_id, info.size)
+            chains = chain_ids(state.diff_ids)
+            self.store.layers.adopt(chains[-1] if chains else None, info.diff_id, tree)
+        return LayerRef(info.diff_id, info.size)
+
+    def cleanup(self) -> None:
+        for path in self._flats.values():
+            shutil.rmtree(path, ignore_errors=True)
+        self._flats.clear()
