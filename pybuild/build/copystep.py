@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import posixpath
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pybuild.build import addsource
+from pybuild.build.prepared import Prepared
+from pybuild.build.rootfs import RootfsView
 from pybuild.build.sources import context_items, items_digest, stage_items
 from pybuild.build.staging import Item, Staging, apply_chmod
-from pybuild.build.state import StageState
-from pybuild.build.stepcontext import StepContext
+from pybuild.build.stepcontext import Output, StepContext
 from pybuild.build.users import resolve_chown
 from pybuild.errors import BuildError
 from pybuild.instructions import Add, Copy
+from pybuild.plan.state import StageState
+from pybuild.plan.steps import CopyPlan
+from pybuild.store.records import LayerRef
 
 
 @dataclass(frozen=True)
@@ -34,67 +37,22 @@ class Sources:
     archives: tuple[str, ...] = ()  # ADD: host paths of archives to extract
 
 
-def prepare(ex: StepContext, state: StageState, inst: Copy | Add):
-    from pybuild.build.steps import Prepared
+def prepare(ex: StepContext, state: StageState, plan: CopyPlan) -> Prepared:
+    sources = _sources(ex, state, plan.inst)
 
-    inst = _expand_flags(state, inst)
-    keyword = inst.keyword
-    dest = _dest_path(state.workdir, state.expand(inst.dest, inst.line))
-    sources = _sources(ex, state, inst)
-    shown = " ".join([*inst.sources, inst.dest])
-    text = json.dumps({"op": keyword, "dest": dest, "chown": inst.chown, "chmod": inst.chmod,
-                       "from": getattr(inst, "from_", None), "sources": list(inst.sources),
-                       "parents": getattr(inst, "parents", False),
-                       "exclude": list(inst.exclude)}, sort_keys=True)
+    def execute(on_output: Output) -> LayerRef:
+        return _execute(ex, state, plan.inst, plan.dest, sources)
 
-    def execute(on_output) -> object:
-        return _execute(ex, state, inst, dest, sources)
-
-    return Prepared(text, execute, f"{keyword} {shown} # buildkit",
-                    sources_digest=sources.digest, manifest=sources.manifest)
-
-
-def _dest_path(workdir: str, raw: str) -> str:
-    """Absolute and clean; a trailing ``/`` (or a bare ``.``) says "a directory", as in
-    BuildKit's dispatchCopy."""
-    dest = posixpath.normpath(posixpath.join(workdir, raw))
-    if (raw.endswith(("/", "/.")) or raw == ".") and dest != "/":
-        dest += "/"
-    return dest
-
-
-def _expand_flags(state: StageState, inst: Copy | Add) -> Copy | Add:
-    """``--chown``, ``--chmod``, ``--checksum`` and ``--exclude`` take ARG/ENV values, as in
-    BuildKit (``--from`` is expanded where the stage is looked up)."""
-    from dataclasses import replace
-
-    def word(value: str | None) -> str | None:
-        return state.expand(value, inst.line) if value else value
-
-    changes = {"chown": word(inst.chown), "chmod": word(inst.chmod),
-               "exclude": tuple(state.expand(e, inst.line) for e in inst.exclude)}
-    if isinstance(inst, Add):
-        changes["checksum"] = word(inst.checksum)
-    return replace(inst, **changes)
+    return Prepared(plan, execute, sources_digest=sources.digest, manifest=sources.manifest)
 
 
 def _sources(ex: StepContext, state: StageState, inst: Copy | Add) -> Sources:
     heredoc_words = {f"<<{d.name}" for d in inst.heredocs}
     named = [state.expand(s, inst.line) for s in inst.sources if s not in heredoc_words]
-    items: list[Item] = []
-    archives: list[str] = []
     from_ = getattr(inst, "from_", None)
     if from_ and not inst.heredocs:
-        ref = state.expand(from_, inst.line)
-        view = ex.view(ex.state_for(ref, inst.line))
-        found, count, any_dir = stage_items(view, named, inst.chmod, ref,
-                                            excludes=inst.exclude,
-                                            parents=getattr(inst, "parents", False))
-        return Sources(tuple(found), items_digest(found, None), (), count, any_dir)
-    for doc in inst.heredocs:
-        body = state.expand_heredoc(doc.content, inst.line) if doc.expand else doc.content
-        mode = apply_chmod(0o644, inst.chmod, False)
-        items.append(Item(doc.name, "file", mode, data=body.encode()))
+        return _stage_sources(ex, state.expand(from_, inst.line), inst, named)
+    items = [_heredoc_item(state, inst, doc) for doc in inst.heredocs]
     plain = named
     if isinstance(inst, Add):
         urls = [s for s in plain if addsource.is_url(s)]
@@ -102,13 +60,34 @@ def _sources(ex: StepContext, state: StageState, inst: Copy | Add) -> Sources:
         if inst.checksum and (plain or inst.heredocs):  # as BuildKit: URLs only
             raise BuildError("checksum can't be specified for non-HTTP(S) sources")
         items.extend(addsource.fetch(u, inst.checksum, inst.chmod) for u in urls)
+    return _context_sources(ex, inst, plain, items)
+
+
+def _stage_sources(ex: StepContext, ref: str, inst: Copy | Add, named: list[str]) -> Sources:
+    """``--from``: the files come from another stage or an image, the digest from them."""
+    view = ex.view(ex.state_for(ref, inst.line))
+    found, count, any_dir = stage_items(view, named, inst.chmod, ref, excludes=inst.exclude,
+                                        parents=getattr(inst, "parents", False))
+    return Sources(tuple(found), items_digest(found, None), (), count, any_dir)
+
+
+def _heredoc_item(state: StageState, inst: Copy | Add, doc) -> Item:
+    body = state.expand_heredoc(doc.content, inst.line) if doc.expand else doc.content
+    return Item(doc.name, "file", apply_chmod(0o644, inst.chmod, False), data=body.encode())
+
+
+def _context_sources(ex: StepContext, inst: Copy | Add, plain: list[str],
+                     items: list[Item]) -> Sources:
+    """The context files named in ``plain`` joined to ``items`` (heredocs, URLs); the digest
+    covers the items' data, the context manifest and any archive ADD extracts."""
+    archives: list[str] = []
     entries = ex.files.resolve_sources(
         plain, excludes=inst.exclude, parents=getattr(inst, "parents", False),
         instruction=inst.keyword) if plain else []
     if isinstance(inst, Add) and inst.unpack is not False:
         entries, archives = addsource.split_archives(ex.files.root, entries)
     manifest = ex.files.manifest(entries) if entries else ()
-    items.extend(context_items(entries, ex.files.root, inst.chmod))
+    items = [*items, *context_items(entries, ex.files.root, inst.chmod)]
     roots = {e.relpath for e in entries if e.kind == "dir" and e.dest == ""}
     top = [e for e in entries if (e.kind == "dir" and e.dest == "") or not any(
         r == "" or e.relpath.startswith(r + "/") for r in roots)]
@@ -119,7 +98,8 @@ def _sources(ex: StepContext, state: StageState, inst: Copy | Add) -> Sources:
     return Sources(tuple(items), digest, manifest, count, bool(roots), tuple(archives))
 
 
-def _execute(ex: StepContext, state: StageState, inst: Copy | Add, dest: str, sources: Sources):
+def _execute(ex: StepContext, state: StageState, inst: Copy | Add, dest: str,
+             sources: Sources) -> LayerRef:
     view = ex.view(state)
     uid, gid = resolve_chown(view, inst.chown) if inst.chown else (0, 0)
     tree = ex.tempdir("copy-")
@@ -133,8 +113,8 @@ def _execute(ex: StepContext, state: StageState, inst: Copy | Add, dest: str, so
         raise
 
 
-def _stage(staging: Staging, view, inst, dest: str, sources: Sources, uid: int,
-           gid: int) -> None:
+def _stage(staging: Staging, view: RootfsView, inst: Copy | Add, dest: str, sources: Sources,
+           uid: int, gid: int) -> None:
     items = sources.items
     top_files = [i for i in items if i.kind != "dir" and "/" not in i.rel]
     as_dir = (dest.endswith("/") or sources.any_dir or sources.count > 1
@@ -142,7 +122,7 @@ def _stage(staging: Staging, view, inst, dest: str, sources: Sources, uid: int,
     if not as_dir and len(items) == 1 and items[0].kind != "dir":
         parent = view.resolve(posixpath.dirname(dest) or "/")
         target_dir = staging.ensure_dir(parent, uid=uid, gid=gid)
-        staging.put(target_dir, replace_rel(items[0], posixpath.basename(dest)), uid, gid)
+        staging.put(target_dir, replace(items[0], rel=posixpath.basename(dest)), uid, gid)
         return
     if not as_dir and len(top_files) > 1:
         raise BuildError(f"When using {inst.keyword} with more than one source file, the "
@@ -156,13 +136,3 @@ def _stage(staging: Staging, view, inst, dest: str, sources: Sources, uid: int,
         staging.put(target_dir, item, uid, gid)
     for archive in sources.archives:
         addsource.extract(archive, target_dir, (uid, gid) if inst.chown else None)
-
-
-def replace_rel(item: Item, rel: str) -> Item:
-    from dataclasses import replace
-
-    return replace(item, rel=rel)
-
-
-def exists(path: str) -> bool:
-    return os.path.lexists(path)

@@ -14,19 +14,18 @@ from dataclasses import replace
 
 from pybuild import progress as ev
 from pybuild.build.options import BuildOptions
-from pybuild.build.state import StageState, apply_config
 from pybuild.build.workspace import Workspace
 from pybuild.cache.index import CacheIndex, CacheRecord
-from pybuild.cache.keys import KeyInputs
 from pybuild.errors import BuildError, DockerfileError, ImageNotFound, PybuildError
 from pybuild.image.config import ContainerConfig, ImageConfig, rfc3339
-from pybuild.instructions import Add, Arg, Copy, From, Instruction, Run, Workdir
+from pybuild.instructions import Arg, From, Instruction
 from pybuild.plan.stages import BuildStages, Stage
+from pybuild.plan.state import StageState, apply_arg, apply_config
+from pybuild.plan.steps import LAYER_STEPS
 from pybuild.store import Store
 from pybuild.store.records import LayerRef
 
 Emit = Callable[[object], None]
-LAYER_STEPS = (Run, Copy, Add, Workdir)
 
 
 class Executor:
@@ -117,30 +116,13 @@ class Executor:
 
     def config_step(self, state: StageState, stage: Stage, inst: Instruction) -> StageState:
         if isinstance(inst, Arg):
-            return self.arg_step(state, inst)
+            return apply_arg(state, inst, self.options.build_args, self.stages.global_args)
         if isinstance(inst, From):
             return state
         new = apply_config(state, inst)
         if new is None:
             raise BuildError(f"{self.file}:{inst.line}: {inst.keyword} is not supported here")
         return new
-
-    def arg_step(self, state: StageState, inst: Arg) -> StageState:
-        """ARG: its value in scope, and BuildKit's ``ARG NAME=value`` history entry."""
-        args = dict(state.args)
-        shown = []
-        for arg in inst.args:
-            if arg.name in self.options.build_args and \
-                    self.options.build_args[arg.name] is not None:
-                args[arg.name] = self.options.build_args[arg.name]  # type: ignore[assignment]
-            elif arg.default is not None:
-                args[arg.name] = state.expand(arg.default, inst.line)
-            elif self.stages.global_args.get(arg.name) is not None:
-                args[arg.name] = self.stages.global_args[arg.name]  # type: ignore[assignment]
-            shown.append(f"{arg.name}={args[arg.name]}" if arg.name in args else arg.name)
-        state = replace(state, args=args, declared=(*state.declared, *(
-            a.name for a in inst.args)))
-        return state.with_config(state.config, "ARG " + " ".join(shown))
 
     # -- steps that add a layer
 
@@ -157,9 +139,7 @@ class Executor:
         started = time.monotonic()
         try:
             prepared = steps.prepare(self.workspace, state, inst)
-            inputs = KeyInputs.make(state.key, prepared.text, prepared.args,
-                                    prepared.sources_digest, prepared.extra,
-                                    prepared.manifest)
+            inputs = prepared.key_inputs(state.key)
             key = inputs.key()
             slot = f"{self.context.root}|{self.file}|{stage.index}/{i}"
             hit = self.lookup(key, stage)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pybuild.build.options import BuildOptions, BuildResult
-from pybuild.build.state import StageState
 from pybuild.image.config import ImageConfig
+from pybuild.plan.state import StageState
 
 
 def commit(store, executor, state: StageState, options: BuildOptions) -> BuildResult:

@@ -1,8 +1,9 @@
 """RUN ``--mount``s: cache, bind (context, stage, image), tmpfs and secret, as runner mounts.
 
-The model is BuildKit's convert_runmount.go: values take ARG/ENV expansion; the context is seen
-through .dockerignore; rw binds write to a scratch copy; secrets are private in-memory copies
-that never reach a layer, the cache key or history.
+The model is BuildKit's convert_runmount.go: values take ARG/ENV expansion (in the plan,
+:func:`pybuild.plan.steps.expand_mounts`); the context is seen through .dockerignore; rw binds
+write to a scratch copy; secrets are private in-memory copies that never reach a layer, the
+cache key or history.
 """
 
 from __future__ import annotations
@@ -15,26 +16,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from pybuild.build.state import StageState
 from pybuild.build.stepcontext import StepContext
 from pybuild.build.users import Ids
 from pybuild.errors import BuildError
 from pybuild.instructions import Mount as RunMount
 from pybuild.instructions import Run
-
-
-def expand_mounts(state: StageState, inst: Run) -> Run:
-    """``--mount`` values take ARG/ENV values, as BuildKit expands them at build time."""
-    from dataclasses import fields, replace
-
-    def one(m: RunMount) -> RunMount:
-        words = {f.name: getattr(m, f.name) for f in fields(m)
-                 if f.name != "type" and isinstance(getattr(m, f.name), str)}
-        return replace(m, **{k: state.expand(v, inst.line) for k, v in words.items()})
-
-    if not inst.mounts:
-        return inst
-    return replace(inst, mounts=tuple(one(m) for m in inst.mounts))
+from pybuild.plan.state import StageState
 
 
 def mount_target(m: RunMount, workdir: str) -> str:

@@ -1,4 +1,4 @@
-"""RUN: the argv, the mounts and the sandbox spec of one step, and running it.
+"""RUN: the inputs of its bind mounts, the sandbox spec of one step, and running it.
 
 The overlay's lower dirs are the parent's unpacked layers; its upper dir becomes the new
 layer. /etc/hosts, /etc/resolv.conf and /etc/hostname are bind-mounted from a temp dir, so
@@ -8,21 +8,23 @@ they never reach the layer.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pybuild.build.prepared import Prepared
+from pybuild.build.rootfs import RootfsView
 from pybuild.build.runmounts import mounts, secret_source
-from pybuild.build.state import StageState
-from pybuild.build.stepcontext import StepContext
-from pybuild.build.users import Ids
+from pybuild.build.stepcontext import Output, StepContext
+from pybuild.build.users import Ids, resolve_user
 from pybuild.errors import BuildError
 from pybuild.instructions import Run
+from pybuild.plan.state import StageState
+from pybuild.plan.steps import RunPlan
+from pybuild.store.records import LayerRef
 
 if TYPE_CHECKING:  # the runner is imported only when a step really runs
     from pybuild.runner.spec import Mount, RunSpec
@@ -30,44 +32,22 @@ if TYPE_CHECKING:  # the runner is imported only when a step really runs
 HOSTNAME = "buildkitsandbox"
 
 
-def argv_of(state: StageState, inst: Run) -> tuple[str, ...]:
-    """The process a RUN starts: exec form as written, shell form through SHELL; a lone
-    heredoc (``RUN <<EOF``) runs its body, other heredocs go to the shell with the line."""
-    if not inst.shell_form:
-        return tuple(inst.command)
-    text = " ".join(inst.command)
-    if inst.heredocs:
-        if len(inst.heredocs) == 1 and text.strip() == f"<<{_word(inst)}":
-            body = _body(inst.heredocs[0])
-            return (*state.shell, body)
-        parts = [text]
-        for doc in inst.heredocs:
-            parts.append(_body(doc) + doc.name)
-        text = "\n".join(parts)
-    return (*state.shell, text)
+def prepare(ex: StepContext, state: StageState, plan: RunPlan) -> Prepared:
+    """The plan plus what it reads: the key of each stage or image bind-mounted with
+    ``from=`` and the digest of the context files bind-mounted without it."""
+    inst = plan.inst
+    extra = {f"mount-from:{m.from_}": ex.state_for(m.from_, inst.line).key
+             for m in inst.mounts if m.from_ and m.type == "bind"}
+    digest = None
+    binds = [m for m in inst.mounts if m.type == "bind" and not m.from_]
+    if binds:
+        digest = ex.files.content_digest(ex.files.resolve_sources(
+            [m.source or "." for m in binds], instruction="RUN --mount"))
 
+    def run(on_output: Output) -> LayerRef | None:
+        return execute(ex, state, inst, plan.argv, plan.network, on_output)
 
-def _word(inst: Run) -> str:
-    text = " ".join(inst.command).strip()
-    return text[2:] if text.startswith("<<") else ""
-
-
-def _body(doc) -> str:
-    if doc.chomp:
-        return "".join(line.lstrip("\t") for line in doc.content.splitlines(keepends=True))
-    return doc.content
-
-
-def history_text(argv: tuple[str, ...], inst: Run, state: StageState | None = None) -> str:
-    """BuildKit's ``RUN |N A=1 B=2 cmd``: the ARGs declared in the stage (an ENV of the same
-    name shows its value), never undeclared ones such as the predefined proxy args."""
-    shown = " ".join(argv)  # BuildKit joins exec form too, no JSON
-    prefix = ""
-    if state is not None and state.declared:
-        env = state.config.env_dict()
-        pairs = [f"{k}={env[k] if k in env else state.args.get(k, '')}" for k in state.declared]
-        prefix = f"|{len(pairs)} {' '.join(pairs)} "
-    return f"RUN {prefix}{shown} # buildkit"
+    return Prepared(plan, run, sources_digest=digest, extra=extra)
 
 
 def run_env(ex: StepContext, state: StageState, inst: Run) -> tuple[str, ...]:
@@ -86,12 +66,6 @@ def run_env(ex: StepContext, state: StageState, inst: Run) -> tuple[str, ...]:
                 with open(src, encoding="utf-8", errors="surrogateescape") as f:
                     env[m.env] = f.read()
     return tuple(f"{k}={v}" for k, v in env.items())
-
-
-def key_text(argv: tuple[str, ...], inst: Run, network: str) -> str:
-    mounts = [dataclasses.asdict(m) for m in inst.mounts]
-    return json.dumps({"run": list(argv), "mounts": mounts, "network": network,
-                       "security": inst.security}, sort_keys=True, default=str)
 
 
 @dataclass(frozen=True)
@@ -136,7 +110,7 @@ def sandbox_spec(inputs: RunInputs, lowerdirs: list[Path], upper: Path, work: Pa
         shutil.rmtree(etc, ignore_errors=True)
 
 
-def run_sandbox(spec: RunSpec, on_output: Callable[[str, bytes], None]) -> int:
+def run_sandbox(spec: RunSpec, on_output: Output) -> int:
     from pybuild.runner.sandbox import run
 
     return run(spec, stdout=lambda b: on_output("stdout", b),
@@ -149,13 +123,9 @@ def _tail(lines: list[bytes], n: int = 10) -> tuple[str, ...]:
 
 
 def execute(ex: StepContext, state: StageState, inst: Run, argv: tuple[str, ...], network: str,
-            on_output: Callable[[str, bytes], None]):
+            on_output: Output) -> LayerRef:
     """Run the step in the sandbox; the upper dir becomes the new layer."""
-    from pybuild.build.users import resolve_user
-
     lowerdirs = ex.lowerdirs(state)
-    from pybuild.build.rootfs import RootfsView
-
     view = RootfsView(lowerdirs)
     ids = resolve_user(view, state.config.user or "root")
     inputs = RunInputs(argv, run_env(ex, state, inst), ids, state.workdir, network)

@@ -8,14 +8,16 @@ stages, and the store-facing operations that make a layer. The executor's
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
 from pybuild.build.rootfs import RootfsView
-from pybuild.build.state import StageState
 from pybuild.context.walk import BuildContext
+from pybuild.plan.state import StageState
 from pybuild.store.records import LayerRef
+
+Output = Callable[[str, bytes], None]  # (stream name, bytes) of a running step
 
 
 class StepContext(Protocol):

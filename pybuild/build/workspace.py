@@ -10,8 +10,8 @@ from pathlib import Path
 
 from pybuild.build.options import BuildOptions
 from pybuild.build.rootfs import RootfsView
-from pybuild.build.state import StageState
 from pybuild.context.walk import BuildContext
+from pybuild.plan.state import StageState
 from pybuild.store import Store
 from pybuild.store.layercache import chain_ids
 from pybuild.store.records import LayerRef

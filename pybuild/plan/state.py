@@ -1,5 +1,5 @@
 """The state a stage carries from instruction to instruction, and the instructions that only
-change the image config (ENV, LABEL, CMD, ...). Pure functions: no filesystem, no store."""
+change the image config (ARG, ENV, LABEL, CMD, ...). Pure functions: no filesystem, no store."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pybuild.errors import ExpansionError, InstructionError
 from pybuild.image.config import ContainerConfig, HealthConfig, HistoryEntry, ImageConfig
 from pybuild.instructions import (
+    Arg,
     Cmd,
     Entrypoint,
     Env,
@@ -24,11 +25,11 @@ from pybuild.instructions import (
     User,
     Volume,
 )
+from pybuild.plan.args import DEFAULT_PATH
 from pybuild.shell.words import expand as shell_expand
 from pybuild.store.records import LayerRef
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,25 @@ def apply_config(state: StageState, inst: Instruction) -> StageState | None:
     handler = _HANDLERS.get(type(inst))
     return handler(state, inst) if handler else None
 
+
+
+def apply_arg(state: StageState, inst: Arg, build_args: Mapping[str, str | None],
+              global_args: Mapping[str, str | None]) -> StageState:
+    """ARG: its value in scope (``--build-arg``, else its default, else the global ARG's),
+    and BuildKit's ``ARG NAME=value`` history entry."""
+    args = dict(state.args)
+    shown = []
+    for arg in inst.args:
+        given, global_value = build_args.get(arg.name), global_args.get(arg.name)
+        if given is not None:
+            args[arg.name] = given
+        elif arg.default is not None:
+            args[arg.name] = state.expand(arg.default, inst.line)
+        elif global_value is not None:
+            args[arg.name] = global_value
+        shown.append(f"{arg.name}={args[arg.name]}" if arg.name in args else arg.name)
+    state = replace(state, args=args, declared=(*state.declared, *(a.name for a in inst.args)))
+    return state.with_config(state.config, "ARG " + " ".join(shown))
 
 def _env(state: StageState, inst: Env) -> StageState:
     pairs = _pairs(state, inst)
