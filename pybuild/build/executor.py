@@ -1,9 +1,11 @@
 """The build loop: stages in order, each instruction either a config change, a cache hit, or a
 step that runs (RUN in the sandbox, COPY/ADD/WORKDIR through a staged tree) and adds a layer.
 
-Cache keys chain: a step's key covers its parent's key, the expanded instruction, the build
-args it uses and, for COPY/ADD, the digest of what it copies. Config-only instructions are
-cheap and are simply applied again on every build.
+Cache keys chain: a step's key covers its parent's key and its plan's inputs (the expanded
+instruction, the build args and state it uses, :mod:`pybuild.plan.steps`) plus, for COPY/ADD
+and bind mounts, the digest of the files it reads. Config-only instructions are cheap and are
+simply applied again on every build. Steps see the build through a
+:class:`~pybuild.build.stepcontext.StepContext`, never through the executor.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from pybuild import progress as ev
+from pybuild.build import steps
 from pybuild.build.options import BuildOptions
 from pybuild.build.workspace import Workspace
 from pybuild.cache.index import CacheIndex, CacheRecord
+from pybuild.context.walk import BuildContext
 from pybuild.errors import BuildError, DockerfileError, ImageNotFound, PybuildError
 from pybuild.image.config import ContainerConfig, ImageConfig, rfc3339
 from pybuild.instructions import Arg, From, Instruction
@@ -30,7 +34,7 @@ Emit = Callable[[object], None]
 
 class Executor:
     def __init__(self, store: Store, options: BuildOptions, stages: BuildStages,
-                 context, emit: Emit, file: str):
+                 context: BuildContext, emit: Emit, file: str):
         self.store = store
         self.options = options
         self.stages = stages
@@ -56,7 +60,7 @@ class Executor:
         layer_steps = [i for i in stage.instructions if isinstance(i, LAYER_STEPS)]
         total = len(layer_steps) + 1
         label = stage.name or "" if len(self.stages.needed) > 1 else ""
-        step = self._start(label, 1, total, f"FROM {stage.base}", stage.from_)
+        step = self._start(label, 1, total, f"FROM {stage.base}")
         state = self.base_state(stage).with_default_path()
         self.emit(ev.StepDone(step, 0.0))
         state = self.onbuild_triggers(state, stage)
@@ -82,18 +86,19 @@ class Executor:
         if stage.base.lower() == "scratch":
             image = ImageConfig(config=ContainerConfig())
             return StageState(image, (), "scratch", created=self.created, escape=self.escape)
-        record = self.find_image(stage.base, stage.from_.line)
-        image = ImageConfig.from_bytes(self.store.blobs.read_bytes(record.config_digest))
-        return StageState(image, record.layers, f"image:{record.id}",
-                          created=self.created, escape=self.escape)
+        return replace(self.image_state(stage.base, stage.from_.line), created=self.created,
+                       escape=self.escape)
 
-    def find_image(self, name: str, line: int):
+    def image_state(self, name: str, line: int) -> StageState:
+        """The state of local image ``name``, its own id standing in for a parent key."""
         from pybuild.store.images import resolve
 
         try:
-            return resolve(self.store, name)
+            record = resolve(self.store, name)
         except ImageNotFound:
             raise BuildError(f"{self.file}:{line}: image {name} not found locally") from None
+        image = ImageConfig.from_bytes(self.store.blobs.read_bytes(record.config_digest))
+        return StageState(image, record.layers, f"image:{record.id}")
 
     def onbuild_triggers(self, state: StageState, stage: Stage) -> StageState:
         triggers = state.config.on_build
@@ -126,16 +131,14 @@ class Executor:
 
     # -- steps that add a layer
 
-    def _start(self, stage: str, index: int, total: int, text: str, inst: Instruction) -> int:
+    def _start(self, stage: str, index: int, total: int, text: str) -> int:
         self.step_no += 1
         self.emit(ev.StepStarted(self.step_no, stage, index, total, text))
         return self.step_no
 
     def layer_step(self, state: StageState, stage: Stage, i: int, inst: Instruction,
                    label: str, position: int, total: int) -> StageState:
-        from pybuild.build import steps
-
-        step = self._start(label, position, total, _display(inst), inst)
+        step = self._start(label, position, total, _display(inst))
         started = time.monotonic()
         try:
             prepared = steps.prepare(self.workspace, state, inst)
@@ -181,9 +184,7 @@ class Executor:
                 raise BuildError(f"{self.file}:{line}: stage {ref} is not built before it "
                                  "is used")
             return self.results[stage.index]
-        record = self.find_image(ref, line)
-        image = ImageConfig.from_bytes(self.store.blobs.read_bytes(record.config_digest))
-        return StageState(image, record.layers, f"image:{record.id}")
+        return self.image_state(ref, line)
 
     def cleanup(self) -> None:
         self.workspace.cleanup()

@@ -1,7 +1,7 @@
-"""What COPY and ADD read: context entries, another stage's files, heredocs, URLs, archives.
-
-Each source becomes staging ``Item``s plus a digest for the cache key (content, mode and
-ownership, never mtime).
+"""The files COPY and ADD read from the context or from another stage or image, as staging
+``Item``s, and the digest of items for the cache key (content, mode and ownership, never
+mtime). Heredocs are made in :mod:`pybuild.build.copystep`, URLs and archives in
+:mod:`pybuild.build.addsource`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from pybuild.build.rootfs import RootfsView
 from pybuild.build.staging import Item, apply_chmod
-from pybuild.context.walk import BuildContext, SourceEntry
+from pybuild.context.walk import SourceEntry
 from pybuild.errors import BuildError
 
 
@@ -28,11 +28,6 @@ def context_items(entries: Sequence[SourceEntry], root: str, chmod: str | None) 
         items.append(Item(e.dest, e.kind, mode, host=host, link_target=e.link_target,
                           mtime=mtime))
     return items
-
-
-def context_digest(ctx: BuildContext, entries: Sequence[SourceEntry],
-                   chown: tuple[int, int] | None) -> str:
-    return ctx.content_digest(entries, chown=chown or (0, 0))
 
 
 def _kind(st: os.stat_result) -> str:

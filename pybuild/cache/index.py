@@ -32,9 +32,10 @@ _STALE_TMP_SECONDS = 3600
 class CacheRecord:
     """What one cached step produced.
 
-    ``layer`` is the diff id of the layer the step added, or None for a step that only
-    changes the config; ``config`` is that change as JSON-able data; ``meta`` is free for the
-    executor (blob digest, sizes, history text).
+    ``layer`` is the diff id of the layer the step added, or None for a step that added none
+    (a WORKDIR that already existed); ``meta`` is free for the caller (the build keeps the
+    layer's size there); ``config`` is a config change as JSON-able data, which the build
+    leaves empty: it applies a step's config change from its plan, hit or miss.
     """
 
     key: str

@@ -2,7 +2,8 @@
 
 A step's key is the sha256 of canonical JSON over its parent's key, the expanded instruction
 text, the build args it uses, the digest of its COPY/ADD sources (content, mode, ownership,
-never mtime) and any extra inputs the executor names (platform, network mode, ...).
+never mtime) and any extra inputs the step names (for RUN: its environment, user and workdir,
+and the key of each stage it mounts).
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Planning: stages, scope and dependencies, resolved without running anything."""
+"""Planning: stages, scope, dependencies and the pure step list, all without running anything."""

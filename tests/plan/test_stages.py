@@ -1,4 +1,4 @@
-"""Stage and scope resolution (hand-built nodes, so it does not wait for the parser)."""
+"""Stage and scope resolution, from hand-built syntax nodes."""
 
 import pytest
 from hypothesis import given, settings
