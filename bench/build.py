@@ -1,10 +1,15 @@
 """Build benchmark: the shared sample built by pybuild, buildah and (when it can start) docker
 with BuildKit, in one run, alternating; prints medians and ratios for four cases.
 
-    python3 bench/build.py [--rounds 5] [--work /var/tmp/pybuild-bench-build]
+    python3 bench/build.py [--rounds 5] [--work /var/tmp/pybuild-bench-build] [--baseline DIR]
 
 Cases: cold (--no-cache), no-change rebuild, rebuild after `touch` of one small file, rebuild
-after editing one small file. Needs busybox-static and buildah; docker with BuildKit is used
+after editing one small file. With ``--baseline DIR`` (a checkout of an earlier pybuild, e.g.
+``git worktree add /tmp/basewt main``), that tree runs too as ``pybuild-before``, so a change
+is measured against what it replaces in the same run. Both trees run from compiled bytecode:
+the script compiles them first and runs pybuild with PYTHONDONTWRITEBYTECODE unset.
+
+Needs busybox-static and buildah; docker with BuildKit is used
 when Debian's docker.io (/usr/bin/dockerd, /usr/bin/docker) is installed (see
 ../shared/bench/README.md), and skipped with a note otherwise.
 """
@@ -51,19 +56,34 @@ class Tool:
     def teardown(self) -> None: ...
 
 
+# what the console script runs, with the tree chosen by PYTHONPATH
+_ENTRY = "import sys; sys.argv[0] = 'pybuild'; from pybuild.entry import main; main()"
+
+
+def compile_tree(tree: Path) -> None:
+    """Bytecode for every module, as a user's install has it."""
+    sh([sys.executable, "-m", "compileall", "-q", str(tree / "pybuild")])
+
+
 class Pybuild(Tool):
-    name = "pybuild"
+    def __init__(self, name: str, tree: Path):
+        self.name, self.tree = name, tree
 
     def setup(self, work: Path, base_tar: Path) -> None:
-        self.root = work / "pybuild-root"
+        self.root = work / f"{self.name}-root"
         shutil.rmtree(self.root, ignore_errors=True)
-        self.exe = shutil.which("pybuild") or sys.exit("pybuild is not installed")
-        sh([self.exe, "--root", str(self.root), "import", str(base_tar), BASE])
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        self.env = {**env, "PYTHONPATH": str(self.tree)}
+        self.cli(["import", str(base_tar), BASE])
+
+    def cli(self, args: list[str]) -> None:
+        subprocess.run([sys.executable, "-c", _ENTRY, "--root", str(self.root), *args],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       env=self.env)
 
     def build(self, ctx: Path, nocache: bool) -> None:
-        cmd = [self.exe, "--root", str(self.root), "build", "-q", "-t", "sample",
-               "-f", str(SAMPLE / "Dockerfile")]
-        sh(cmd + (["--no-cache"] if nocache else []) + [str(ctx)])
+        args = ["build", "-q", "-t", "sample", "-f", str(SAMPLE / "Dockerfile")]
+        self.cli(args + (["--no-cache"] if nocache else []) + [str(ctx)])
 
 
 class Buildah(Tool):
@@ -146,12 +166,13 @@ def run_round(tools: list[Tool], ctx: Path, results: dict) -> None:
 
 def report(results: dict) -> None:
     names = list(results)
-    print(f"{'case':<10}" + "".join(f"{n:>12}" for n in names)
-          + "".join(f"{'pybuild/' + n:>18}" for n in names if n != "pybuild"))
+    others = [n for n in names if n != "pybuild"]
+    print(f"{'case':<10}" + "".join(f"{n:>16}" for n in names)
+          + "".join(f"{'pybuild/' + n:>24}" for n in others))
     for case in CASES:
         med = {n: statistics.median(results[n][case]) for n in names}
-        row = f"{case:<10}" + "".join(f"{med[n]:>11.3f}s" for n in names)
-        row += "".join(f"{med['pybuild'] / med[n]:>17.2f}x" for n in names if n != "pybuild")
+        row = f"{case:<10}" + "".join(f"{med[n]:>15.3f}s" for n in names)
+        row += "".join(f"{med['pybuild'] / med[n]:>23.2f}x" for n in others)
         print(row)
     print(json.dumps({n: {c: statistics.median(v) for c, v in r.items()}
                       for n, r in results.items()}))
@@ -162,12 +183,20 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--work", type=Path, default=Path("/var/tmp/pybuild-bench-build"))
     ap.add_argument("--no-docker", action="store_true")
+    ap.add_argument("--baseline", type=Path, help="an earlier pybuild checkout to run too")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     base_tar, ctx = args.work / "busybox.tar", args.work / "ctx"
     sh([str(REPO / "scripts" / "busybox-rootfs.sh"), str(base_tar)])
     sh([str(SAMPLE / "gen-context.sh"), str(ctx)])
-    tools: list[Tool] = [Pybuild(), Buildah()]
+    tools: list[Tool] = [Pybuild("pybuild", REPO)]
+    if args.baseline:
+        tools.append(Pybuild("pybuild-before", args.baseline.resolve()))
+    for tool in tools:
+        compile_tree(tool.tree)
+    print("bytecode: compiled (compileall) for " + ", ".join(str(t.tree) for t in tools)
+          + "; pybuild runs with PYTHONDONTWRITEBYTECODE unset")
+    tools.append(Buildah())
     if not args.no_docker and shutil.which("dockerd") and Path("/usr/bin/docker").exists():
         tools.append(Docker())
     else:
