@@ -15,19 +15,20 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from pybuild.archive import layout
-from pybuild.archive.tarwriter import TarWriter, copy_verified
-from pybuild.errors import ArchiveError, ReferenceError_, UsageError
+from pybuild.errors import ArchiveError, DigestMismatch, ReferenceError_, UsageError
 from pybuild.image import mediatypes as mt
 from pybuild.image.manifest import Descriptor, build_manifest
 from pybuild.image.reference import parse as parse_reference
+from pybuild.layers.tarformat import TarWriter
 from pybuild.store import Store
 
+_CHUNK = 1 << 20
 COMPRESSIONS = ("gzip", "zstd", "none")
 _ID = re.compile(r"sha256:[a-f0-9]{1,64}")  # would parse as repository "sha256" with a tag
 FORMATS = ("tar", "oci-dir")
@@ -146,7 +147,7 @@ def write_tar(store: Store, plan: SavePlan, out: BinaryIO) -> None:
             writer.add_bytes(name, plan.documents[digest])
             continue
         with store.blobs.open(digest, verify=False) as src:
-            writer.add_stream(name, src, plan.blobs[digest], digest)
+            writer.add_chunks(name, plan.blobs[digest], verified(src, plan.blobs[digest], digest))
     for name in sorted(plan.files):
         writer.add_bytes(name, plan.files[name])
     writer.close()
@@ -166,7 +167,8 @@ def write_dir(store: Store, plan: SavePlan, dest: Path) -> None:
                     dst.write(plan.documents[digest])
                     continue
                 with store.blobs.open(digest, verify=False) as src:
-                    copy_verified(src, dst, plan.blobs[digest], digest)
+                    for chunk in verified(src, plan.blobs[digest], digest):
+                        dst.write(chunk)
         for name, data in plan.files.items():
             (work / name).write_bytes(data)
         os.chmod(work, 0o755)
@@ -175,6 +177,22 @@ def write_dir(store: Store, plan: SavePlan, dest: Path) -> None:
         os.rename(work, dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def verified(src: BinaryIO, size: int, digest: str) -> Iterator[bytes]:
+    """Exactly ``size`` bytes of ``src``, checked to hash to ``digest`` before the last chunk
+    is handed on: a store blob that rotted must not leave as a well-formed archive."""
+    hasher, left = hashlib.sha256(), size
+    while left:
+        chunk = src.read(min(_CHUNK, left))
+        if not chunk:
+            raise ArchiveError(f"blob {digest} ended {left} bytes early")
+        hasher.update(chunk)
+        left -= len(chunk)
+        if not left and "sha256:" + hasher.hexdigest() != digest:
+            raise DigestMismatch(f"blob {digest} in the store is corrupt; "
+                                 "run `pybuild system check`")
+        yield chunk
 
 
 def _mtime() -> int:

@@ -62,7 +62,7 @@ def write_layer(nodes: Iterable[Node], out: BinaryIO, *, compression: str = "non
                 source_date_epoch: int | None = None) -> LayerInfo:
     media_type = media_type_for(compression)
     with Pipeline(out, compression) as pipe:
-        writer = _TarWriter(pipe, source_date_epoch)
+        writer = _LayerWriter(pipe, source_date_epoch)
         try:
             for node in nodes:
                 writer.add(node)
@@ -74,7 +74,7 @@ def write_layer(nodes: Iterable[Node], out: BinaryIO, *, compression: str = "non
     return LayerInfo(result.diff_id, result.digest, result.size, media_type)
 
 
-class _TarWriter:
+class _LayerWriter:
     def __init__(self, pipe: Pipeline, source_date_epoch: int | None):
         self._pipe = pipe
         self._epoch = source_date_epoch

@@ -17,8 +17,8 @@ from typing import BinaryIO
 
 from pybuild.errors import LayerError
 from pybuild.layers.compression import CHUNK, make_compressor
+from pybuild.layers.tarformat import BLOCK
 
-BLOCK = 512
 _DEPTH = 4
 _ZEROS = bytes(CHUNK)
 

@@ -2,12 +2,15 @@
 
 Python's tarfile costs ~15x GNU tar per small file, so the hot paths build and parse the 512-byte
 blocks directly. Writing always uses ustar fields when a value fits and a PAX record when not;
-reading also accepts GNU long names, base-256 numbers and old GNU magic.
+reading also accepts GNU long names, base-256 numbers and old GNU magic. ``TarWriter`` puts
+whole archives (``save``) together from these headers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from pybuild.errors import LayerError
 
@@ -91,10 +94,56 @@ def pax_block(name: bytes, mtime: int, payload: bytes) -> bytes:
     base = name.rstrip(b"/").rsplit(b"/", 1)[-1]
     pax_name = (b"PaxHeaders/" + base)[:100]
     head = _ustar(pax_name, 0o644, 0, 0, len(payload), mtime, PAX_LOCAL, b"", 0, 0)
-    return head + payload + bytes(-len(payload) % BLOCK)
+    return head + payload + padding(len(payload))
 
 
 END_OF_ARCHIVE = bytes(2 * BLOCK)
+RECORD = 20 * BLOCK  # tar(1)'s default record: its archives end on a whole one
+
+
+def padding(size: int) -> bytes:
+    """The zeros after ``size`` bytes of entry data, up to the next block."""
+    return bytes(-size % BLOCK)
+
+
+class TarWriter:
+    """A whole archive of root-owned entries (uid/gid 0, blank names) with one mtime, written
+    to any stream, pipes included: the same entries in the same order give the same bytes."""
+
+    def __init__(self, out: BinaryIO, mtime: int = 0):
+        self.out = out
+        self.mtime = mtime
+        self.written = 0
+
+    def _write(self, data: bytes | memoryview) -> None:
+        self.out.write(data)
+        self.written += len(data)
+
+    def _header(self, name: str, typeflag: bytes, size: int, mode: int) -> None:
+        self._write(header(name.encode("utf-8", "surrogateescape"), mode=mode, uid=0, gid=0,
+                           size=size, mtime=self.mtime, typeflag=typeflag))
+
+    def add_dir(self, name: str) -> None:
+        self._header(name.rstrip("/") + "/", DIR, 0, 0o755)
+
+    def add_bytes(self, name: str, data: bytes) -> None:
+        self.add_chunks(name, len(data), (data,))
+
+    def add_chunks(self, name: str, size: int, chunks: Iterable[bytes | memoryview]) -> None:
+        """A regular file of ``size`` bytes, its data the ``chunks`` (which must add up)."""
+        self._header(name, REG, size, 0o644)
+        start = self.written
+        for chunk in chunks:
+            self._write(chunk)
+        if self.written - start != size:
+            raise ValueError(f"tar entry {name}: {self.written - start} bytes, header said {size}")
+        self._write(padding(size))
+
+    def close(self) -> None:
+        """The end-of-archive blocks, then zeros to a whole record as tar(1) writes."""
+        self._write(END_OF_ARCHIVE)
+        self._write(bytes(-self.written % RECORD))
+        self.out.flush()
 
 
 # --- reading --------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.layers import CAP, copy_tree, workdir  # noqa: F401 - fixture
 
 from pybuild.errors import LayerError
@@ -29,6 +31,7 @@ from pybuild.layers.create import (
     write_layer_from_trees,
     write_layer_from_upper,
 )
+from pybuild.layers.tarformat import RECORD, TarWriter
 
 pytestmark = pytest.mark.root  # mknod, chown and trusted.* xattrs
 
@@ -242,3 +245,38 @@ def test_gnu_tar_archive_applies(tree: Path, workdir: Path):  # noqa: F811
     out = workdir / "applied"
     apply_layer(io.BytesIO(made), out)
     assert manifest(out) == manifest(tree)
+
+
+ARCHIVE_NAMES = st.text(st.sampled_from("ab/-é"), min_size=1, max_size=130).filter(
+    lambda n: not n.startswith("/") and "//" not in n and not n.endswith("/"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(ARCHIVE_NAMES, st.binary(max_size=1500), max_size=6),
+       st.integers(0, 2**40))
+def test_tar_writer_archives_read_back_and_repeat(files, mtime):
+    def write() -> bytes:
+        out = io.BytesIO()
+        writer = TarWriter(out, mtime)
+        writer.add_dir("top")
+        for name, data in files.items():
+            writer.add_chunks(name, len(data), (data[:7], data[7:]))
+        writer.close()
+        assert writer.written == len(out.getvalue())
+        return out.getvalue()
+
+    raw = write()
+    assert raw == write() and len(raw) % RECORD == 0
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        members = tar.getmembers()
+        assert [m.name for m in members] == ["top", *files]
+        assert all(m.uid == m.gid == 0 and not m.uname and m.mtime == mtime for m in members)
+        assert members[0].isdir() and members[0].mode == 0o755
+        for member in members[1:]:
+            assert member.mode == 0o644
+            assert tar.extractfile(member).read() == files[member.name]
+
+
+def test_tar_writer_refuses_data_that_does_not_match_its_header():
+    with pytest.raises(ValueError, match="header said 4"):
+        TarWriter(io.BytesIO()).add_chunks("short", 4, (b"abc",))
