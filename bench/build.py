@@ -77,7 +77,7 @@ class Pybuild(Tool):
         self.cli(["import", str(base_tar), BASE])
 
     def cli(self, args: list[str]) -> None:
-        subprocess.run([sys.executable, "-c", _ENTRY, "--root", str(self.root), *args],
+        subprocess.run([sys.executable, "-P", "-c", _ENTRY, "--root", str(self.root), *args],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                        env=self.env)
 

@@ -10,42 +10,43 @@ import re
 from collections.abc import Callable
 
 from pybuild.dockerfile.dump import go_quote
-from pybuild.dockerfile.grammar import FAST, USPACE, Engine
+from pybuild.dockerfile.grammar import json_array, split_words
 from pybuild.errors import ParseError
+from pybuild.spaces import GO_SPACES
 
 Args = tuple[tuple[str, ...], bool]  # (argument nodes, came from the JSON form)
-_WS = re.compile(r"[ \t\v\f\r]+")  # BuildKit's word separator: ASCII only, unlike USPACE
+_WS = re.compile(r"[ \t\v\f\r]+")  # BuildKit's word separator: ASCII only, unlike GO_SPACES
 _NONE: Args = ((), False)
-_ArgParser = Callable[[str, str, Engine], Args]
+_ArgParser = Callable[[str, str], Args]
 
 
-def _split(rest: str, escape: str, engine: Engine) -> Args:
+def _split(rest: str, escape: str) -> Args:
     return (tuple(_WS.split(rest)), False) if rest else _NONE
 
 
-def _maybe_json_list(rest: str, escape: str, engine: Engine) -> Args:
-    values = engine.json(rest) if rest[:1] == "[" else None
-    return (tuple(values), True) if values is not None else _split(rest, escape, engine)
+def _maybe_json_list(rest: str, escape: str) -> Args:
+    values = json_array(rest) if rest[:1] == "[" else None
+    return (tuple(values), True) if values is not None else _split(rest, escape)
 
 
-def _maybe_json(rest: str, escape: str, engine: Engine) -> Args:
+def _maybe_json(rest: str, escape: str) -> Args:
     if not rest:
         return _NONE
-    values = engine.json(rest) if rest[0] == "[" else None
+    values = json_array(rest) if rest[0] == "[" else None
     return (tuple(values), True) if values is not None else ((rest,), False)
 
 
-def _verbatim(rest: str, escape: str, engine: Engine) -> Args:
+def _verbatim(rest: str, escape: str) -> Args:
     return ((rest,), False) if rest else _NONE
 
 
-def _words(rest: str, escape: str, engine: Engine) -> Args:
-    return tuple(engine.words(rest, escape)), False
+def _words(rest: str, escape: str) -> Args:
+    return tuple(split_words(rest, escape)), False
 
 
 def _name_values(key: str) -> _ArgParser:
-    def parse(rest: str, escape: str, engine: Engine) -> Args:
-        words = engine.words(rest, escape)
+    def parse(rest: str, escape: str) -> Args:
+        words = split_words(rest, escape)
         if not words:
             return _NONE
         if "=" not in words[0]:  # legacy form: KEY name value...
@@ -64,17 +65,17 @@ def _name_values(key: str) -> _ArgParser:
     return parse
 
 
-def _healthcheck(rest: str, escape: str, engine: Engine) -> Args:
+def _healthcheck(rest: str, escape: str) -> Args:
     end = 0
-    while end < len(rest) and rest[end] not in USPACE:
+    while end < len(rest) and rest[end] not in GO_SPACES:
         end += 1
     if end == 0:
         return _NONE
-    args, is_json = _maybe_json(rest[end:].lstrip(USPACE), escape, engine)
+    args, is_json = _maybe_json(rest[end:].lstrip(GO_SPACES), escape)
     return (rest[:end], *args), is_json
 
 
-def ignored(rest: str, escape: str, engine: Engine) -> Args:
+def ignored(rest: str, escape: str) -> Args:
     return ("",), False
 
 
@@ -99,6 +100,6 @@ ARG_FORMS: dict[str, _ArgParser] = {
 }
 
 
-def arguments(keyword: str, rest: str, escape: str = "\\", engine: Engine = FAST) -> Args:
+def arguments(keyword: str, rest: str, escape: str = "\\") -> Args:
     """Argument nodes for lower-cased ``keyword`` (not ONBUILD, whose argument is a node)."""
-    return ARG_FORMS.get(keyword, ignored)(rest, escape, engine)
+    return ARG_FORMS.get(keyword, ignored)(rest, escape)

@@ -6,8 +6,8 @@ import json
 import re
 from dataclasses import dataclass
 
-from pybuild.dockerfile.grammar import USPACE
 from pybuild.errors import ParseError
+from pybuild.spaces import GO_SPACES
 
 KNOWN = frozenset({"syntax", "escape", "check"})
 # Go's \s is ASCII: [\t\n\f\r ] (no \v).
@@ -37,7 +37,7 @@ class DirectiveScanner:
         if not line.startswith(self.prefix):
             self.done = True
             return None
-        m = _DIRECTIVE.match(line[len(self.prefix):].lstrip(USPACE))
+        m = _DIRECTIVE.match(line[len(self.prefix):].lstrip(GO_SPACES))
         key = m.group(1).lower() if m else ""
         if key not in KNOWN:
             self.done = True

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import unicodedata
 
-from pybuild.dockerfile.grammar import USPACE
 from pybuild.dockerfile.syntax import Document, Node
+from pybuild.spaces import GO_SPACES
 
 _ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
             "\v": "\\v", '"': '\\"', "\\": "\\\\"}
@@ -40,7 +40,7 @@ def dump_node(node: Node) -> str:
         out += " (" + dump_node(node.child) + ")"
     for arg in node.args:
         out += " " + go_quote(arg)
-    return out.strip(USPACE)
+    return out.strip(GO_SPACES)
 
 
 def dump(doc: Document) -> str:

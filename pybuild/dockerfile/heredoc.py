@@ -11,18 +11,15 @@ from __future__ import annotations
 import re
 
 from pybuild.dockerfile.dump import go_quote
-from pybuild.dockerfile.grammar import USPACE
-from pybuild.dockerfile.nodes import make_heredoc
 from pybuild.dockerfile.syntax import Heredoc
 from pybuild.errors import ParseError
+from pybuild.spaces import GO_SPACES
 
 _OPENER = re.compile(r"(\d*)<<(-?)[\t\n\f\r ]*([^<]*)\Z")
 # Text without these characters lexes to its space-separated pieces, so it needs no lexer.
 _LEXED = re.compile(r"[\\'\"$]")
-_SPACES = re.compile(f"([{USPACE}]+)")
+_SPACES = re.compile(f"([{GO_SPACES}]+)")
 _LEADING_TABS = re.compile(r"^\t+", re.M)
-# The usual opener (<<EOF, <<-EOF, 3<<EOF) as a whole word: nothing quoted, no spaces.
-_SIMPLE_OPENER = re.compile(f"(?<![^{USPACE}])(\\d*)<<(-?)(\\w+)(?![^{USPACE}])", re.ASCII)
 _SPECIAL_PARAMS = "@*#?-$!"
 _MAX_FD = 2**64
 
@@ -41,10 +38,10 @@ class _Words:
         self.heredoc_spaces = heredoc_spaces
 
     def char(self, ch: str) -> None:
-        if ch not in USPACE:
+        if ch not in GO_SPACES:
             self.raw(ch)
         elif self.in_word and self.word:
-            if self.heredoc_spaces and self.word.rstrip(USPACE).endswith("<<"):
+            if self.heredoc_spaces and self.word.rstrip(GO_SPACES).endswith("<<"):
                 self.word += ch  # "<<  EOF" is one word
                 return
             self.words.append(self.word)
@@ -206,7 +203,7 @@ def parse_heredoc_word(word: str) -> Heredoc | None:
         return None
     digits, rest = m.group(1), m.group(3)
     if _LEXED.search(rest) is None:  # nothing quoted: the name is the one piece, as written
-        name = rest.strip(USPACE)
+        name = rest.strip(GO_SPACES)
         expand = True
         if not name or _SPACES.search(name) is not None:
             return None
@@ -215,7 +212,7 @@ def parse_heredoc_word(word: str) -> Heredoc | None:
         if lexed is None:
             return None
         name, expand = lexed
-    return make_heredoc(name, "", expand, m.group(2) == "-", _fd(digits))
+    return Heredoc(name, "", expand, m.group(2) == "-", _fd(digits))
 
 
 def _fd(digits: str) -> int:
@@ -236,43 +233,13 @@ def _lexed_name(rest: str) -> tuple[str, bool] | None:
     return words[0], _quotes(words[0]) == _quotes(raw[0])
 
 
-def _plain_words(line: str) -> list[str]:
-    """The lexer's words for a line with nothing to lex: pieces between spaces, except that a
-    piece ending in ``<<`` keeps the spaces after it and the next piece."""
-    parts = _SPACES.split(line)  # piece, spaces, piece, ..., piece
-    words: list[str] = []
-    word = parts[0]
-    for k in range(1, len(parts), 2):
-        if word.endswith("<<"):
-            word += parts[k] + parts[k + 1]
-            continue
-        if word:
-            words.append(word)
-        word = parts[k + 1]
-    if word:
-        words.append(word)
-    return words
-
-
 def heredocs_from_line(line: str) -> list[Heredoc]:
-    """The heredocs a whole instruction line opens, in order (their content still empty)."""
-    if _LEXED.search(line) is None:
-        simple = _SIMPLE_OPENER.findall(line)
-        if len(simple) == line.count("<<"):  # every << opens a plain heredoc: no lexing needed
-            return [make_heredoc(name, "", True, chomp == "-", _fd(digits))
-                    for digits, chomp, name in simple]
-    return heredocs_by_words(line)
-
-
-def heredocs_by_words(line: str) -> list[Heredoc]:
-    """``heredocs_from_line`` the general way: the line's shell words, each tried as an opener."""
-    if _LEXED.search(line) is None:
-        words = _plain_words(line)
-    else:
-        try:
-            words = _Lexer(line, raw_quotes=True, raw_escapes=True, heredoc_spaces=True).words()
-        except _LexError:
-            return []  # as BuildKit: a line the shell lexer rejects opens no heredoc
+    """The heredocs a whole instruction line opens, in order (their content still empty): the
+    line's shell words, each tried as an opener."""
+    try:
+        words = _Lexer(line, raw_quotes=True, raw_escapes=True, heredoc_spaces=True).words()
+    except _LexError:
+        return []  # as BuildKit: a line the shell lexer rejects opens no heredoc
     found = []
     for word in words:
         heredoc = parse_heredoc_word(word) if "<<" in word else None

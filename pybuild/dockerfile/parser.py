@@ -4,7 +4,8 @@ A pre-pass here turns physical lines into logical instructions: it finds the par
 directives at the top (the escape directive changes everything after it), joins continuation
 lines, drops comments, and reads heredoc bodies. Those rules depend on state and on the escape
 character, which a context-free grammar cannot carry. Each logical line then goes to the
-grammar (``grammar.lark``, via ``parser_grammar``) for its word, flags and argument forms.
+grammar (``grammar.lark``, run by ``pybuild.dockerfile.grammar``) for its word, flags and
+argument forms.
 
 Nothing is expanded here and instruction names are not checked: ``FOO bar`` parses as an
 instruction ``foo`` for the instruction layer to reject.
@@ -12,10 +13,9 @@ instruction ``foo`` for the instruction layer to reject.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
+from dataclasses import replace
 
-from pybuild.dockerfile.args import ARG_FORMS, arguments, ignored
+from pybuild.dockerfile.args import arguments
 from pybuild.dockerfile.directives import (
     DirectiveScanner,
     DirectiveValue,
@@ -24,19 +24,11 @@ from pybuild.dockerfile.directives import (
     parse_directives,
 )
 from pybuild.dockerfile.dump import dump, dump_node, go_quote
-from pybuild.dockerfile.grammar import (
-    ENGINES,
-    FAST,
-    USPACE,
-    Engine,
-    decode_flags,
-    head_matcher,
-    split_words,
-)
+from pybuild.dockerfile.grammar import split_line, split_words
 from pybuild.dockerfile.heredoc import chomp_heredoc_content, heredocs_from_line, parse_heredoc_word
-from pybuild.dockerfile.nodes import make_document, make_heredoc, make_node, replace
 from pybuild.dockerfile.syntax import Document, Heredoc, Node, Warning_
-from pybuild.errors import ContextError, ParseError, UsageError
+from pybuild.errors import ContextError, ParseError
+from pybuild.spaces import GO_SPACES
 
 __all__ = [
     "DirectiveValue", "MAX_LINE_BYTES", "chomp_heredoc_content", "detect_syntax", "dump",
@@ -47,7 +39,6 @@ __all__ = [
 MAX_LINE_BYTES = 65535  # bufio.Scanner's limit, less one
 MAX_ONBUILD_DEPTH = 64  # ONBUILD ONBUILD ... (the instruction layer forbids even two)
 _HEREDOC_KEYWORDS = frozenset({"run", "copy", "add"})
-_set = object.__setattr__
 
 
 def parse_words(text: str, escape: str = "\\") -> list[str]:
@@ -56,9 +47,6 @@ def parse_words(text: str, escape: str = "\\") -> list[str]:
 
 
 def _check_line_lengths(parts: list[str]) -> None:
-    # A character takes at most 4 bytes, so only lines of 16384+ characters need encoding.
-    if max(map(len, parts)) * 4 <= MAX_LINE_BYTES:
-        return
     for number, part in enumerate(parts, 1):
         if len(part.encode("utf-8", "surrogateescape")) > MAX_LINE_BYTES:
             raise ParseError(f"dockerfile line greater than max allowed size of {MAX_LINE_BYTES}",
@@ -68,17 +56,14 @@ def _check_line_lengths(parts: list[str]) -> None:
 class _Parser:
     """One pass over the physical lines; ``i`` is the index of the next unread line."""
 
-    def __init__(self, text: str, file: str, engine: Engine) -> None:
+    def __init__(self, text: str, file: str) -> None:
         if text.startswith("\ufeff"):
             text = text[1:]
         self.parts = text.split("\n")
         self.count = len(self.parts) - (self.parts[-1] == "")  # a final "\n" ends, not starts
-        self.crlf = "\r" in text  # heredoc bodies compare lines with \r removed
         self.i = 0
         self.file = file
-        self.engine = engine
         self.escape = "\\"
-        self.head: Callable[[str], re.Match[str] | None] | None = None
         self.directives = DirectiveScanner()
         self.nodes: list[Node] = []
         self.warnings: list[Warning_] = []
@@ -86,13 +71,12 @@ class _Parser:
     def run(self) -> Document:
         _check_line_lengths(self.parts)
         self._read_directives()
-        if self.engine is FAST:
-            self.head = head_matcher(self.escape)
-        self._read_instructions()
+        while self.i < self.count:
+            self.i = self._instruction(self.i)
         if not self.nodes:
             raise ParseError("file with no instructions", line=max(1, self.count))
         found = self.directives.found
-        return make_document(
+        return Document(
             nodes=tuple(self.nodes), directives={k: d.value for k, d in found.items()},
             escape=self.escape, warnings=tuple(self.warnings), file=self.file,
             start_line=self.nodes[0].start_line, end_line=self.nodes[-1].end_line)
@@ -100,7 +84,7 @@ class _Parser:
     def _read_directives(self) -> None:
         """Consume the directive lines at the top; the first other line ends them for good."""
         while self.i < self.count:
-            line = self.parts[self.i].rstrip("\r").lstrip(USPACE)
+            line = self.parts[self.i].rstrip("\r").lstrip(GO_SPACES)
             directive = self.directives.feed(line, self.i + 1)
             if directive is None:
                 return
@@ -111,58 +95,11 @@ class _Parser:
                 self.escape = directive.value
             self.i += 1
 
-    def _read_instructions(self) -> None:
-        # The hot loop. Most lines are a whole instruction with nothing to trim and no heredoc:
-        # those take one regex match and no method call. Any other goes to _careful
-        # (trimming, continuations, heredocs, ONBUILD, a bare --).
-        parts, count, escape, engine, head = self.parts, self.count, self.escape, self.engine, \
-            self.head
-        edge = USPACE + escape  # a last character that needs trimming or joins the next line
-        forms, other = ARG_FORMS, ignored
-        append = self.nodes.append
-        new, node_class = object.__new__, Node
-        i = self.i
-        while i < count:
-            line = parts[i]
-            i += 1
-            if not line or line[0] == "#":
-                continue
-            m = None
-            if head is not None and line[0] not in USPACE and line[-1] not in edge \
-                    and "<<" not in line:
-                m = head(line)
-            if m is None:
-                i = self._careful(i - 1)
-                continue
-            word, raw_flags, rest = m.groups()
-            keyword = word.lower()
-            flags = decode_flags(raw_flags, escape) if raw_flags else ()
-            if flags is None or keyword == "onbuild":
-                i = self._careful(i - 1)
-                continue
-            rest = rest.lstrip(USPACE) if rest else ""
-            try:
-                args, is_json = forms.get(keyword, other)(rest, escape, engine)
-            except ParseError as err:
-                raise err.located(self.file, i) from None
-            # Fields left at their defaults (no flags, heredocs or child, not JSON) are read
-            # from the class, as for any dataclass default: a smaller dict is a cheaper node.
-            values = {"keyword": keyword, "original": word, "args": args, "start_line": i,
-                      "end_line": i, "raw": line, "rest": rest}
-            if flags:
-                values["flags"] = flags
-            if is_json:
-                values["json"] = True
-            node = new(node_class)
-            _set(node, "__dict__", values)
-            append(node)
-        self.i = i
-
-    def _careful(self, index: int) -> int:
+    def _instruction(self, index: int) -> int:
         """The instruction starting at physical line ``index``; returns the next line's index."""
         escape = self.escape
         start = index + 1
-        line = self.parts[index].rstrip("\r").lstrip(USPACE)
+        line = self.parts[index].rstrip("\r").lstrip(GO_SPACES)
         if not line or line[0] == "#":
             return start
         body = line.rstrip(" \t")
@@ -188,7 +125,7 @@ class _Parser:
         while i < count:
             line = parts[i].rstrip("\r")
             i += 1
-            stripped = line.lstrip(USPACE)
+            stripped = line.lstrip(GO_SPACES)
             if not stripped:
                 empty = True  # BuildKit warns: these will become errors
                 continue
@@ -203,7 +140,7 @@ class _Parser:
 
     def _node(self, logical: str, start: int) -> Node:
         """A logical line -> Node, with the bodies of the heredocs it opens."""
-        node = _node(logical, self.escape, start, self.i, 0, self.engine)
+        node = _node(logical, self.escape, start, self.i, 0)
         target = node.child if node.keyword == "onbuild" and node.child else node
         heredocs = self._heredocs(target.keyword, target.json, logical)
         if not heredocs:
@@ -221,15 +158,7 @@ class _Parser:
 
     def _body(self, heredoc: Heredoc) -> Heredoc:
         """Read raw lines up to the terminator: no comments, directives or continuations."""
-        name, parts, i = heredoc.name, self.parts, self.i
-        if not heredoc.chomp and not self.crlf:  # the terminator is a whole line: look it up
-            try:
-                end = parts.index(name, i, self.count)
-            except ValueError:
-                raise ParseError("unterminated heredoc") from None
-            self.i = end + 1
-            content = "\n".join(parts[i:end]) + "\n" if end > i else ""
-            return make_heredoc(name, content, heredoc.expand, heredoc.chomp, heredoc.fd)
+        name, parts = heredoc.name, self.parts
         lines: list[str] = []
         last = len(parts) - 1
         while self.i < self.count:
@@ -239,28 +168,24 @@ class _Parser:
             if heredoc.chomp:
                 candidate = candidate.lstrip("\t")
             if candidate == name:
-                return make_heredoc(name, "".join(lines), heredoc.expand, heredoc.chomp,
-                                    heredoc.fd)
+                return replace(heredoc, content="".join(lines))
             lines.append(raw + "\n" if self.i - 1 < last else raw)
         raise ParseError("unterminated heredoc")
 
 
-def _node(line: str, escape: str, start: int, end: int, depth: int, engine: Engine) -> Node:
+def _node(line: str, escape: str, start: int, end: int, depth: int) -> Node:
     """One logical line -> Node; ONBUILD's argument is parsed the same way, as its child."""
-    word, flags, rest = engine.line(line.strip(USPACE), escape)
-    return _finish_node(word, flags, rest, escape, start, end, depth, engine, line)
-
-
-def _finish_node(word: str, flags: tuple[str, ...], rest: str, escape: str, start: int, end: int,
-                 depth: int, engine: Engine, line: str) -> Node:
+    word, flags, rest = split_line(line.strip(GO_SPACES), escape)
     keyword = word.lower()
     if keyword == "onbuild":
         if depth >= MAX_ONBUILD_DEPTH:
             raise ParseError("ONBUILD is nested too deeply")
-        child = _node(rest, escape, start, end, depth + 1, engine) if rest else None
-        return make_node(keyword, word, flags, (), False, child, start, end, line, rest)
-    args, is_json = arguments(keyword, rest, escape, engine)
-    return make_node(keyword, word, flags, args, is_json, None, start, end, line, rest)
+        child = _node(rest, escape, start, end, depth + 1) if rest else None
+        return Node(keyword, word, flags, child=child, start_line=start, end_line=end, raw=line,
+                    rest=rest)
+    args, is_json = arguments(keyword, rest, escape)
+    return Node(keyword, word, flags, args, is_json, start_line=start, end_line=end, raw=line,
+                rest=rest)
 
 
 def _to_text(text: str | bytes) -> str:
@@ -271,16 +196,10 @@ def _to_text(text: str | bytes) -> str:
     raise TypeError(f"parse() takes str or bytes, not {type(text).__name__}")
 
 
-def parse(text: str | bytes, file: str = "Dockerfile", *, engine: str = "fast") -> Document:
-    """Parse Dockerfile text. Raises ParseError (``FILE:LINE: message``) for broken syntax.
-
-    ``engine="lalr"`` runs every logical line through lark's LALR parser instead of the regex
-    fast path compiled from the same grammar: the same result, ten times slower.
-    """
-    if engine not in ENGINES:
-        raise UsageError(f"unknown parser engine {engine!r} (fast, lalr)")
+def parse(text: str | bytes, file: str = "Dockerfile") -> Document:
+    """Parse Dockerfile text. Raises ParseError (``FILE:LINE: message``) for broken syntax."""
     try:
-        return _Parser(_to_text(text), file, ENGINES[engine]).run()
+        return _Parser(_to_text(text), file).run()
     except ParseError as err:
         raise err.located(file) from None
 

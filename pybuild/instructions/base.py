@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
 from pybuild.dockerfile.syntax import Node
 from pybuild.errors import InstructionError
@@ -18,12 +18,11 @@ class Span(NamedTuple):
 
 
 _NOWHERE = Span(0, 0)
-_I = TypeVar("_I")
 
 
 # The node is excluded from equality on purpose: two instructions are equal when they mean
 # the same thing, wherever they were written (the round-trip tests rely on this). Span and raw
-# text are read from the node rather than stored, which keeps conversion cheap.
+# text are read from the node rather than stored twice.
 @dataclass(frozen=True, kw_only=True)
 class Instruction:
     """One typed instruction; ``node`` is the syntax node it came from (None if built)."""
@@ -44,27 +43,6 @@ class Instruction:
     @property
     def line(self) -> int:
         return self.node.start_line if self.node is not None else 0
-
-
-_new = object.__new__
-_set = object.__setattr__
-
-
-def build(cls: type[_I], /, **values: object) -> _I:
-    """``cls(**values)`` without the frozen dataclass's ``__init__``, which sets the fields one
-    ``object.__setattr__`` at a time and costs as much as parsing the line. The object gets
-    ``values`` as its ``__dict__``: equal, same hash and repr (tests compare the two ways).
-    Every field must be given; there is no check, as this is the hot path."""
-    obj = _new(cls)
-    _set(obj, "__dict__", values)
-    return obj
-
-
-def build_from(cls: type[_I], values: dict[str, object]) -> _I:
-    """``build`` with the values in a dict the new object takes over (no copy)."""
-    obj = _new(cls)
-    _set(obj, "__dict__", values)
-    return obj
 
 
 def fail(message: str, node: Node | None = None) -> InstructionError:

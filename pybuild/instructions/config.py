@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from pybuild.dockerfile.syntax import Node
-from pybuild.instructions.base import Instruction, at_least_one, build, exactly_one, fail
+from pybuild.instructions.base import Instruction, at_least_one, exactly_one, fail
 from pybuild.instructions.flags import NO_FLAGS, parse_flags
 
 _PORT = re.compile(r"^(\d+)(?:-(\d+))?(?:/([^/]*))?$")
@@ -88,14 +88,14 @@ def parse_user(node: Node) -> User:
     user = exactly_one(node, "USER")
     if node.flags:  # only to refuse them: these instructions take none
         parse_flags(node, NO_FLAGS)
-    return build(User, node=node, user=user)
+    return User(node=node, user=user)
 
 
 def parse_workdir(node: Node) -> Workdir:
     path = exactly_one(node, "WORKDIR")
     if node.flags:  # only to refuse them: these instructions take none
         parse_flags(node, NO_FLAGS)
-    return build(Workdir, node=node, path=path)
+    return Workdir(node=node, path=path)
 
 
 def parse_maintainer(node: Node) -> Maintainer:
@@ -116,7 +116,7 @@ def parse_volume(node: Node) -> Volume:
         parse_flags(node, NO_FLAGS)
     if any(not p.strip() for p in paths):
         raise fail("VOLUME specified can not be an empty string", node)
-    return build(Volume, node=node, paths=tuple(p.strip() for p in paths))
+    return Volume(node=node, paths=tuple(p.strip() for p in paths))
 
 
 def check_port(node: Node, word: str) -> None:
@@ -144,7 +144,7 @@ def parse_expose(node: Node) -> Expose:
         parse_flags(node, NO_FLAGS)
     for word in ports:
         check_port(node, word)
-    return build(Expose, node=node, ports=ports)
+    return Expose(node=node, ports=ports)
 
 
 def _pairs(node: Node, name: str) -> tuple[tuple[tuple[str, str], ...], bool]:
@@ -163,14 +163,14 @@ def parse_env(node: Node) -> Env:
     if node.flags:  # only to refuse them: these instructions take none
         parse_flags(node, NO_FLAGS)
     pairs, legacy = _pairs(node, "ENV")
-    return build(Env, node=node, pairs=pairs, legacy=legacy)
+    return Env(node=node, pairs=pairs, legacy=legacy)
 
 
 def parse_label(node: Node) -> Label:
     if node.flags:  # only to refuse them: these instructions take none
         parse_flags(node, NO_FLAGS)
     pairs, legacy = _pairs(node, "LABEL")
-    return build(Label, node=node, pairs=pairs, legacy=legacy)
+    return Label(node=node, pairs=pairs, legacy=legacy)
 
 
 def parse_arg(node: Node) -> Arg:
@@ -180,7 +180,7 @@ def parse_arg(node: Node) -> Arg:
         name, eq, value = word.partition("=")
         if not name:
             raise fail("ARG names can not be blank", node)
-        defs.append(build(ArgDef, name=name, default=value if eq else None))
+        defs.append(ArgDef(name=name, default=value if eq else None))
     if node.flags:  # only to refuse them: these instructions take none
         parse_flags(node, NO_FLAGS)
-    return build(Arg, node=node, args=tuple(defs))
+    return Arg(node=node, args=tuple(defs))

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 from pybuild.dockerfile.syntax import Heredoc, Node
 from pybuild.errors import InstructionError
-from pybuild.instructions.base import Instruction, build_from, fail
-from pybuild.instructions.flags import FlagSpec, checked_flags, located
-from pybuild.memo import memo
+from pybuild.instructions.base import Instruction, fail
+from pybuild.instructions.flags import FlagSpec, located, parse_flags
 
 _HEREDOC_WORD = re.compile(r"^(\d*)<<(-?)\s*([^<]*)$")
 # Octal (0755), symbolic (u+x,g-w) or a variable left for build-time expansion.
@@ -88,39 +87,20 @@ def _chmod(value: str | None) -> str | None:
     return value
 
 
-@memo(256)
-def _copy_options(flags: tuple[str, ...]) -> dict[str, object]:
-    """COPY's fields that come from its flags (InstructionError without a line). The dict is
-    shared by every COPY with these flags: callers copy it, never change it."""
-    f = checked_flags(flags, COPY_FLAGS)
-    return {"from_": f.get("from"), "chown": f.get("chown"), "chmod": _chmod(f.get("chmod")),
-            "link": f.get("link", False), "parents": f.get("parents", False),
-            "exclude": f.get("exclude", ())}
-
-
-@memo(256)
-def _add_options(flags: tuple[str, ...]) -> dict[str, object]:
-    """ADD's fields that come from its flags; shared, as ``_copy_options``'s are."""
-    f = checked_flags(flags, ADD_FLAGS)
-    return {"chown": f.get("chown"), "chmod": _chmod(f.get("chmod")),
-            "link": f.get("link", False), "checksum": f.get("checksum"),
-            "keep_git_dir": f.get("keep-git-dir", False), "unpack": f.get("unpack"),
-            "exclude": f.get("exclude", ())}
-
-
-_NO_COPY_OPTIONS = _copy_options(())
-_NO_ADD_OPTIONS = _add_options(())
-
-
 def parse_copy(node: Node) -> Copy:
-    options = located(node, _copy_options, node.flags) if node.flags else _NO_COPY_OPTIONS
+    f = parse_flags(node, COPY_FLAGS)
+    chmod = located(node, _chmod, f.get("chmod"))
     sources, dest, docs = _sources(node, "COPY")
-    return build_from(Copy, {"node": node, "sources": sources, "dest": dest, "heredocs": docs,
-                             **options})
+    return Copy(sources=sources, dest=dest, heredocs=docs, from_=f.get("from"),
+                chown=f.get("chown"), chmod=chmod, link=f.get("link", False),
+                parents=f.get("parents", False), exclude=f.get("exclude", ()), node=node)
 
 
 def parse_add(node: Node) -> Add:
-    options = located(node, _add_options, node.flags) if node.flags else _NO_ADD_OPTIONS
+    f = parse_flags(node, ADD_FLAGS)
+    chmod = located(node, _chmod, f.get("chmod"))
     sources, dest, docs = _sources(node, "ADD")
-    return build_from(Add, {"node": node, "sources": sources, "dest": dest, "heredocs": docs,
-                            **options})
+    return Add(sources=sources, dest=dest, heredocs=docs, chown=f.get("chown"), chmod=chmod,
+               link=f.get("link", False), checksum=f.get("checksum"),
+               keep_git_dir=f.get("keep-git-dir", False), unpack=f.get("unpack"),
+               exclude=f.get("exclude", ()), node=node)

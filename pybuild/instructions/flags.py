@@ -1,9 +1,7 @@
 """Instruction flags (``--from=x``, ``--link``), checked as BuildKit's BFlags checks them.
 
 The parser hands flags over unsplit (``--mount=type=cache,target=/x``); here each is split
-at its first ``=`` and checked against what the instruction accepts. Dockerfiles repeat the
-same few flag sets (``--from=build``, ``--chown=app:app --link``), so each checked set is
-remembered per instruction kind.
+at its first ``=`` and checked against what the instruction accepts.
 """
 
 from __future__ import annotations
@@ -16,13 +14,12 @@ from typing import Literal, TypeVar
 from pybuild.dockerfile.syntax import Node
 from pybuild.errors import InstructionError
 from pybuild.instructions.base import fail, with_suggestion
-from pybuild.memo import memo
 
 Kind = Literal["bool", "string", "strings"]
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True, eq=False)  # hashed by identity: make one per instruction kind, once
+@dataclass(frozen=True)
 class FlagSpec:
     """The flags one instruction accepts, and the kind of value each takes."""
 
@@ -52,7 +49,6 @@ def located(node: Node, check: Callable[..., _T], *args: object) -> _T:
         raise fail(err.message, node) from None
 
 
-@memo()
 def checked_flags(flags: tuple[str, ...], spec: FlagSpec) -> Mapping[str, object]:
     """``parse_flags`` for the flags alone: the InstructionError it raises has no line."""
     kinds = spec.kinds
@@ -70,7 +66,7 @@ def checked_flags(flags: tuple[str, ...], spec: FlagSpec) -> Mapping[str, object
         if name in values and kind != "strings":
             raise InstructionError(f"duplicate flag specified: --{name}")
         values[name] = _value(name, kind, value, bool(eq), values.get(name, ()))
-    return MappingProxyType(values)  # shared by every instruction with these flags
+    return MappingProxyType(values)
 
 
 def _value(name: str, kind: Kind, value: str, has_eq: bool, prev) -> object:

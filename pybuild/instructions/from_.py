@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from pybuild.dockerfile.syntax import Node
-from pybuild.instructions.base import Instruction, build, fail
+from pybuild.instructions.base import Instruction, fail
 from pybuild.instructions.flags import FlagSpec, parse_flags
 
 _FROM_FLAGS = FlagSpec({"platform": "string"})
@@ -38,4 +38,4 @@ def parse_from(node: Node) -> From:
     elif len(args) != 1:
         raise fail("FROM requires either one or three arguments", node)
     platform = parse_flags(node, _FROM_FLAGS).get("platform") if node.flags else None
-    return build(From, node=node, image=args[0], platform=platform, name=name)
+    return From(node=node, image=args[0], platform=platform, name=name)

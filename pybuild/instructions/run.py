@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pybuild.dockerfile.syntax import Heredoc, Node
-from pybuild.errors import InstructionError
-from pybuild.instructions.base import Instruction, build, build_from, fail
-from pybuild.instructions.flags import NO_FLAGS, FlagSpec, checked_flags, located, parse_flags
+from pybuild.instructions.base import Instruction, fail
+from pybuild.instructions.flags import NO_FLAGS, FlagSpec, located, parse_flags
 from pybuild.instructions.runmount import Mount, parse_mount
-from pybuild.memo import memo
 
 NETWORK_MODES = ("default", "none", "host")
 SECURITY_MODES = ("sandbox", "insecure")
@@ -55,39 +53,29 @@ class Shell(Instruction):
 _RUN_FLAGS = FlagSpec({"mount": "strings", "network": "string", "security": "string"})
 
 
-@memo(256)
-def _run_options(flags: tuple[str, ...]) -> dict[str, object]:
-    """RUN's fields that come from its flags (InstructionError without a line). The dict is
-    shared by every RUN with these flags: callers copy it, never change it."""
-    f = checked_flags(flags, _RUN_FLAGS)
-    mounts = tuple(parse_mount(spec) for spec in f.get("mount", ()))
+def parse_run(node: Node) -> Run:
+    f = parse_flags(node, _RUN_FLAGS)
+    mounts = tuple(located(node, parse_mount, spec) for spec in f.get("mount", ()))
     network = f.get("network")
     if network is not None and network not in NETWORK_MODES:
-        raise InstructionError(f'unsupported network mode "{network}"')
+        raise fail(f'unsupported network mode "{network}"', node)
     security = f.get("security")
     if security is not None and security not in SECURITY_MODES:
-        raise InstructionError(f'unsupported security mode "{security}"')
-    return {"mounts": mounts, "network": network, "security": security}
-
-
-def parse_run(node: Node) -> Run:
-    if not node.flags:  # the common case, and the cheap one
-        return build(Run, node=node, command=node.args, shell_form=not node.json,
-                     heredocs=node.heredocs, mounts=(), network=None, security=None)
-    return build_from(Run, {"node": node, "command": node.args, "shell_form": not node.json,
-                            "heredocs": node.heredocs, **located(node, _run_options, node.flags)})
+        raise fail(f'unsupported security mode "{security}"', node)
+    return Run(command=node.args, shell_form=not node.json, heredocs=node.heredocs,
+               mounts=mounts, network=network, security=security, node=node)
 
 
 def parse_cmd(node: Node) -> Cmd:
     if node.flags:  # only to refuse them: these instructions take none
         parse_flags(node, NO_FLAGS)
-    return build(Cmd, node=node, command=node.args, shell_form=not node.json)
+    return Cmd(node=node, command=node.args, shell_form=not node.json)
 
 
 def parse_entrypoint(node: Node) -> Entrypoint:
     if node.flags:  # only to refuse them: these instructions take none
         parse_flags(node, NO_FLAGS)
-    return build(Entrypoint, node=node, command=node.args, shell_form=not node.json)
+    return Entrypoint(node=node, command=node.args, shell_form=not node.json)
 
 
 def parse_shell(node: Node) -> Shell:

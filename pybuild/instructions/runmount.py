@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import re
 from dataclasses import dataclass
 
 from pybuild.errors import InstructionError
-from pybuild.instructions.base import build_from, with_suggestion
-from pybuild.memo import memo
+from pybuild.instructions.base import with_suggestion
 
 MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
 SHARING = ("shared", "private", "locked")
@@ -39,10 +37,6 @@ class Mount:
     env: str | None = None  # secret exposed as an environment variable
 
 
-_MOUNT_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Mount)}
-del _MOUNT_DEFAULTS["type"]
-
-
 def _parse_bool(key: str, value: str) -> bool:
     try:
         return _BOOLS[value.lower()]
@@ -61,8 +55,6 @@ def _parse_uint(key: str, value: str, base: int) -> int:
 
 
 def _fields(spec: str) -> list[str]:
-    if '"' not in spec and "\r" not in spec and "\n" not in spec and "\0" not in spec:
-        return spec.split(",") if spec else []  # what the csv module makes of it, faster
     try:
         rows = list(csv.reader([spec], strict=True))
     except csv.Error as err:
@@ -70,7 +62,6 @@ def _fields(spec: str) -> list[str]:
     return rows[0] if rows else []
 
 
-@memo(512)  # Dockerfiles repeat the same cache and secret mounts many times
 def parse_mount(spec: str) -> Mount:
     """A Mount from one ``--mount`` value; InstructionError (without a line) when wrong."""
     values: dict[str, object] = {}
@@ -91,7 +82,7 @@ def parse_mount(spec: str) -> Mount:
         values["readonly"] = mount_type not in ("cache", "tmpfs")
     _validate(mount_type, values)
     values["type"] = mount_type
-    return build_from(Mount, _MOUNT_DEFAULTS | values)
+    return Mount(**values)
 
 
 def _set(values: dict[str, object], key: str, value: str, item: str) -> None:

@@ -23,14 +23,11 @@ from functools import lru_cache
 from pybuild.errors import ExpansionError
 from pybuild.shell import pattern as shellpattern
 from pybuild.shell.pattern import shell_pattern_to_regex
+from pybuild.spaces import GO_SPACES
 
 __all__ = ["Expansion", "expand", "expand_with_matches", "shell_pattern_to_regex", "split_words"]
 
-# Go's unicode.IsSpace, which BuildKit uses to split words (str.isspace() also has \x1c-\x1f).
-_GO_SPACES = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + (
-    "\u2028\u2029\u202f\u205f\u3000"
-)
-_SPACE_RUN = re.compile("[" + re.escape(_GO_SPACES) + "]+")
+_SPACE_RUN = re.compile("[" + re.escape(GO_SPACES) + "]+")  # BuildKit splits words on these
 # POSIX special parameters: never set in a Dockerfile, but `$@` must eat one character.
 _SPECIAL_PARAMS = frozenset("@*#?-$!")
 _ASCII_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")

@@ -1,7 +1,6 @@
 """BuildKit's Dockerfile parser corpus: dumps, failures, line spans and the extracted vectors.
 
-Every positive case is parsed by both engines (the regex fast path and lark's LALR parser
-running grammar.lark) and must dump byte for byte as BuildKit does.
+Every positive case must dump byte for byte as BuildKit does.
 """
 
 from __future__ import annotations
@@ -56,11 +55,10 @@ NEGATIVE_MESSAGES = {
 }
 
 
-@pytest.mark.parametrize("engine", ["fast", "lalr"])
 @pytest.mark.parametrize("case", _cases("testfiles"))
-def test_positive_dump(buildkit_corpus: Path, case: str, engine: str) -> None:
+def test_positive_dump(buildkit_corpus: Path, case: str) -> None:
     folder = buildkit_corpus / "parser" / "testfiles" / case
-    doc = parser.parse((folder / "Dockerfile").read_bytes(), engine=engine)
+    doc = parser.parse((folder / "Dockerfile").read_bytes())
     assert parser.dump(doc) == (folder / "result").read_bytes().decode("utf-8")
 
 

@@ -1,21 +1,16 @@
-"""The parser's public API, its errors, and the grammar behind both of its engines."""
+"""The parser's public API and its errors."""
 
 from __future__ import annotations
 
-import dataclasses
-import subprocess
-import sys
+import re
 import time
 from pathlib import Path
 
 import pytest
-from support.paths import REPO
 
 from pybuild.dockerfile import parser
-from pybuild.dockerfile.grammar import FAST, LALR, lalr, terminals
-from pybuild.dockerfile.nodes import make_node, replace
-from pybuild.dockerfile.syntax import Heredoc, Node
-from pybuild.errors import ContextError, ParseError, PybuildError, UsageError
+from pybuild.dockerfile.syntax import Heredoc
+from pybuild.errors import ContextError, ParseError, PybuildError
 
 
 @pytest.mark.parametrize("text, message", [
@@ -56,11 +51,6 @@ def test_parse_file(tmp_path: Path) -> None:
         parser.parse_file(str(tmp_path / "missing"))
     with pytest.raises(ContextError):
         parser.parse_file(str(tmp_path))  # a directory
-
-
-def test_unknown_engine_is_a_usage_error() -> None:
-    with pytest.raises(UsageError):
-        parser.parse("FROM x", engine="earley")
 
 
 def test_node_fields() -> None:
@@ -116,48 +106,6 @@ def test_go_quote(value: str, quoted: str) -> None:
     assert parser.go_quote(value) == quoted
 
 
-def test_fast_nodes_equal_dataclass_nodes() -> None:
-    child = Node("run", "RUN", args=("x",), start_line=1, end_line=1, raw="RUN x", rest="x")
-    fast = make_node("onbuild", "ONBUILD", ("--a",), (), False, child, 1, 2, "ONBUILD RUN x",
-                     "RUN x")
-    slow = Node("onbuild", "ONBUILD", ("--a",), (), False, (), child, 1, 2, "ONBUILD RUN x",
-                "RUN x")
-    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
-    assert replace(fast, end_line=3) == dataclasses.replace(slow, end_line=3)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        fast.keyword = "x"  # type: ignore[misc]
-    doc = parser.parse("FROM x")
-    assert doc == dataclasses.replace(doc)
-
-
-def test_fast_path_uses_the_grammars_terminals() -> None:
-    """The regexes read from grammar.lark are the ones lark compiles for the LALR parser."""
-    from lark.load_grammar import eval_escaping  # how lark reads a regex literal
-
-    compiled = {t.name: t.pattern.value for t in lalr().terminals}
-    for name, pattern in terminals().items():
-        assert compiled[name] == eval_escaping(pattern), name
-
-
-def test_both_engines_agree_on_corpus_lines(buildkit_corpus: Path) -> None:
-    for path in sorted((buildkit_corpus / "parser").glob("*/*/Dockerfile")):
-        text = path.read_text(encoding="utf-8")
-        for line in text.splitlines():
-            line = line.strip()
-            for escape in "\\`":
-                assert FAST.line(line, escape) == LALR.line(line, escape), line
-                assert FAST.words(line, escape) == LALR.words(line, escape), line
-
-
-def test_importing_and_parsing_does_not_load_lark() -> None:
-    code = ("import sys, pybuild.dockerfile.parser as p; "
-            "p.parse('FROM x\\nRUN [\"a\"]\\nCMD [\"a\"'); "
-            "print('lark' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                         check=True).stdout
-    assert out.strip() == "False"
-
-
 def test_only_pybuild_errors_escape_for_odd_input() -> None:
     for text in ["\\", "`", "\n\n", "#", "\x00", "RUN <<", "COPY <<'", "CMD [" * 40000,
                  "ENV =", "ARG \\", "LABEL \"", "\ufeff\ufeff"]:
@@ -176,35 +124,18 @@ def test_only_pybuild_errors_escape_for_odd_input() -> None:
 def test_no_regex_blowup_on_long_lines(text: str) -> None:
     """Terminals with nested repeats must not backtrack exponentially when a match fails."""
     started = time.perf_counter()
-    for engine in ("fast", "lalr"):
-        try:
-            parser.parse(text, engine=engine)
-        except PybuildError:
-            pass
+    try:
+        parser.parse(text)
+    except PybuildError:
+        pass
     assert time.perf_counter() - started < 5
 
 
-def test_parsed_nodes_equal_dataclass_nodes() -> None:
-    """Every way the parser builds objects (the hot loop's inline Node, make_node, make_heredoc,
-    replace) gives what the dataclass constructors give: every field reads the same (the hot
-    loop leaves default-valued fields to the class) and nothing else is stored."""
-    text = ("FROM a AS b\nWORKDIR /w\nRUN --mount=type=cache,target=/c x\nCMD [\"a\"]\n"
-            "RUN <<EOF\nbody\nEOF\n  ENV a=1 \\\n  b=2\nONBUILD COPY <<X /x\nhi\nX\n")
+def test_grammar_spaces_are_gos() -> None:
+    """grammar.lark spells Go's unicode.IsSpace in its terminals; it must be pybuild.spaces'."""
+    from pybuild.dockerfile.grammar import lalr
+    from pybuild.spaces import GO_SPACES
 
-    def rebuilt(value):
-        if isinstance(value, tuple):
-            return tuple(rebuilt(v) for v in value)
-        if dataclasses.is_dataclass(value):
-            return type(value)(**{f.name: rebuilt(getattr(value, f.name))
-                                  for f in dataclasses.fields(value)})
-        return value
-
-    for node in parser.parse(text).nodes:
-        for obj in (node, node.child, *node.heredocs):
-            if obj is None:
-                continue
-            made = rebuilt(obj)
-            assert obj == made and hash(obj) == hash(made) and repr(obj) == repr(made)
-            names = {f.name for f in dataclasses.fields(obj)}
-            assert {n: getattr(obj, n) for n in names} == vars(made)
-            assert set(vars(obj)) <= names
+    spaces = next(t for t in lalr().terminals if t.name == "_SPACES").pattern.to_regexp()
+    matched = {chr(c) for c in range(0x3100) if re.fullmatch(spaces, chr(c))}
+    assert matched == set(GO_SPACES)
