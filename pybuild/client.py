@@ -5,10 +5,10 @@ Everything returns typed frozen objects; nothing prints. The CLI is a thin layer
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypedDict, Unpack
 
 from pybuild.errors import PybuildError
 from pybuild.image.config import ImageConfig
@@ -18,7 +18,12 @@ from pybuild.images.inspect import HistoryItem, history_items, inspect_data
 from pybuild.store import DEFAULT_ROOT, Store
 from pybuild.store.records import ImageRecord
 
-__all__ = ["Client", "HistoryItem", "Image", "ImageCollection", "SystemApi"]
+if TYPE_CHECKING:
+    from pybuild.build.options import BuildOptions
+    from pybuild.progress import Event, EventHandler
+
+__all__ = ["BuildKeywords", "Client", "HistoryItem", "Image", "ImageCollection", "SystemApi",
+           "build_options"]
 
 
 @dataclass(frozen=True)
@@ -148,29 +153,21 @@ class ImageCollection:
 
         return load(self._store, source)
 
-    def build(self, path: str | Path, *, dockerfile: str | None = None,
-              tag: str | list[str] | tuple[str, ...] | None = None,
-              buildargs: dict[str, str] | None = None, target: str | None = None,
-              nocache: bool = False, secrets: dict[str, str] | None = None,
-              labels: dict[str, str] | None = None,
-              on_event: Any = None) -> Image:
-        """Build ``path`` (docker-py's names); events stream to ``on_event`` as they happen."""
-        from pybuild.build import build, with_defaults
+    def build(self, path: str | Path, *, on_event: EventHandler | None = None,
+              **options: Unpack[BuildKeywords]) -> Image:
+        """Build ``path`` (options as :class:`BuildKeywords`); events go to ``on_event`` as
+        they happen. A failed step raises :class:`~pybuild.errors.BuildError`."""
+        from pybuild.build import build
 
-        result = build(self._store, with_defaults(_build_options(
-            path, dockerfile, tag, buildargs, target, nocache, secrets, labels)), on_event)
+        result = build(self._store, build_options(path, **options), on_event)
         return self.get(result.image_id)
 
-    def build_iter(self, path: str | Path, *, dockerfile: str | None = None,
-                   tag: str | list[str] | tuple[str, ...] | None = None,
-                   buildargs: dict[str, str] | None = None, target: str | None = None,
-                   nocache: bool = False, secrets: dict[str, str] | None = None,
-                   labels: dict[str, str] | None = None) -> Any:
-        """Yield the build's events as they happen (the last is BuildDone)."""
-        from pybuild.build import build_iter, with_defaults
+    def build_iter(self, path: str | Path, **options: Unpack[BuildKeywords]) -> Iterator[Event]:
+        """Yield the build's events as they happen (the last is BuildDone); a failed build
+        raises its error from the iterator."""
+        from pybuild.build import build_iter
 
-        yield from build_iter(self._store, with_defaults(_build_options(
-            path, dockerfile, tag, buildargs, target, nocache, secrets, labels)))
+        yield from build_iter(self._store, build_options(path, **options))
 
     def _image(self, record: ImageRecord, table: Any = None) -> Image:
         table = table or self._store.refs.load()
@@ -214,10 +211,38 @@ class Client:
         self.system = SystemApi(self)
 
 
-def _build_options(path, dockerfile, tag, buildargs, target, nocache, secrets, labels) -> Any:
-    from pybuild.build import BuildOptions
+class BuildKeywords(TypedDict, total=False):
+    """The options of ``images.build``: docker-py's names where docker-py has the option, and
+    every option of ``pybuild build`` that is not about output."""
 
-    tags = (tag,) if isinstance(tag, str) else tuple(tag or ())
-    return BuildOptions(context=str(path), dockerfile=dockerfile, tags=tags,
-                        build_args=dict(buildargs or {}), target=target, no_cache=nocache,
-                        secrets=dict(secrets or {}), labels=dict(labels or {}))
+    dockerfile: str | None  # default PATH/Dockerfile; "-" reads it from stdin
+    tag: str | Sequence[str] | None
+    buildargs: Mapping[str, str | None] | None  # a None value leaves the ARG's default
+    target: str | None
+    nocache: bool
+    no_cache_filter: Sequence[str]  # stages whose steps never come from the cache
+    secrets: Mapping[str, str] | None  # id -> host file, for RUN --mount=type=secret
+    labels: Mapping[str, str] | None
+    platform: str | None  # only linux/amd64 can be built
+    network_mode: str | None  # RUN's network: "default", "none" or "host"
+    source_date_epoch: int | None  # default: $SOURCE_DATE_EPOCH
+
+
+def build_options(path: str | Path, **options: Unpack[BuildKeywords]) -> BuildOptions:
+    """What ``images.build(path, **options)`` builds: SOURCE_DATE_EPOCH from the environment
+    when not given, stage names in ``no_cache_filter`` case-folded as Dockerfiles fold them."""
+    from pybuild.build import BuildOptions, with_defaults
+
+    unknown = sorted(set(options) - set(BuildKeywords.__annotations__))
+    if unknown:  # **options takes any name at run time; a typo must not pass unseen
+        raise TypeError(f"unexpected build option(s): {', '.join(unknown)}")
+    tag = options.get("tag")
+    return with_defaults(BuildOptions(
+        context=str(path), dockerfile=options.get("dockerfile"),
+        tags=(tag,) if isinstance(tag, str) else tuple(tag or ()),
+        build_args=dict(options.get("buildargs") or {}), target=options.get("target"),
+        no_cache=options.get("nocache", False),
+        no_cache_filter=tuple(s.lower() for s in options.get("no_cache_filter", ())),
+        secrets=dict(options.get("secrets") or {}), labels=dict(options.get("labels") or {}),
+        platform=options.get("platform"), network=options.get("network_mode") or "default",
+        source_date_epoch=options.get("source_date_epoch")))

@@ -22,7 +22,7 @@ exits with ``error.exit_code``.
     │   ├── ReferenceError_        a malformed image reference
     │   └── ImageNotFound
     ├── ArchiveError               docker-archive / OCI layout that cannot be read or written
-    ├── BuildError                 a build step failed (RUN exit code, missing COPY source)
+    ├── BuildError                 a build step failed: step, RUN exit code, log tail
     ├── RunnerError                the sandbox could not be set up
     ├── RegistryError              talking to a registry
     └── UsageError                 a bad combination of options given to the library or CLI
@@ -130,7 +130,20 @@ class ArchiveError(PybuildError):
 
 
 class BuildError(PybuildError):
-    """A build step failed."""
+    """A build step failed.
+
+    When a step that ran failed, ``step`` is its instruction as the progress shows it
+    (``RUN make``), ``returncode`` the exit status of its process (None when no process ran,
+    as for a missing COPY source) and ``log_tail`` the last lines the step printed. The name is
+    subprocess's, not ``exit_code``: that one is the CLI's exit status for every PybuildError.
+    """
+
+    def __init__(self, message: str, *, step: str | None = None, returncode: int | None = None,
+                 log_tail: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.step = step
+        self.returncode = returncode
+        self.log_tail = log_tail
 
 
 class RunnerError(PybuildError):

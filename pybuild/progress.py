@@ -96,9 +96,12 @@ class BuildDone:
     seconds: float = 0.0
 
 
+# Every event a build emits; a handler can match on it exhaustively.
 Event = Union[BuildStarted, StepStarted, StepCached, CacheMiss, LogLine, StepDone,  # noqa: UP007
               StepFailed, BuildWarning, BuildDone]
-Renderer = Callable[[Event], None]
+# What ``on_event`` takes: the library calls it in the building thread, as events happen.
+EventHandler = Callable[[Event], None]
+Renderer = EventHandler  # a handler that writes the events to a stream
 
 
 def step_label(event: StepStarted) -> str:

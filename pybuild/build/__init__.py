@@ -9,11 +9,16 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from pybuild.build.options import BuildOptions, BuildResult
-from pybuild.errors import ContextError, DockerfileError
+from pybuild.errors import BuildError, ContextError, DockerfileError
+
+if TYPE_CHECKING:
+    from pybuild.progress import Event, EventHandler
+    from pybuild.store import Store
 
 __all__ = ["BuildOptions", "BuildResult", "build", "build_iter"]
 
@@ -35,12 +40,15 @@ def _read_dockerfile(options: BuildOptions) -> tuple[str, str]:
     return data.decode("utf-8", "surrogateescape"), os.path.basename(path) or "Dockerfile"
 
 
-def _check_platform(platform: str | None) -> None:
-    from pybuild.build.options import platform_supported
-    from pybuild.errors import BuildError
+def _check_options(options: BuildOptions) -> None:
+    from pybuild.build.options import NETWORKS, platform_supported
+    from pybuild.errors import UsageError
 
-    if platform and not platform_supported(platform):
-        raise BuildError(f"platform {platform} is not supported (only linux/amd64)")
+    if options.platform and not platform_supported(options.platform):
+        raise BuildError(f"platform {options.platform} is not supported (only linux/amd64)")
+    if options.network not in NETWORKS:
+        raise UsageError(f"network {options.network!r} is not supported (use "
+                         f"{', '.join(NETWORKS)})")
 
 
 def _context(options: BuildOptions, memo):
@@ -51,11 +59,15 @@ def _context(options: BuildOptions, memo):
     return BuildContext(options.context, memo=memo, dockerfile=named)
 
 
-def build(store, options: BuildOptions, on_event: Callable[[object], None] | None = None
+def build(store: Store, options: BuildOptions, on_event: EventHandler | None = None
           ) -> BuildResult:
-    """Build ``options`` into ``store`` and tag the result."""
+    """Build ``options`` into ``store`` and tag the result.
+
+    A failed step raises :class:`~pybuild.errors.BuildError` with the step, its exit status
+    and the end of its log."""
     from pybuild import progress as ev
     from pybuild.build.executor import Executor
+    from pybuild.build.failure import StepWatch
     from pybuild.build.finish import commit
     from pybuild.cache.filehashes import FileHashMemo
     from pybuild.dockerfile.parser import parse
@@ -64,7 +76,7 @@ def build(store, options: BuildOptions, on_event: Callable[[object], None] | Non
 
     emit = on_event or (lambda event: None)
     started = time.monotonic()
-    _check_platform(options.platform)
+    _check_options(options)
     if not os.path.isdir(options.context):
         raise ContextError(f"unable to prepare context: path {options.context!r} not found")
     text, name = _read_dockerfile(options)
@@ -83,7 +95,8 @@ def build(store, options: BuildOptions, on_event: Callable[[object], None] | Non
     before = _snapshot(context.root) if replayable else None
     started_ns = time.time_ns()
     emit(ev.BuildStarted(context.root, name))
-    executor = Executor(store, options, stages, context, emit, name)
+    watch = StepWatch(emit)
+    executor = Executor(store, options, stages, context, watch, name)
     executor.escape = doc.escape
     try:
         # Held from the first layer to the final commit: a concurrent prune must not collect
@@ -91,6 +104,9 @@ def build(store, options: BuildOptions, on_event: Callable[[object], None] | Non
         with store.writing():
             state = executor.run()
             result = commit(store, executor, state, options)
+    except BuildError as err:
+        watch.annotate(err)
+        raise
     finally:
         executor.cleanup()
         memo.save()
@@ -144,14 +160,13 @@ def _remember(store, fields: dict, image_id: str, before: dict, context,
         remember(str(store.root), fields, image_id, before, hashes, started_ns)
 
 
-def build_iter(store, options: BuildOptions) -> Iterator[object]:
+def build_iter(store: Store, options: BuildOptions) -> Iterator[Event]:
     """Run a build in a thread and yield its events as they happen; the last is BuildDone
     (or the build's error is raised)."""
     import queue
     import threading
 
-    events: queue.Queue = queue.Queue()
-    done = object()
+    events: queue.Queue[Event | None] = queue.Queue()
     failure: list[BaseException] = []
 
     def work() -> None:
@@ -160,11 +175,11 @@ def build_iter(store, options: BuildOptions) -> Iterator[object]:
         except BaseException as err:  # re-raised in the caller's thread
             failure.append(err)
         finally:
-            events.put(done)
+            events.put(None)  # the end: no event is None
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
-    while (item := events.get()) is not done:
+    while (item := events.get()) is not None:
         yield item
     thread.join()
     if failure:

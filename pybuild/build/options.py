@@ -19,7 +19,7 @@ class BuildOptions:
     secrets: Mapping[str, str] = field(default_factory=dict)  # id -> host file
     labels: Mapping[str, str] = field(default_factory=dict)
     platform: str | None = None
-    network: str = "default"  # for RUN without --network: default|none|host
+    network: str = "default"  # for RUN without --network: one of NETWORKS
     source_date_epoch: int | None = None
     docker_format: bool = False  # docker schema2 manifest instead of OCI
 
@@ -38,6 +38,7 @@ class BuildResult:
     manifest_digest: str
 
 
+NETWORKS = ("default", "none", "host")  # RUN's network when the step names none
 SUPPORTED_PLATFORMS = ("linux/amd64", "linux/x86_64", "linux/amd64/v1", "amd64")
 
 
