@@ -6,25 +6,8 @@ from __future__ import annotations
 import json
 from functools import singledispatch
 
+import pybuild.instructions as ins
 from pybuild.dockerfile.syntax import Heredoc
-from pybuild.instructions.base import Instruction
-from pybuild.instructions.config import (
-    Arg,
-    Env,
-    Expose,
-    Label,
-    Maintainer,
-    Stopsignal,
-    User,
-    Volume,
-    Workdir,
-)
-from pybuild.instructions.copy import Add, Copy
-from pybuild.instructions.dispatch import Onbuild
-from pybuild.instructions.from_ import From
-from pybuild.instructions.healthcheck import Healthcheck
-from pybuild.instructions.run import Cmd, Entrypoint, Run, Shell
-from pybuild.instructions.runmount import Mount
 
 
 def _json(words) -> str:
@@ -39,7 +22,7 @@ def _bodies(docs: tuple[Heredoc, ...]) -> str:
     return "".join(f"\n{d.content}{d.name}" for d in docs)
 
 
-def mount_spec(m: Mount) -> str:
+def mount_spec(m: ins.Mount) -> str:
     """The ``--mount`` value for ``m`` (keys BuildKit accepts, defaults left out)."""
     parts = [f"type={m.type}"]
     for key, value in (("source", m.source), ("target", m.target), ("from", m.from_),
@@ -59,20 +42,20 @@ def mount_spec(m: Mount) -> str:
 
 
 @singledispatch
-def render(inst: Instruction) -> str:
+def render(inst: ins.Instruction) -> str:
     """Dockerfile text for ``inst``, heredoc bodies included, without a final newline."""
     raise TypeError(f"cannot render {type(inst).__name__}")
 
 
 @render.register
-def _(inst: From) -> str:
+def _(inst: ins.From) -> str:
     platform = f"--platform={inst.platform} " if inst.platform is not None else ""
     name = f" AS {inst.name}" if inst.name else ""
     return f"FROM {platform}{inst.image}{name}"
 
 
 @render.register
-def _(inst: Run) -> str:
+def _(inst: ins.Run) -> str:
     flags = [f"--mount={mount_spec(m)}" for m in inst.mounts]
     flags += [f"--network={inst.network}"] if inst.network else []
     flags += [f"--security={inst.security}"] if inst.security else []
@@ -80,37 +63,38 @@ def _(inst: Run) -> str:
     return head + _bodies(inst.heredocs)
 
 
-@render.register(Cmd)
-@render.register(Entrypoint)
+@render.register(ins.Cmd)
+@render.register(ins.Entrypoint)
 def _(inst) -> str:
     return f"{inst.keyword} {_command(inst.command, inst.shell_form)}"
 
 
 @render.register
-def _(inst: Shell) -> str:
+def _(inst: ins.Shell) -> str:
     return f"SHELL {_json(inst.shell)}"
 
 
-@render.register(User)
-@render.register(Workdir)
-@render.register(Maintainer)
-@render.register(Stopsignal)
+@render.register(ins.User)
+@render.register(ins.Workdir)
+@render.register(ins.Maintainer)
+@render.register(ins.Stopsignal)
 def _(inst) -> str:
-    value = {User: "user", Workdir: "path", Maintainer: "maintainer", Stopsignal: "signal"}
+    value = {ins.User: "user", ins.Workdir: "path", ins.Maintainer: "maintainer",
+             ins.Stopsignal: "signal"}
     return f"{inst.keyword} {getattr(inst, value[type(inst)])}"
 
 
-@render.register(Expose)
-@render.register(Volume)
+@render.register(ins.Expose)
+@render.register(ins.Volume)
 def _(inst) -> str:
-    words = inst.ports if isinstance(inst, Expose) else inst.paths
+    words = inst.ports if isinstance(inst, ins.Expose) else inst.paths
     if any(not w or any(c.isspace() for c in w) for w in words):
         return f"{inst.keyword} {_json(words)}"
     return f"{inst.keyword} {' '.join(words)}"
 
 
-@render.register(Env)
-@render.register(Label)
+@render.register(ins.Env)
+@render.register(ins.Label)
 def _(inst) -> str:
     if inst.legacy:
         key, value = inst.pairs[0]
@@ -119,12 +103,12 @@ def _(inst) -> str:
 
 
 @render.register
-def _(inst: Arg) -> str:
+def _(inst: ins.Arg) -> str:
     words = [a.name if a.default is None else f"{a.name}={a.default}" for a in inst.args]
     return "ARG " + " ".join(words)
 
 
-def _copy_flags(inst: Copy | Add) -> list[str]:
+def _copy_flags(inst: ins.Copy | ins.Add) -> list[str]:
     flags = []
     for name in ("from_", "chown", "chmod", "checksum"):
         value = getattr(inst, name, None)
@@ -138,8 +122,8 @@ def _copy_flags(inst: Copy | Add) -> list[str]:
     return flags + [f"--exclude={e}" for e in inst.exclude]
 
 
-@render.register(Copy)
-@render.register(Add)
+@render.register(ins.Copy)
+@render.register(ins.Add)
 def _(inst) -> str:
     words = [*inst.sources, inst.dest]
     if any(any(c.isspace() for c in w) for w in words) and not inst.heredocs:
@@ -154,7 +138,7 @@ def _duration(ns: int) -> str:
 
 
 @render.register
-def _(inst: Healthcheck) -> str:
+def _(inst: ins.Healthcheck) -> str:
     if inst.test == ("NONE",):
         return "HEALTHCHECK NONE"
     flags = [f"--{name.replace('_', '-')}={_duration(getattr(inst, name))}"
@@ -167,5 +151,5 @@ def _(inst: Healthcheck) -> str:
 
 
 @render.register
-def _(inst: Onbuild) -> str:
+def _(inst: ins.Onbuild) -> str:
     return f"ONBUILD {render(inst.instruction)}"
