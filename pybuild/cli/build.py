@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
+from pybuild.build.options import NETWORKS
 from pybuild.cache.replay import build_args_from
 from pybuild.errors import UsageError
+
+if TYPE_CHECKING:
+    from pybuild.client import BuildKeywords
 
 
 def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
@@ -20,8 +25,6 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
             raise UsageError(f"invalid {what} {value!r}: expected KEY=VALUE")
         out[key] = val
     return out
-
-
 
 
 def _secrets(values: tuple[str, ...], temps: list[str]) -> dict[str, str]:
@@ -82,7 +85,7 @@ def _raise_interrupt(signum, frame):  # SIGTERM unwinds like Ctrl-C, so cleanup 
 @click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip",
               show_default=True, help="Layer compression for --output.")
 @click.option("--platform", help="Only linux/amd64 is supported.")
-@click.option("--network", type=click.Choice(["default", "none", "host"]), default="default",
+@click.option("--network", type=click.Choice(NETWORKS), default="default",
               help="Network for RUN steps.")
 @click.pass_context
 def command(ctx: click.Context, context: str, tags, dockerfile, build_args, target, no_cache,
@@ -92,46 +95,38 @@ def command(ctx: click.Context, context: str, tags, dockerfile, build_args, targ
     out = _output(output)
     temps: list[str] = []
     try:
-        _build(ctx, context, out, compression, iidfile, quiet, progress, dict(
-            dockerfile=dockerfile, tags=tuple(tags), build_args=build_args_from(build_args),
-            target=target, no_cache=no_cache,
-            no_cache_filter=tuple(s.lower() for s in no_cache_filter),
+        request: BuildKeywords = dict(
+            dockerfile=dockerfile, tag=tags, buildargs=build_args_from(build_args),
+            target=target, nocache=no_cache, no_cache_filter=no_cache_filter,
             secrets=_secrets(secrets, temps), labels=_pairs(labels, "--label"),
-            platform=platform, network=network))
+            platform=platform, network_mode=network)
+        _build(ctx, context, request, out, compression, iidfile, quiet, progress)
     finally:
         for path in temps:
             os.unlink(path)
 
 
-def _build(ctx: click.Context, context: str, out: tuple[str, str] | None, compression: str,
-           iidfile: str | None, quiet: bool, progress: str, fields: dict) -> None:
-    from pybuild.build import BuildOptions, build, with_defaults
-    from pybuild.progress import make_renderer
-    from pybuild.store import Store
+def _build(ctx: click.Context, context: str, request: BuildKeywords,
+           out: tuple[str, str] | None, compression: str, iidfile: str | None, quiet: bool,
+           progress: str) -> None:
+    """Build through the library's Client; what the build says is rendered here."""
+    from pybuild.cli.common import get_client
+    from pybuild.progress import BuildDone, make_renderer
 
-    options = with_defaults(BuildOptions(context=context, **fields))
     render = make_renderer("quiet" if quiet else progress, sys.stderr)
     if quiet:  # the id goes to stdout below, for scripts; only failures to stderr
-        from pybuild.progress import BuildDone
-
         quiet_render = render
         render = lambda event: None if isinstance(event, BuildDone) else quiet_render(event)  # noqa: E731
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    store = Store(ctx.obj["root"], on_wait=lambda: click.echo(
-        "waiting for the store lock held by another pybuild process...", err=True))
-    result = build(store, options, render)
+    client = get_client(ctx)
+    image = client.images.build(context, on_event=render, **request)
     if iidfile:
         with open(iidfile, "w") as f:
-            f.write(result.image_id)
+            f.write(image.id)
     if out is not None:
         # named by the first tag, as docker's archive is, so a load gets the name back
-        _write_output(store, (result.tags or (result.image_id,))[0], out, compression)
+        with open(out[1], "wb") as f:
+            name = request["tag"][0] if request["tag"] else image.id
+            client.images.save([name], f, compression=compression)
     if quiet:
-        click.echo(result.image_id)
-
-
-def _write_output(store, image: str, out: tuple[str, str], compression: str) -> None:
-    from pybuild.archive import save
-
-    with open(out[1], "wb") as f:
-        save(store, [image], f, compression=compression)
+        click.echo(image.id)
