@@ -1,18 +1,17 @@
-"""The persistent stat -> sha256 memo of context files, and the atomic file write.
+"""The persistent stat -> sha256 memo of context files, under ``ROOT/cache/filehashes/``.
 
-Kept apart from ``pybuild.context.walk`` because the cache index shares the atomic write and
-both live under ``ROOT/cache/``.
+``pybuild.context.walk`` consults it while walking a context; it lives with the cache because
+its files sit beside the cache index and, like the index, outlive a build.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
-import stat
-import time
 from pathlib import Path
+
+from pybuild.store.fsutil import atomic_write
 
 
 class FileHashMemo:
@@ -62,7 +61,6 @@ class FileHashMemo:
         if not self._dirty or self.path is None:
             return
         self._forget_deleted()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         data = json.dumps({"version": self.VERSION, "entries": self._entries},
                           separators=(",", ":")).encode()
         atomic_write(self.path, data)
@@ -77,29 +75,6 @@ class FileHashMemo:
                 os.lstat(os.path.join(self.root, relpath))
             except (FileNotFoundError, NotADirectoryError):
                 del self._entries[relpath]
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file next to ``path``, fsync it, rename it over ``path``.
-
-    Refuses to replace anything but a regular file: a path that went wrong must not turn
-    a device node or a directory into a JSON file.
-    """
-    try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            raise OSError(errno.EINVAL, "refusing to replace a non-regular file", str(path))
-    except FileNotFoundError:
-        pass
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def sha256_file(path: str) -> str:

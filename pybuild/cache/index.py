@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pybuild.cache.filehashes import atomic_write
 from pybuild.cache.keys import KeyInputs, explain_miss
+from pybuild.store.fsutil import atomic_write
 
 _STALE_TMP_SECONDS = 3600
 
@@ -91,15 +91,11 @@ class CacheIndex:
             raise ValueError("record key does not match its inputs")
         lean = CacheRecord(record.key, record.inputs.without_manifest(), record.layer,
                            record.config, record.meta, record.created or time.time())
-        path = self._key_path(record.key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, _encode(lean))
+        atomic_write(self._key_path(record.key), _encode(lean))
         if slot is not None:
             full = CacheRecord(lean.key, record.inputs, lean.layer, lean.config, lean.meta,
                                lean.created)
-            spath = self._slot_path(slot)
-            spath.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(spath, _encode(full))
+            atomic_write(self._slot_path(slot), _encode(full))
 
     def last_for_slot(self, slot: str) -> CacheRecord | None:
         """The last record stored for ``slot``, whatever its key."""

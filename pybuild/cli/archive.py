@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,20 +46,21 @@ def save_command(ctx: click.Context, images: tuple[str, ...], output: str | None
 def _save_to_file(client: Client, images: list[str], path: Path, compression: str) -> None:
     """Write beside ``path`` and rename, so a failed save leaves no half archive behind."""
     from pybuild.errors import ArchiveError
+    from pybuild.store.fsutil import AtomicFile
 
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
+        out = AtomicFile(path)
     except OSError as err:
         raise ArchiveError(f"cannot write {path}: {err.strerror}") from None
     try:
-        with os.fdopen(fd, "wb") as out:
-            client.images.save(images, out, compression=compression)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        client.images.save(images, out.file, compression=compression)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        out.abort()
         raise
+    try:
+        out.commit()
+    except OSError as err:  # a full disk, or a path that is not a regular file
+        raise ArchiveError(f"cannot write {path}: {err.strerror}") from None
 
 
 @click.command("load")

@@ -8,19 +8,17 @@ Put and delete are idempotent; ``open`` verifies as it reads.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from pybuild.errors import BlobNotFound, DigestMismatch, StoreError
-from pybuild.store.fsutil import fsync_dir
+from pybuild.store.fsutil import AtomicFile
 from pybuild.store.lock import FileLock
 
 _DIGEST_RE = re.compile(r"sha256:([a-f0-9]{64})")
@@ -50,12 +48,13 @@ class BlobWriter:
     def __init__(self, store: BlobStore):
         self._store = store
         self._guard = store.guard
-        store.tmp.mkdir(parents=True, exist_ok=True)
         if self._guard is not None:
             self._guard.acquire()  # garbage collection must not take our temp file away
-        fd, name = tempfile.mkstemp(dir=store.tmp, prefix="blob-")
-        self._file = os.fdopen(fd, "wb")
-        self._tmp = Path(name)
+        try:
+            self._file = AtomicFile(tmp_dir=store.tmp, prefix="blob-", mode=0o444)
+        except BaseException:
+            self._release()
+            raise
         self._hash = hashlib.sha256()
         self.size = 0
         self.info: BlobInfo | None = None
@@ -75,7 +74,7 @@ class BlobWriter:
         return "sha256:" + self._hash.hexdigest()
 
     def flush(self) -> None:
-        self._file.flush()
+        self._file.file.flush()
 
     def tell(self) -> int:
         return self.size
@@ -89,14 +88,8 @@ class BlobWriter:
                                      f"expected {size} bytes, got {self.size}")
             if digest is not None and digest != actual:
                 raise DigestMismatch(f"digest mismatch: expected {digest}, got {actual}")
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            os.chmod(self._tmp, 0o444)
-            dest = self._store.path(actual)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self._tmp, dest)  # same content either way, so replacing is idempotent
-            fsync_dir(dest.parent)
+            # same content either way, so replacing a blob already there is idempotent
+            self._file.commit(self._store.path(actual))
         except BaseException:
             self.abort()
             raise
@@ -105,10 +98,7 @@ class BlobWriter:
         return self.info
 
     def abort(self) -> None:
-        if not self._file.closed:
-            self._file.close()
-        with contextlib.suppress(FileNotFoundError):
-            self._tmp.unlink()
+        self._file.abort()
         self._release()
 
     def _release(self) -> None:

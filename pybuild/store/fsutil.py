@@ -1,15 +1,18 @@
-"""Atomic file replacement: write a temp file in the store's tmp dir, fsync, rename."""
+"""Atomic file replacement (temp file, fsync, rename) and the store's tree chores.
+
+Only the standard library, and only its cheap modules at import: the no-change rebuild
+(``pybuild.cache.replay``) writes through ``atomic_write`` before anything else is loaded.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import os
-import shutil
-import tempfile
-from pathlib import Path
+import stat
+import time
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: str | os.PathLike[str]) -> None:
     """Make a rename in ``path`` durable; some filesystems refuse, which is harmless here."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -23,37 +26,106 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, tmp_dir: Path) -> None:
-    """Replace ``path`` with ``data`` so readers see the old or the new file, never a mix."""
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix="rec-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
+class AtomicFile:
+    """A temp file that replaces its destination whole on ``commit`` and leaves nothing behind
+    on ``abort``, so readers see the old file or the new one, never a mix.
+
+    The temp file goes in ``tmp_dir`` as ``PREFIX<unique>`` (a store's ``tmp/``, swept by
+    ``system check``) or else beside ``path`` as a hidden ``.NAME.<unique>.tmp``. ``commit``
+    fsyncs it, gives it ``mode`` (whatever the umask), renames it over the destination (``path``
+    or the one given then, e.g. a blob named by its digest) and makes the rename durable.
+    Anything but a regular file at the destination is refused: a path that went wrong must
+    not turn a device node or a directory into a data file. As a context manager: commit on
+    success, abort on an exception.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *,
+                 tmp_dir: str | os.PathLike[str] | None = None, mode: int = 0o644,
+                 prefix: str = "rec-"):
+        self.path = None if path is None else os.fspath(path)
+        self.mode = mode
+        unique = f"{os.getpid()}.{time.monotonic_ns()}"
+        if tmp_dir is not None:
+            parent, name = os.fspath(tmp_dir), f"{prefix}{unique}"
+        elif self.path is not None:
+            parent = os.path.dirname(self.path) or "."
+            name = f".{os.path.basename(self.path)}.{unique}.tmp"
+        else:
+            raise ValueError("AtomicFile needs a path or a tmp_dir")
+        self.tmp = os.path.join(parent, name)
+        os.makedirs(parent, exist_ok=True)
+        # O_EXCL rather than tempfile.mkstemp: tempfile would cost the no-change path an import
+        fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        self.file = os.fdopen(fd, "wb")
+        self.done = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        return self.file.write(data)
+
+    def commit(self, path: str | os.PathLike[str] | None = None) -> None:
+        dest = os.fspath(path) if path is not None else self.path
+        if dest is None:
+            raise ValueError("AtomicFile.commit needs a destination")
+        try:
+            try:
+                if not stat.S_ISREG(os.lstat(dest).st_mode):
+                    raise OSError(errno.EINVAL, "refusing to replace a non-regular file", dest)
+            except FileNotFoundError:
+                pass
+            self.file.flush()
+            os.fchmod(self.file.fileno(), self.mode)
+            os.fsync(self.file.fileno())
+            self.file.close()
+            parent = os.path.dirname(dest) or "."
+            os.makedirs(parent, exist_ok=True)
+            os.replace(self.tmp, dest)
+        except BaseException:
+            self.abort()
+            raise
+        self.done = True
+        fsync_dir(parent)
+
+    def abort(self) -> None:
+        self.done = True
+        self.file.close()
+        try:
+            os.unlink(self.tmp)
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if not self.done:
+            if exc_type is None:
+                self.commit()
+            else:
+                self.abort()
 
 
-def remove_tree(path: Path, tmp_dir: Path) -> None:
+def atomic_write(path: str | os.PathLike[str], data: bytes,
+                 tmp_dir: str | os.PathLike[str] | None = None, *, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` atomically and durably (see ``AtomicFile``)."""
+    with AtomicFile(path, tmp_dir=tmp_dir, mode=mode) as out:
+        out.write(data)
+
+
+def remove_tree(path: str | os.PathLike[str], tmp_dir: str | os.PathLike[str]) -> None:
     """Remove a directory tree: first renamed out of sight (atomic), then deleted at leisure."""
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    doomed = Path(tempfile.mkdtemp(dir=tmp_dir, prefix="rm-"))
+    import shutil  # here, not at the top: see the module docstring
+    import tempfile
+
+    os.makedirs(tmp_dir, exist_ok=True)
+    doomed = tempfile.mkdtemp(dir=tmp_dir, prefix="rm-")
     try:
-        os.rename(path, doomed / "x")
+        os.rename(path, os.path.join(doomed, "x"))
     except FileNotFoundError:
         pass
     shutil.rmtree(doomed, ignore_errors=True)
 
 
-def dir_size(path: Path) -> int:
+def dir_size(path: str | os.PathLike[str]) -> int:
     """Bytes used by regular files under ``path``, hard links counted once."""
     seen: set[tuple[int, int]] = set()
     total = 0
