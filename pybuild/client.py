@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TypedDict, Unpack
+from typing import TYPE_CHECKING, BinaryIO, TypeAlias, TypedDict, Unpack
 
 from pybuild.errors import PybuildError
 from pybuild.image.config import ImageConfig
@@ -18,9 +18,18 @@ from pybuild.images.inspect import HistoryItem, history_items, inspect_data
 from pybuild.store import DEFAULT_ROOT, Store
 from pybuild.store.records import ImageRecord
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the modules behind these load only when their methods run
+    from pybuild.archive.layout import SavedImage
+    from pybuild.archive.load import LoadedImage
     from pybuild.build.options import BuildOptions
     from pybuild.progress import Event, EventHandler
+    from pybuild.store.check import Problem
+    from pybuild.store.gc import GcResult, UsageRow
+    from pybuild.store.images import Removal
+    from pybuild.store.refs import RefTable
+
+# a document as json.loads gives it, e.g. one element of ``docker image inspect``
+JsonValue: TypeAlias = "None | bool | int | float | str | list[JsonValue] | dict[str, JsonValue]"
 
 __all__ = ["BuildKeywords", "Client", "HistoryItem", "Image", "ImageCollection", "SystemApi",
            "build_options"]
@@ -104,7 +113,7 @@ class ImageCollection:
 
         return tag(self._store, image, reference).familiar()
 
-    def remove(self, image: str, *, force: bool = False) -> list[Any]:
+    def remove(self, image: str, *, force: bool = False) -> list[Removal]:
         """Docker's rmi: a list of Removal("Untagged"|"Deleted", subject)."""
         from pybuild.store.images import remove
 
@@ -115,14 +124,14 @@ class ImageCollection:
         record = self._store.records.get(img.id)
         return history_items(record, img.config, img.tags)
 
-    def inspect(self, image: str) -> dict[str, Any]:
+    def inspect(self, image: str) -> dict[str, JsonValue]:
         """One element of ``docker image inspect``'s output."""
         img = self.get(image)
         return inspect_data(self._store.records.get(img.id), img.config, list(img.tags),
                             list(img.digests))
 
-    def prune(self, *, all: bool = False) -> Any:  # noqa: A002
-        """Remove dangling images (or all unused with ``all``); a GcResult."""
+    def prune(self, *, all: bool = False) -> GcResult:  # noqa: A002
+        """Remove dangling images (or all unused with ``all``); what went is in the result."""
         from pybuild.store.images import prune
 
         return prune(self._store, all_images=all)
@@ -140,15 +149,15 @@ class ImageCollection:
 
     def save(self, images: list[str] | tuple[str, ...], out: BinaryIO | None = None, *,
              compression: str = "gzip", format: str = "tar",  # noqa: A002
-             dest_dir: str | Path | None = None) -> Any:
+             dest_dir: str | Path | None = None) -> tuple[SavedImage, ...]:
         """Write images to one docker-archive + OCI layout tar (or an OCI layout directory)."""
         from pybuild.archive import save
 
         return save(self._store, images, out, compression=compression, format=format,
                     dest_dir=dest_dir)
 
-    def load(self, source: BinaryIO | str | Path) -> list[Any]:
-        """Load every image of a docker-archive, OCI archive or layout dir; LoadedImage list."""
+    def load(self, source: BinaryIO | str | Path) -> list[LoadedImage]:
+        """Load every image of a docker-archive, OCI archive or layout dir."""
         from pybuild.archive import load
 
         return load(self._store, source)
@@ -169,7 +178,7 @@ class ImageCollection:
 
         yield from build_iter(self._store, build_options(path, **options))
 
-    def _image(self, record: ImageRecord, table: Any = None) -> Image:
+    def _image(self, record: ImageRecord, table: RefTable | None = None) -> Image:
         table = table or self._store.refs.load()
         tags, digests = table.names_for(record.id)
         config = ImageConfig.from_bytes(self._store.blobs.read_bytes(record.id))
@@ -185,18 +194,20 @@ class SystemApi:
     def __init__(self, client: Client):
         self._client = client
 
-    def df(self) -> list[Any]:
+    def df(self) -> list[UsageRow]:
+        """``system df``'s rows: images, unpacked layers, build cache, blobs (and containers),
+        each with its size and what a prune would reclaim."""
         from pybuild.store.gc import disk_usage
 
         return disk_usage(self._client.store)
 
-    def prune(self) -> Any:
-        """Collect blobs and unpacked layers no image references (a GcResult)."""
+    def prune(self) -> GcResult:
+        """Collect blobs and unpacked layers no image references."""
         from pybuild.store.gc import collect
 
         return collect(self._client.store)
 
-    def check(self, *, repair: bool = False) -> list[Any]:
+    def check(self, *, repair: bool = False) -> list[Problem]:
         """Problems found (empty when the store is sound); ``repair`` drops broken items."""
         from pybuild.store.check import check
 
