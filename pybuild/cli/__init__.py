@@ -12,6 +12,7 @@ import sys
 import click
 
 from pybuild import __version__
+from pybuild.store.paths import DEFAULT_ROOT, ROOT_ENV
 
 # name -> (module under pybuild.cli, attribute, one-line help). The help is kept here so
 # ``pybuild --help`` does not import every command.
@@ -61,7 +62,7 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-v", prog_name="pybuild")
-@click.option("--root", envvar="PYBUILD_ROOT", default="/var/lib/pybuild", show_default=True,
+@click.option("--root", envvar=ROOT_ENV, default=DEFAULT_ROOT, show_default=True,
               help="Where images, layers and the build cache are kept.")
 @click.pass_context
 def cli(ctx: click.Context, root: str) -> None:

@@ -16,8 +16,9 @@ LOCK_WAIT_MESSAGE = "waiting for the store lock held by another pybuild process.
 def get_client(ctx: click.Context) -> Client:
     """The library client for the root the top-level ``--root`` / PYBUILD_ROOT chose."""
     from pybuild.client import Client
+    from pybuild.store.paths import DEFAULT_ROOT
 
-    root = (ctx.find_root().obj or {}).get("root", "/var/lib/pybuild")
+    root = (ctx.find_root().obj or {}).get("root", DEFAULT_ROOT)
     return Client(root, on_wait=lambda: click.echo(LOCK_WAIT_MESSAGE, err=True))
 
 
