@@ -18,6 +18,9 @@ from pybuild.image.canonical import canonical_json
 
 _KNOWN = {"created", "author", "architecture", "os", "variant", "config", "rootfs", "history"}
 
+# The PATH a Linux container gets when its image sets none (BuildKit's and runc's default).
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 
 @dataclass(frozen=True)
 class HealthConfig:

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from pybuild.errors import RunnerError
+from pybuild.image.config import DEFAULT_PATH
 from pybuild.runner.caps import CAPABILITIES, DOCKER_DEFAULT_CAPS, normalize
-
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Docker's defaults (moby oci/defaults.go): files get /dev/null bound over them, directories
 # a read-only empty tmpfs. Paths missing on this kernel are skipped.
