@@ -68,7 +68,7 @@ def test_children_protect_parents(client):
         client.images.remove(base.id, force=True)
     removed = client.images.remove("base")  # untagging the parent is fine; it stays
     assert [r.action for r in removed] == ["Untagged"]
-    assert client.images.get(base.id)
+    assert client.images.get(base.id).tags == ()  # still there, by id, with no name
     assert [i.id for i in client.images.list()] == [client.images.get("app").id]
     assert len(client.images.list(all=True)) == 2  # the untagged parent is intermediate
 
