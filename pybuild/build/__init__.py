@@ -103,7 +103,7 @@ def build(store: Store, options: BuildOptions, on_event: EventHandler | None = N
         # layers no record names yet.
         with store.writing():
             state = executor.run()
-            result = commit(store, executor, state, options)
+            result = commit(store, state, options)
     except BuildError as err:
         watch.annotate(err)
         raise

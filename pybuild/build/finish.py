@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from pybuild.build.options import BuildOptions, BuildResult
 from pybuild.image.config import ImageConfig
 from pybuild.plan.state import StageState
 
+if TYPE_CHECKING:
+    from pybuild.store import Store
 
-def commit(store, executor, state: StageState, options: BuildOptions) -> BuildResult:
+
+def commit(store: Store, state: StageState, options: BuildOptions) -> BuildResult:
     from pybuild.store.images import tag
 
     config = state.config
@@ -26,7 +30,7 @@ def commit(store, executor, state: StageState, options: BuildOptions) -> BuildRe
     return BuildResult(record.id, tuple(options.tags), record.manifest_digest)
 
 
-def _reuse_created(store, image: ImageConfig) -> ImageConfig:
+def _reuse_created(store: Store, image: ImageConfig) -> ImageConfig:
     """A rebuild that changes nothing gives the same image id, as BuildKit's does: the
     timestamps of the first build with this exact content are kept."""
     import hashlib
