@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -20,6 +21,26 @@ def get_client(ctx: click.Context) -> Client:
 
     root = (ctx.find_root().obj or {}).get("root", DEFAULT_ROOT)
     return Client(root, on_wait=lambda: click.echo(LOCK_WAIT_MESSAGE, err=True))
+
+
+def prune_options(all_help: str) -> Callable[[Callable[..., Any]], Any]:
+    """Docker's ``-a/--all`` and ``-f/--force`` for ``image prune`` and ``system prune``,
+    and the context; ``all_help`` says what ``--all`` adds to each."""
+    def decorate(command: Callable[..., Any]) -> Any:
+        command = click.pass_context(command)
+        command = click.option("-f", "--force", is_flag=True,
+                               help="Do not prompt for confirmation.")(command)
+        return click.option("-a", "--all", "all_", is_flag=True, help=all_help)(command)
+
+    return decorate
+
+
+def confirm_prune(force: bool, warning: str) -> None:
+    """Docker's prune prompt on stderr, ``WARNING! <warning>`` then the question; anything
+    but yes aborts."""
+    if not force:
+        click.confirm(f"WARNING! {warning}\nAre you sure you want to continue?", abort=True,
+                      err=True)
 
 
 def short_id(image_id: str, *, trunc: bool = True) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from pybuild.cli import LazyGroup
-from pybuild.cli.common import get_client, human_size
+from pybuild.cli.common import confirm_prune, get_client, human_size, prune_options
 from pybuild.cli.images import (
     history_command,
     images_command,
@@ -37,17 +37,12 @@ group.add_command(import_command, "import")
 
 
 @group.command("prune")
-@click.option("-a", "--all", "all_", is_flag=True,
-              help="Remove all unused images, not just dangling ones.")
-@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
-@click.pass_context
+@prune_options("Remove all unused images, not just dangling ones.")
 def prune_command(ctx: click.Context, all_: bool, force: bool) -> None:
     """Remove unused images."""
     what = "all images without at least one container associated to them" if all_ \
         else "all dangling images"
-    if not force:
-        click.confirm(f"WARNING! This will remove {what}.\nAre you sure you want to continue?",
-                      abort=True, err=True)
+    confirm_prune(force, f"This will remove {what}.")
     result = get_client(ctx).images.prune(all=all_)
     if result.images:
         click.echo("Deleted Images:")

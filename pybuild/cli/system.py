@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from pybuild.cli.common import get_client, human_size, json_line, render_rows
+from pybuild.cli.common import (
+    confirm_prune,
+    get_client,
+    human_size,
+    json_line,
+    prune_options,
+    render_rows,
+)
 
 
 @click.group("system")
@@ -34,16 +41,11 @@ def df_command(ctx: click.Context, fmt: str | None) -> None:
 
 
 @group.command("prune")
-@click.option("-a", "--all", "all_", is_flag=True,
-              help="Also remove every image no container uses, not just dangling ones.")
-@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
-@click.pass_context
+@prune_options("Also remove every image no container uses, not just dangling ones.")
 def prune_command(ctx: click.Context, all_: bool, force: bool) -> None:
     """Remove dangling images, then blobs and unpacked layers no image references."""
-    if not force:
-        click.confirm("WARNING! This will remove:\n  - all dangling images\n"
-                      "  - all blobs and unpacked layers no image references\n"
-                      "Are you sure you want to continue?", abort=True, err=True)
+    confirm_prune(force, "This will remove:\n  - all dangling images\n"
+                         "  - all blobs and unpacked layers no image references")
     result = get_client(ctx).images.prune(all=all_)
     for title, items in (("Deleted Images:", result.images), ("Deleted blobs:", result.blobs),
                          ("Deleted unpacked layers:", result.layers)):
