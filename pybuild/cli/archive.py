@@ -66,7 +66,8 @@ def _save_to_file(client: Client, images: list[str], path: Path, compression: st
 @click.command("load")
 @click.option("-i", "--input", "source", default=None,
               help="Read this tar file or OCI layout directory instead of stdin.")
-@click.option("-q", "--quiet", is_flag=True, help="Suppress progress (there is none yet).")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Accepted as docker's; load shows no progress, only what it loaded.")
 @click.pass_context
 def load_command(ctx: click.Context, source: str | None, quiet: bool) -> None:
     """Load images from a docker-archive, an OCI archive or an OCI layout directory."""

@@ -1,0 +1,1 @@
+"""The build context: ``.dockerignore``, COPY wildcards, and the walk that digests sources."""

@@ -1,4 +1,4 @@
-"""The build context: .dockerignore, walking, COPY source resolution and content digests.
+"""Walking the build context (through ``.dockerignore``): COPY sources and content digests.
 
 Nothing here tars the context. Files are stat-walked with ``os.scandir`` and a file's content
 is read only when its stat differs from the one remembered in a :class:`FileHashMemo`, so a

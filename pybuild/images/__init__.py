@@ -1,0 +1,1 @@
+"""Operations on stored images: import a rootfs, inspect and history, ``images --filter``."""

@@ -1,1 +1,2 @@
-"""OCI layers: diffing trees and overlay upper dirs, the normalised tar, safe extraction."""
+"""OCI layers: diffing trees and overlay upper dirs, the tar format (the normalised layer tar
+and the tars ``save`` writes), compression, safe extraction."""

@@ -1,7 +1,8 @@
 """Atomic file replacement (temp file, fsync, rename) and the store's tree chores.
 
-Only the standard library, and only its cheap modules at import: the no-change rebuild
-(``pybuild.cache.replay``) writes through ``atomic_write`` before anything else is loaded.
+Only the standard library, and only its cheap modules at import, so that the no-change
+rebuild (``pybuild.cache.replay``) can write through ``atomic_write`` before anything else is
+loaded.
 """
 
 from __future__ import annotations
