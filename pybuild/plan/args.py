@@ -15,9 +15,6 @@ PLATFORM_ARGS: dict[str, str] = {
     "TARGETVARIANT": "",
 }
 
-# What BuildKit sets PATH to when the base image does not (Linux).
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
 # Accepted as --build-arg without a declaration, never reported unused, passed to RUN only.
 PROXY_ARGS: frozenset[str] = frozenset(
     name

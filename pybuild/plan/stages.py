@@ -17,8 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from pybuild.errors import DockerfileError, ExpansionError, StageError
+from pybuild.image.config import DEFAULT_PATH
 from pybuild.instructions import Arg, Env, From, Instruction
-from pybuild.plan.args import DEFAULT_PATH, PLATFORM_ARGS, is_builtin
+from pybuild.plan.args import PLATFORM_ARGS, is_builtin
 from pybuild.plan.deps import find_cycle, reachable, references, resolve_ref
 from pybuild.plan.expand import expand
 

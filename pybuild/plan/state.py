@@ -8,7 +8,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from pybuild.errors import ExpansionError, InstructionError
-from pybuild.image.config import ContainerConfig, HealthConfig, HistoryEntry, ImageConfig
+from pybuild.image.config import (
+    DEFAULT_PATH,
+    ContainerConfig,
+    HealthConfig,
+    HistoryEntry,
+    ImageConfig,
+)
 from pybuild.instructions import (
     Arg,
     Cmd,
@@ -25,7 +31,6 @@ from pybuild.instructions import (
     User,
     Volume,
 )
-from pybuild.plan.args import DEFAULT_PATH
 from pybuild.shell.words import expand as shell_expand
 from pybuild.store.records import LayerRef
 
