@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from pybuild.plan.stages import BuildStages, Stage, resolve_stages
     from pybuild.progress import (
         BuildDone,
+        BuildReplayed,
         BuildStarted,
         BuildWarning,
         CacheMiss,
@@ -71,15 +72,16 @@ _LAZY_MODULES: dict[str, tuple[str, ...]] = {
     "pybuild.dockerfile.parser": ("parse", "parse_file"),
     "pybuild.instructions": ("From", "Instruction", "parse_instructions"),
     "pybuild.plan.stages": ("BuildStages", "Stage", "resolve_stages"),
-    "pybuild.progress": ("BuildDone", "BuildStarted", "BuildWarning", "CacheMiss", "Event",
-                         "EventHandler", "LogLine", "StepCached", "StepDone", "StepFailed",
-                         "StepStarted"),
+    "pybuild.progress": ("BuildDone", "BuildReplayed", "BuildStarted", "BuildWarning",
+                         "CacheMiss", "Event", "EventHandler", "LogLine", "StepCached",
+                         "StepDone", "StepFailed", "StepStarted"),
 }
 _LAZY = {name: module for module, names in _LAZY_MODULES.items() for name in names}
 
 __all__ = [
     "ArchiveError", "BlobNotFound", "BuildDone", "BuildError", "BuildKeywords", "BuildOptions",
-    "BuildStages", "BuildStarted", "BuildWarning", "CacheMiss", "CheckWarning", "Client",
+    "BuildReplayed", "BuildStages", "BuildStarted", "BuildWarning", "CacheMiss", "CheckWarning",
+    "Client",
     "ContextError", "CorruptStore", "DigestMismatch", "DockerfileError", "Event",
     "EventHandler", "ExpansionError", "From", "IgnorePatternError", "Image", "ImageError",
     "ImageNotFound", "Instruction", "InstructionError", "LayerError", "LockTimeout", "LogLine",

@@ -90,6 +90,14 @@ class BuildWarning:
 
 
 @dataclass(frozen=True)
+class BuildReplayed:
+    """Nothing that could change the image moved since a recorded build of the same request,
+    so its image is the answer and no step runs; BuildDone follows."""
+
+    image_id: str
+
+
+@dataclass(frozen=True)
 class BuildDone:
     image_id: str
     tags: tuple[str, ...] = ()
@@ -98,7 +106,7 @@ class BuildDone:
 
 # Every event a build emits; a handler can match on it exhaustively.
 Event = Union[BuildStarted, StepStarted, StepCached, CacheMiss, LogLine, StepDone,  # noqa: UP007
-              StepFailed, BuildWarning, BuildDone]
+              StepFailed, BuildWarning, BuildReplayed, BuildDone]
 # What ``on_event`` takes: the library calls it in the building thread, as events happen.
 EventHandler = Callable[[Event], None]
 Renderer = EventHandler  # a handler that writes the events to a stream
@@ -199,6 +207,12 @@ class PlainRenderer:
 
     def _on_BuildWarning(self, e: BuildWarning) -> None:  # noqa: N802
         self._write(f"WARNING: {e.message}{_where(e)}")
+
+    def _on_BuildReplayed(self, e: BuildReplayed) -> None:  # noqa: N802
+        from pybuild.cache.replay import REPLAYED  # the fast path prints the same words
+
+        self.last_step += 1
+        self._write(f"#{self.last_step} {REPLAYED}\n#{self.last_step} DONE 0.0s")
 
     def _on_BuildDone(self, e: BuildDone) -> None:  # noqa: N802
         n = self.last_step + 1
@@ -324,6 +338,11 @@ class TtyRenderer:
 
     def _on_BuildWarning(self, e: BuildWarning) -> list[str]:  # noqa: N802
         return [f"WARNING: {e.message}{_where(e)}"]
+
+    def _on_BuildReplayed(self, e: BuildReplayed) -> list[str]:  # noqa: N802
+        from pybuild.cache.replay import REPLAYED
+
+        return [self._row(f" => {REPLAYED}", 0.0)]
 
     def _on_BuildDone(self, e: BuildDone) -> list[str]:  # noqa: N802
         self.finished = True

@@ -12,6 +12,7 @@ import pytest
 from pybuild.errors import UsageError
 from pybuild.progress import (
     BuildDone,
+    BuildReplayed,
     BuildStarted,
     BuildWarning,
     CacheMiss,
@@ -179,3 +180,15 @@ def test_tty_tick_moves_the_clock_without_new_lines():
     r.tick()
     shown = screen(r.stream.getvalue())
     assert shown[0] == "[+] Building 2.5s (0/1)" and shown[1].endswith("2.5s") and len(shown) == 2
+
+
+def test_an_answered_build_renders_as_the_early_answer_prints_it():
+    from pybuild.cache.replay import REPLAYED, summary
+
+    events = [BuildStarted("ctx", "Dockerfile"), BuildReplayed("sha256:abc"),
+              BuildDone("sha256:abc", ("a:1", "b"), 0.01)]
+    plain = render(PlainRenderer(io.StringIO(), FakeClock()), events)
+    assert plain == summary("sha256:abc", ["a:1", "b"])
+    assert REPLAYED in render(TtyRenderer(io.StringIO(), FakeClock()), events)
+    assert render(QuietRenderer(io.StringIO()), events) == "sha256:abc\n"
+    assert '"event":"build_replayed"' in render(JsonRenderer(io.StringIO()), events)

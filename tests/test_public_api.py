@@ -13,7 +13,8 @@ import pybuild.errors
 
 PUBLIC_API = [
     "ArchiveError", "BlobNotFound", "BuildDone", "BuildError", "BuildKeywords", "BuildOptions",
-    "BuildStages", "BuildStarted", "BuildWarning", "CacheMiss", "CheckWarning", "Client",
+    "BuildReplayed", "BuildStages", "BuildStarted", "BuildWarning", "CacheMiss", "CheckWarning",
+    "Client",
     "ContextError", "CorruptStore", "DigestMismatch", "DockerfileError", "Event",
     "EventHandler", "ExpansionError", "From", "IgnorePatternError", "Image", "ImageError",
     "ImageNotFound", "Instruction", "InstructionError", "LayerError", "LockTimeout", "LogLine",

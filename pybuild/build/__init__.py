@@ -63,9 +63,35 @@ def build(store: Store, options: BuildOptions, on_event: EventHandler | None = N
           ) -> BuildResult:
     """Build ``options`` into ``store`` and tag the result.
 
-    A failed step raises :class:`~pybuild.errors.BuildError` with the step, its exit status
-    and the end of its log."""
+    A request whose every input is as a recorded build found it is answered with that
+    build's image at once (:mod:`pybuild.build.unchanged`; events BuildStarted,
+    BuildReplayed, BuildDone). A failed step raises :class:`~pybuild.errors.BuildError` with
+    the step, its exit status and the end of its log."""
     from pybuild import progress as ev
+    from pybuild.build import unchanged
+
+    emit = on_event or (lambda event: None)
+    started = time.monotonic()
+    _check_options(options)
+    if not os.path.isdir(options.context):
+        raise ContextError(f"unable to prepare context: path {options.context!r} not found")
+    keyed = unchanged.fields(options)
+    answered = unchanged.answer(store, options, keyed) if keyed is not None else None
+    if answered is not None and keyed is not None:
+        emit(ev.BuildStarted(keyed["context"], os.path.basename(keyed["dockerfile"])))
+        emit(ev.BuildReplayed(answered.image_id))
+    else:
+        answered = _build(store, options, emit, keyed)
+    emit(ev.BuildDone(answered.image_id, answered.tags, time.monotonic() - started))
+    return answered
+
+
+def _build(store: Store, options: BuildOptions, emit: EventHandler, keyed: dict | None
+           ) -> BuildResult:
+    """Every step, each from the step cache or run; recorded for the no-change answer when
+    ``keyed`` (the request's replay fields) is given."""
+    from pybuild import progress as ev
+    from pybuild.build import unchanged
     from pybuild.build.executor import Executor
     from pybuild.build.failure import StepWatch
     from pybuild.build.finish import commit
@@ -74,11 +100,6 @@ def build(store: Store, options: BuildOptions, on_event: EventHandler | None = N
     from pybuild.instructions import from_document
     from pybuild.plan.stages import resolve
 
-    emit = on_event or (lambda event: None)
-    started = time.monotonic()
-    _check_options(options)
-    if not os.path.isdir(options.context):
-        raise ContextError(f"unable to prepare context: path {options.context!r} not found")
     text, name = _read_dockerfile(options)
     doc = parse(text, file=name)
     try:
@@ -91,8 +112,7 @@ def build(store: Store, options: BuildOptions, on_event: EventHandler | None = N
         emit(ev.BuildWarning(f"build arg {arg} was given but not consumed"))
     memo = FileHashMemo.for_context(store.root / "cache", options.context)
     context = _context(options, memo)
-    replayable = _replay_fields(options)
-    before = _snapshot(context.root) if replayable else None
+    before = unchanged.snapshot(context.root) if keyed is not None else None
     started_ns = time.time_ns()
     emit(ev.BuildStarted(context.root, name))
     watch = StepWatch(emit)
@@ -110,54 +130,9 @@ def build(store: Store, options: BuildOptions, on_event: EventHandler | None = N
     finally:
         executor.cleanup()
         memo.save()
-    if replayable is not None and before is not None:
-        _remember(store, replayable, result.image_id, before, context, started_ns)
-    emit(ev.BuildDone(result.image_id, result.tags, time.monotonic() - started))
+    if keyed is not None and before is not None:
+        unchanged.remember(store, keyed, result.image_id, before, context, started_ns)
     return result
-
-
-def _replay_fields(options: BuildOptions) -> dict | None:
-    """What :mod:`pybuild.cache.replay` keys a rerun of this build on; None for builds it must not
-    answer (secrets, a Dockerfile from stdin or text). A ``--no-cache`` build is recorded
-    too: it refreshed every cache record, so a cached rebuild gives exactly its image."""
-    from pybuild.cache.replay import request_fields
-
-    if (options.secrets or options.dockerfile == "-" or options.dockerfile_text is not None
-            or options.docker_format):
-        return None
-    return request_fields(options.context, options.dockerfile, options.tags,
-                          dict(options.build_args), options.target, dict(options.labels),
-                          options.platform, options.network, options.source_date_epoch)
-
-
-def _snapshot(root: str) -> dict | None:
-    from pybuild.cache.replay import snapshot
-
-    try:
-        return snapshot(root)
-    except OSError:
-        return None
-
-
-def _remember(store, fields: dict, image_id: str, before: dict, context,
-              started_ns: int) -> None:
-    """Record the result for replay, with the content hash of every file whose memo entry
-    still matches its stat."""
-    import contextlib
-
-    from pybuild.cache.replay import remember
-    from pybuild.context.walk import stat_key
-
-    hashes = {}
-    for rel, entry in before.items():
-        if entry[0] == 0o100000:
-            with contextlib.suppress(OSError):
-                key = stat_key(os.lstat(os.path.join(context.root, rel)))
-                digest = context.memo.get(rel, key)
-                if digest is not None:
-                    hashes[rel] = digest
-    with contextlib.suppress(OSError):
-        remember(str(store.root), fields, image_id, before, hashes, started_ns)
 
 
 def build_iter(store: Store, options: BuildOptions) -> Iterator[Event]:

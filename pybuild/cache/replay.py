@@ -1,15 +1,31 @@
-"""Replay a build whose inputs are all unchanged, before the builder is even imported.
+"""The answer to a build whose inputs are all unchanged: the image the last such build made.
 
-A successful build records, under ``ROOT/cache/results/<key>.json``, the image it produced,
-the digest of ``refs.json`` after tagging, and a snapshot of every entry of the context (type,
-mode, owner, size; for files the stat and, when the build hashed it, the content hash). The
-key covers the Dockerfile's bytes and every build option. When the same build is asked for
-again and every context entry is unchanged, the answer is the image the step-by-step cache
-would give, so it is given at once. A file whose stat moved but whose content hash is equal
-(a ``touch``) counts as unchanged, as it does for the cache. Anything unusual (``--no-cache``,
-secrets, ``--output``, an option this module does not know) takes the ordinary path.
+Two records under ``ROOT/cache``:
 
-Only the standard library is imported here: this runs on every ``pybuild build``.
+``results/<key>.json``
+    Written by the library's ``build()`` after a success (:func:`remember`): the image, the
+    digest of ``refs.json`` after tagging, and a snapshot of every entry of the context (type,
+    mode, owner, size; for files the stat and, when the build hashed it, the content hash).
+    The key covers the Dockerfile's bytes and every option that can change the image
+    (:func:`request_fields`). :func:`lookup` gives the image when every context entry is
+    unchanged; a file whose stat moved but whose content hash is equal (a ``touch``) counts as
+    unchanged, as it does for the step cache. The library asks it before doing any work, so
+    ``Client.images.build`` and ``pybuild build`` share the one answer.
+
+``cli/<key>.json``
+    A command-line memo, written by ``pybuild build`` after a success
+    (:func:`remember_command_line`): the literal arguments, the working directory, the values
+    of the environment variables the command read, the request parameters click parsed and
+    the output choices (``-q``, ``--iidfile``, ``--progress``). The console entry
+    (:mod:`pybuild.entry`) finds it by hashing the arguments and the directory, before click
+    is even imported (:func:`replay`), checks those variables, recomputes the request's
+    fields from the stored parameters (so an edited Dockerfile or context still misses) and
+    asks :func:`lookup`. It never reads a build option: click stays the only parser, and a
+    command line that was never recorded (``--no-cache``, ``--secret``, ``--output``, a build
+    that failed) simply has no memo.
+
+Only the standard library and two pybuild modules that import nothing else are loaded here:
+this runs on every ``pybuild build``.
 """
 
 from __future__ import annotations
@@ -19,7 +35,9 @@ import json
 import os
 import stat
 import sys
-import time
+
+from pybuild.store.fsutil import atomic_write
+from pybuild.store.paths import DEFAULT_ROOT, ROOT_ENV
 
 SCHEMA = 1
 _RACY_NS = 50_000_000  # an entry changed this close to the snapshot could change unseen
@@ -52,7 +70,9 @@ def request_key(fields: dict) -> str:
 
 def request_fields(context: str, dockerfile: str | None, tags, build_args: dict, target,
                    labels: dict, platform, network: str, source_date_epoch) -> dict | None:
-    """The canonical description of a build request, or None when it cannot be read."""
+    """The canonical description of a build request, or None when it cannot be read. The
+    parameters are the JSON-ready ones ``pybuild.build.unchanged.request`` gives, as the
+    command-line memo stores them."""
     ctx = os.path.realpath(context)
     path = os.path.realpath(dockerfile) if dockerfile else os.path.join(ctx, "Dockerfile")
     try:
@@ -95,17 +115,12 @@ def remember(root: str, fields: dict, image_id: str, before: dict[str, list],
         return
     record = {"image": image_id, "refs": _refs_digest(root), "entries": after,
               "hashes": {p: h for p, h in hashes.items() if p in after}}
-    _write(_record_path(root, request_key(fields)), record, root)
+    _write(_record_path(root, request_key(fields)), record)
 
 
-def _write(path: str, record: dict, root: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, separators=(",", ":"))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _write(path: str, record: dict) -> None:
+    # atomic: a replay running beside this write reads the old record or the new one
+    atomic_write(path, json.dumps(record, separators=(",", ":")).encode())
 
 
 def _same(context: str, rel: str, old: list, new: list, hashes: dict[str, str]) -> bool:
@@ -143,60 +158,10 @@ def lookup(root: str, fields: dict) -> str | None:
     if moved:  # remember the new stats, so the next replay need not hash again
         record["entries"] = now
         try:
-            _write(path, record, root)
+            _write(path, record)
         except OSError:
             pass
     return image
-
-
-# -- the command line, read strictly: anything unknown goes to the ordinary path
-
-_VALUED = {"-t": "tags", "--tag": "tags", "-f": "file", "--file": "file",
-           "--build-arg": "build_args", "--target": "target", "--label": "labels",
-           "--iidfile": "iidfile", "--progress": "progress", "--platform": "platform",
-           "--network": "network"}
-_MULTI = {"tags", "build_args", "labels"}
-
-
-def _parse_build_argv(args: list[str]) -> dict | None:
-    opts: dict = {"tags": [], "build_args": [], "labels": [], "quiet": False, "context": None}
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        name, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        if arg in ("-q", "--quiet"):
-            opts["quiet"] = True
-        elif name in _VALUED:
-            if not eq:
-                i += 1
-                if i >= len(args):
-                    return None
-                value = args[i]
-            key = _VALUED[name]
-            if key in _MULTI:
-                opts[key].append(value)
-            else:
-                opts[key] = value
-        elif arg.startswith("-") or opts["context"] is not None:
-            return None
-        else:
-            opts["context"] = arg
-        i += 1
-    return opts
-
-
-def _root_and_rest(argv: list[str]) -> tuple[str, list[str]] | None:
-    root = os.environ.get("PYBUILD_ROOT") or "/var/lib/pybuild"
-    while argv and argv[0].startswith("--root"):
-        if argv[0] == "--root" and len(argv) > 1:
-            root, argv = argv[1], argv[2:]
-        elif argv[0].startswith("--root="):
-            root, argv = argv[0][7:], argv[1:]
-        else:
-            return None
-    if not argv or argv[0] != "build":
-        return None
-    return root, argv[1:]
 
 
 def build_args_from(values) -> dict[str, str | None]:
@@ -209,50 +174,89 @@ def build_args_from(values) -> dict[str, str | None]:
     return out
 
 
-def _fields_from(opts: dict) -> dict | None:
-    args = build_args_from(opts["build_args"])
-    labels = {}
-    for item in opts["labels"]:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
+# -- the command-line memo: argv -> what click made of it, so the entry need not parse it
+
+def _memo_path(root: str, argv: list[str], cwd: str) -> str:
+    doc = json.dumps([SCHEMA, argv, cwd], separators=(",", ":"))
+    return os.path.join(root, "cache", "cli", hashlib.sha256(doc.encode()).hexdigest() + ".json")
+
+
+def remember_command_line(root: str, argv: list[str], env_names, request: dict,
+                          output: dict) -> None:
+    """After ``pybuild [--root R] build ...`` succeeded: ``argv`` (the literal arguments),
+    run in this directory with these values of ``env_names``, asked for ``request`` (the
+    keyword arguments of :func:`request_fields`) and printed as ``output`` says (``quiet``,
+    ``iidfile``, ``progress``)."""
+    cwd = os.getcwd()
+    memo = {"argv": argv, "cwd": cwd, "root": root,
+            "env": {name: os.environ.get(name) for name in sorted(set(env_names))},
+            "request": request, "output": output}
+    _write(_memo_path(root, argv, cwd), memo)
+
+
+def _root(argv: list[str]) -> str | None:
+    """The store root, from the leading ``--root`` options as click reads them (the last one
+    wins), else the environment, else the default; None for a ``--root`` without a value."""
+    root = os.environ.get(ROOT_ENV) or DEFAULT_ROOT
+    i = 0
+    while i < len(argv) and argv[i].startswith("--root"):
+        if argv[i] == "--root" and i + 1 < len(argv):
+            root, i = argv[i + 1], i + 2
+        elif argv[i].startswith("--root="):
+            root, i = argv[i][7:], i + 1
+        else:
             return None
-        labels[key] = value
-    sde = os.environ.get("SOURCE_DATE_EPOCH", "")
-    return request_fields(opts["context"] or ".", opts.get("file"), opts["tags"], args,
-                          opts.get("target"), labels, opts.get("platform"),
-                          opts.get("network", "default"), int(sde) if sde.isdigit() else None)
+    return root
+
+
+def _answer(argv: list[str]) -> tuple[str, list[str], dict] | None:
+    """The image, its tags and the output choices for this command line, when it was
+    recorded and nothing it depends on moved."""
+    root = _root(argv)
+    if root is None:
+        return None
+    cwd = os.getcwd()
+    try:
+        with open(_memo_path(root, argv, cwd)) as f:
+            memo = json.load(f)
+        # the hash found it; these say it is the very same command, run the same way
+        if memo["argv"] != argv or memo["cwd"] != cwd or memo["root"] != root:
+            return None
+        if any(os.environ.get(name) != value for name, value in memo["env"].items()):
+            return None
+        fields = request_fields(**memo["request"])
+        tags, output = list(memo["request"]["tags"]), memo["output"]
+        output = {key: output[key] for key in ("quiet", "iidfile", "progress")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # no memo, or one this version cannot read: the ordinary path decides
+    image = lookup(root, fields) if fields else None
+    return (image, tags, output) if image else None
 
 
 def replay(argv: list[str]) -> int | None:
-    """Answer ``pybuild [--root R] build ...`` from a recorded result; None to build."""
-    found = _root_and_rest(argv)
-    opts = _parse_build_argv(found[1]) if found else None
-    if found is None or opts is None:
+    """Answer ``pybuild [--root R] build ...`` (``argv`` without the program name) from the
+    command-line memo and the recorded result; None to run the command."""
+    found = _answer(argv)
+    if found is None:
         return None
-    progress = opts.get("progress", "auto")
-    if progress not in ("auto", "tty", "plain", "quiet"):
-        return None
-    fields = _fields_from(opts)
-    image = lookup(found[0], fields) if fields else None
-    if image is None:
-        return None
-    if opts.get("iidfile"):
-        with open(opts["iidfile"], "w") as f:
+    image, tags, output = found
+    if output["iidfile"]:
+        with open(output["iidfile"], "w") as f:
             f.write(image)
-    if opts["quiet"]:
+    if output["quiet"]:
         sys.stdout.write(image + "\n")
-    elif progress != "quiet":
-        sys.stderr.write(_summary(image, fields["tags"]))
+    elif output["progress"] != "quiet":
+        sys.stderr.write(summary(image, tags))
     return 0
 
 
-def _summary(image: str, tags: list[str]) -> str:
-    lines = ["#1 [internal] load build definition and context", "#1 DONE 0.0s", "",
-             "#2 every step CACHED: nothing changed since the last build", "#2 DONE 0.0s", "",
-             "#3 exporting to image", f"#3 writing image {image} done"]
-    lines += [f"#3 naming to {tag} done" for tag in tags]
+REPLAYED = "every step CACHED: nothing changed since the last build"
+
+
+def summary(image: str, tags: list[str]) -> str:
+    """What ``--progress plain`` shows for an answered build (progress.PlainRenderer writes
+    the same for the BuildReplayed and BuildDone events; a test holds the two together)."""
+    lines = [f"#1 {REPLAYED}", "#1 DONE 0.0s", "", "#2 exporting to image",
+             f"#2 writing image {image} done"]
+    lines += [f"#2 naming to {tag} done" for tag in tags]
     return "\n".join(lines) + "\n"
-
-
-def clock_ns() -> int:
-    return time.time_ns()

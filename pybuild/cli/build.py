@@ -101,6 +101,10 @@ def command(ctx: click.Context, context: str, tags, dockerfile, build_args, targ
             secrets=_secrets(secrets, temps), labels=_pairs(labels, "--label"),
             platform=platform, network_mode=network)
         _build(ctx, context, request, out, compression, iidfile, quiet, progress)
+        if out is None:  # an answer from the memo would skip writing the archive
+            env = ("SOURCE_DATE_EPOCH", *(arg for arg in build_args if "=" not in arg))
+            _remember_command_line(ctx, context, request, env, dict(
+                quiet=quiet, iidfile=iidfile, progress=progress))
     finally:
         for path in temps:
             os.unlink(path)
@@ -130,3 +134,24 @@ def _build(ctx: click.Context, context: str, request: BuildKeywords,
             client.images.save([name], f, compression=compression)
     if quiet:
         click.echo(image.id)
+
+
+def _remember_command_line(ctx: click.Context, context: str, request: BuildKeywords,
+                           env_names: tuple[str, ...], output: dict) -> None:
+    """Leave the memo the console entry answers this very command line from when nothing
+    has changed (pybuild.cache.replay): what click made of it, so the entry need not parse."""
+    import contextlib
+
+    from pybuild.build import unchanged
+    from pybuild.cache.replay import remember_command_line
+    from pybuild.client import build_options
+    from pybuild.entry import command_line
+
+    argv = command_line()
+    options = build_options(context, **request)
+    keyed = unchanged.request(options)
+    if argv is None or keyed is None or not unchanged.may_answer(options):
+        return
+    root = ctx.find_root().obj["root"]  # as given: the entry compares it with what it reads
+    with contextlib.suppress(OSError):
+        remember_command_line(root, argv, env_names, keyed, output)
