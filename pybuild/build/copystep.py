@@ -101,11 +101,11 @@ def _context_sources(ex: StepContext, inst: Copy | Add, plain: list[str],
 def _execute(ex: StepContext, state: StageState, inst: Copy | Add, dest: str,
              sources: Sources) -> LayerRef:
     view = ex.view(state)
-    uid, gid = resolve_chown(view, inst.chown) if inst.chown else (0, 0)
+    chown = resolve_chown(view, inst.chown) if inst.chown else None
     tree = ex.tempdir("copy-")
     try:
         staging = Staging(tree, view)
-        _stage(staging, view, inst, dest, sources, uid, gid)
+        _stage(staging, view, inst, dest, sources, chown)
         staging.finish()
         return ex.commit_dir(state, tree, upper=False)
     except BaseException:
@@ -114,7 +114,8 @@ def _execute(ex: StepContext, state: StageState, inst: Copy | Add, dest: str,
 
 
 def _stage(staging: Staging, view: RootfsView, inst: Copy | Add, dest: str, sources: Sources,
-           uid: int, gid: int) -> None:
+           chown: tuple[int, int] | None) -> None:
+    uid, gid = chown or (0, 0)  # of the directories the copy makes
     items = sources.items
     top_files = [i for i in items if i.kind != "dir" and "/" not in i.rel]
     as_dir = (dest.endswith("/") or sources.any_dir or sources.count > 1
@@ -122,17 +123,16 @@ def _stage(staging: Staging, view: RootfsView, inst: Copy | Add, dest: str, sour
     if not as_dir and len(items) == 1 and items[0].kind != "dir":
         parent = view.resolve(posixpath.dirname(dest) or "/")
         target_dir = staging.ensure_dir(parent, uid=uid, gid=gid)
-        staging.put(target_dir, replace(items[0], rel=posixpath.basename(dest)), uid, gid)
+        staging.put(target_dir, replace(items[0], rel=posixpath.basename(dest)), chown)
         return
     if not as_dir and len(top_files) > 1:
         raise BuildError(f"When using {inst.keyword} with more than one source file, the "
                          "destination must be a directory and end with a /")
     real = view.resolve(dest.rstrip("/") or "/")
-    existed = view.is_dir(real)
     target_dir = staging.ensure_dir(real, uid=uid, gid=gid)
     for item in items:
-        if item.rel == "" and item.kind == "dir" and existed:
-            continue  # copying a dir's contents leaves an existing destination as it was
-        staging.put(target_dir, item, uid, gid)
+        if item.rel == "" and item.kind == "dir":
+            continue  # a dir's contents go in; the destination keeps its own metadata or 0755
+        staging.put(target_dir, item, chown)
     for archive in sources.archives:
-        addsource.extract(archive, target_dir, (uid, gid) if inst.chown else None)
+        addsource.extract(archive, target_dir, chown)

@@ -20,10 +20,14 @@ from pybuild.errors import BuildError
 
 
 def context_items(entries: Sequence[SourceEntry], root: str, chmod: str | None) -> list[Item]:
+    """Context entries as items. A directory that holds any of the entries gets the build's
+    time: BuildKit's context transfer writes a directory before what is in it and does not
+    set its time again after, so only empty directories keep their own."""
+    parents = {posixpath.dirname(e.dest) for e in entries if e.dest}
     items = []
     for e in entries:
         host = os.path.join(root, e.relpath)
-        mtime = os.lstat(host).st_mtime
+        mtime = None if e.kind == "dir" and e.dest in parents else os.lstat(host).st_mtime
         mode = apply_chmod(e.mode, chmod, e.kind == "dir") if e.kind != "symlink" else 0o777
         items.append(Item(e.dest, e.kind, mode, host=host, link_target=e.link_target,
                           mtime=mtime))
@@ -107,7 +111,8 @@ def _item(view: RootfsView, path: str, rel: str, chmod: str | None) -> Item:
     if kind != "symlink":
         mode = apply_chmod(mode, chmod, kind == "dir")
     target = os.readlink(found.host) if kind == "symlink" else None
-    return Item(rel, kind, mode, host=found.host, link_target=target, mtime=st.st_mtime)
+    return Item(rel, kind, mode, host=found.host, link_target=target, mtime=st.st_mtime,
+                owner=(st.st_uid, st.st_gid))
 
 
 def _walk(view: RootfsView, path: str, rel: str, chmod: str | None) -> list[Item]:
@@ -128,7 +133,8 @@ def items_digest(items: Sequence[Item], chown: tuple[int, int] | None) -> str:
     """Digest of items read from an image: content, mode, ownership, link targets."""
     h = hashlib.sha256(repr(chown).encode())
     for item in items:
-        h.update(f"{item.rel}\0{item.kind}\0{item.mode:o}\0{item.link_target}\0".encode())
+        h.update(f"{item.rel}\0{item.kind}\0{item.mode:o}\0{item.link_target}\0"
+                 f"{item.owner}\0".encode())
         if item.data is not None:
             h.update(hashlib.sha256(item.data).digest())
         elif item.kind == "file" and item.host:

@@ -1,9 +1,11 @@
 """A staged tree for COPY, ADD and WORKDIR: a directory that becomes one layer as it stands.
 
 Parent directories of the destination are recreated with the metadata they have in the
-image (mode, owner, mtime), so applying the layer leaves them as they were; directories the
-image lacks are made 0755. The staged tree is already an overlay lower dir (it has no
-whiteouts), so once written as a layer it is adopted as that layer's unpacked form.
+image (mode, owner, mtime), so applying the layer leaves them as they were, except that a
+directory the step adds a name to gets the build's time, as BuildKit's copy into the
+snapshot does; directories the image lacks are made 0755. The staged tree is already an
+overlay lower dir (it has no whiteouts), so once written as a layer it is adopted as that
+layer's unpacked form.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ class Item:
     host: str | None = None  # where to read a file's bytes
     data: bytes | None = None  # or the bytes themselves (heredocs, URLs)
     link_target: str | None = None
-    mtime: float | None = None
+    mtime: float | None = None  # None: the build's time
+    owner: tuple[int, int] | None = None  # None: 0:0 (or --chown)
 
 
 class Staging:
@@ -36,6 +39,7 @@ class Staging:
         self.root = root
         self.view = view
         self._dir_times: list[tuple[str, float]] = []
+        self._image_dirs: dict[str, str] = {}  # staged host path -> its image path
 
     def host(self, image_path: str) -> str:
         return os.path.join(str(self.root), image_path.lstrip("/"))
@@ -58,13 +62,16 @@ class Staging:
                 os.chown(host, st.st_uid, st.st_gid)
                 os.chmod(host, stat.S_IMODE(st.st_mode))
                 self._dir_times.append((host, st.st_mtime))
+                self._image_dirs[host] = current
             else:
                 os.chown(host, uid, gid)
                 os.chmod(host, mode)
         return self.host(image_path)
 
-    def put(self, dest_dir: str, item: Item, uid: int, gid: int) -> None:
-        """Write ``item`` below the staged ``dest_dir`` host path, owned by uid:gid."""
+    def put(self, dest_dir: str, item: Item, chown: tuple[int, int] | None) -> None:
+        """Write ``item`` below the staged ``dest_dir`` host path, owned by ``chown`` when
+        given, else by the item's own owner."""
+        uid, gid = chown or item.owner or (0, 0)
         path = os.path.join(dest_dir, item.rel) if item.rel else dest_dir
         self._parents(os.path.dirname(path), dest_dir, uid, gid)
         if item.kind == "dir":
@@ -109,10 +116,18 @@ class Staging:
         os.chmod(path, 0o755)
 
     def finish(self) -> None:
-        """Restore directory mtimes last: writing into a dir changes its mtime."""
+        """Restore directory mtimes last, as writing into a dir changes its mtime; an image
+        directory that gained a name keeps the build's time."""
         for path, mtime in reversed(self._dir_times):
-            os.utime(path, (mtime, mtime), follow_symlinks=False)
+            if not self._gained_a_name(path):
+                os.utime(path, (mtime, mtime), follow_symlinks=False)
         self._dir_times.clear()
+
+    def _gained_a_name(self, host: str) -> bool:
+        image_path = self._image_dirs.get(host)
+        if image_path is None:
+            return False
+        return any(self.view.lookup(f"{image_path}/{name}") is None for name in os.listdir(host))
 
 
 def apply_chmod(mode: int, spec: str | None, is_dir: bool) -> int:
