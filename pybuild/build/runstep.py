@@ -50,12 +50,14 @@ def prepare(ex: StepContext, state: StageState, plan: RunPlan) -> Prepared:
     return Prepared(plan, run, sources_digest=digest, extra=extra)
 
 
-def run_env(ex: StepContext, state: StageState, inst: Run) -> tuple[str, ...]:
-    """The step's environment: the state's, the predefined proxy args given as --build-arg
-    (not declared, so kept out of history and the cache key), and ``env=`` secrets."""
+def run_env(ex: StepContext, state: StageState, inst: Run, ids: Ids) -> tuple[str, ...]:
+    """The step's environment: the state's, HOME (the user's, as BuildKit sets it), the
+    predefined proxy args given as --build-arg (not declared, so kept out of history and the
+    cache key), and ``env=`` secrets."""
     from pybuild.plan.args import PROXY_ARGS
 
     env = dict(item.partition("=")[::2] for item in state.run_env())
+    env.setdefault("HOME", ids.home)
     for name, value in ex.build_args.items():
         if name in PROXY_ARGS and value is not None:
             env.setdefault(name, value)
@@ -128,7 +130,7 @@ def execute(ex: StepContext, state: StageState, inst: Run, argv: tuple[str, ...]
     lowerdirs = ex.lowerdirs(state)
     view = RootfsView(lowerdirs)
     ids = resolve_user(view, state.config.user or "root")
-    inputs = RunInputs(argv, run_env(ex, state, inst), ids, state.workdir, network)
+    inputs = RunInputs(argv, run_env(ex, state, inst, ids), ids, state.workdir, network)
     upper, work = ex.tempdir("upper-"), ex.tempdir("work-")
     seen: list[bytes] = []
 

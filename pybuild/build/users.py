@@ -17,6 +17,7 @@ class Ids:
     uid: int
     gid: int
     additional_gids: tuple[int, ...] = ()
+    home: str = "/"  # from /etc/passwd; "/" for a user it does not list, as runc has it
 
 
 def _table(view: RootfsView, path: str) -> list[list[str]]:
@@ -63,13 +64,14 @@ def resolve_user(view: RootfsView, spec: str, what: str = "USER") -> Ids:
         raise BuildError(
             f"unable to find user {user}: no matching entries in passwd file ({what})")
     uid = int(user) if user.isdigit() else int(row[2])  # type: ignore[index]
+    home = row[5] if row is not None and len(row) > 5 and row[5] else "/"
     # As docker, the primary group is also in the supplementary list (``id`` shows it).
     if group:
         gid = _group_id(view, group, what)
-        return Ids(uid, gid, (gid,))
+        return Ids(uid, gid, (gid,), home)
     gid = int(row[3]) if row is not None and row[3].isdigit() else 0
     extra = _supplementary(view, row[0], gid) if row is not None else ()
-    return Ids(uid, gid, tuple(sorted({gid, *extra})))
+    return Ids(uid, gid, tuple(sorted({gid, *extra})), home)
 
 
 def resolve_chown(view: RootfsView, spec: str) -> tuple[int, int]:

@@ -9,6 +9,13 @@ re-includes what it matches. Within a pattern ``*`` and ``?`` do not cross ``/``
 Docker's matcher takes shortcuts for some pattern shapes that change their meaning, and they are
 kept here: a pattern made of ``**`` and then only plain text is tested with "ends with", so
 ``**.pyc`` excludes every ``.pyc`` file, at any depth.
+
+Excluded directories are skipped whole, as BuildKit's context walker (and docker's) skips
+them: the walker descends into an excluded directory only when the text of some ``!``
+exception begins with the directory's path and a slash. ``cache`` with ``!cache/keep.txt``
+reopens ``cache/``; ``cache`` with ``!**/keep.txt`` or ``!*/keep*`` does not, so nothing below
+``cache/`` is sent even though the exception would match ``cache/keep.txt``, and a COPY that
+names ``cache`` fails as a path not in the context (docker/cli#2919 shows users meeting this).
 """
 
 from __future__ import annotations
@@ -21,13 +28,11 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 
 from pybuild.errors import ContextError, IgnorePatternError
+from pybuild.spaces import GO_SPACES
 
 __all__ = ["IgnoreMatcher", "Pattern", "compile_pattern", "load", "match_pattern", "matcher_of",
            "read_patterns"]
 
-# Go's strings.TrimSpace removes unicode.IsSpace characters.
-_GO_SPACES = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007" \
-    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 EXACT, PREFIX, SUFFIX, REGEX = "exact", "prefix", "suffix", "regex"
 _CHAR, _STAR, _DSTAR, _DSTAR_END = range(4)
 # A path that needs cleaning: empty, ., .. or empty elements, or a leading or trailing slash.
@@ -70,21 +75,6 @@ class Pattern:
         assert self.tree is not None
         return self.tree.match(path) is not None
 
-    def may_match_below(self, directory: str) -> bool:
-        """Whether some path inside ``directory`` could match (may say yes when none does)."""
-        prefix = directory + "/"
-        if self.kind == EXACT:
-            return self.text.startswith(prefix)
-        if self.kind == PREFIX:
-            head = self.text[:-2]
-            return prefix.startswith(head) or head.startswith(prefix)
-        if self.kind == SUFFIX:
-            return True  # a file named like the suffix can always be made below it
-        try:
-            return _partial_regex(self.text).fullmatch(prefix) is not None
-        except RecursionError:  # a pattern of thousands of wildcards: nests too deep to compile
-            return True
-
 
 @dataclass(frozen=True)
 class IgnoreMatcher:
@@ -121,16 +111,15 @@ class IgnoreMatcher:
         return None
 
     def may_contain_included(self, dir_path: str) -> bool:
-        """False only if everything below ``dir_path`` is certainly excluded.
-
-        A directory walker can then skip the directory without listing it. Only exception
-        patterns after the pattern that excluded the directory can bring something back.
-        """
+        """Whether the walker descends into ``dir_path``: False when the directory is
+        excluded and no ``!`` pattern's text begins with its path (BuildKit's rule, see the
+        module docstring)."""
         path = _normalise(dir_path)
         index = self._last_match(path)
         if index is None or self.patterns[index].exclusion:
             return True
-        return any(p.exclusion and p.may_match_below(path) for p in self.patterns[index + 1:])
+        prefix = path + "/"
+        return any(p.exclusion and (p.text + "/").startswith(prefix) for p in self.patterns)
 
     @classmethod
     def from_text(cls, text: str) -> IgnoreMatcher:
@@ -170,12 +159,12 @@ def read_patterns(text: str) -> list[Pattern]:
 
 
 def _read_line(line: str) -> Pattern | None:
-    body = line.strip(_GO_SPACES)
+    body = line.strip(GO_SPACES)
     if not body:
         return None
     exclusion = body.startswith("!")
     if exclusion:
-        body = body[1:].strip(_GO_SPACES)
+        body = body[1:].strip(GO_SPACES)
         if not body:
             raise IgnorePatternError(f'invalid .dockerignore pattern "{line.strip()}": '
                                      'illegal exclusion pattern: "!"')
@@ -183,7 +172,7 @@ def _read_line(line: str) -> Pattern | None:
         return _build(_relative(body), exclusion)
     except (ValueError, re.error) as err:
         raise IgnorePatternError(
-            f'invalid .dockerignore pattern "{line.strip(_GO_SPACES)}": {err}') from None
+            f'invalid .dockerignore pattern "{line.strip(GO_SPACES)}": {err}') from None
 
 
 def load(context_dir: str | os.PathLike[str],
@@ -226,7 +215,7 @@ def matcher_of(patterns: Iterable[str]) -> IgnoreMatcher:
 
 @lru_cache(maxsize=512)
 def _cached_pattern(pattern: str) -> Pattern:
-    text = pattern.strip(_GO_SPACES)
+    text = pattern.strip(GO_SPACES)
     if not text:
         raise IgnorePatternError("empty pattern")
     return compile_pattern(_relative(text))
@@ -319,25 +308,6 @@ def _class_char(text: str, i: int) -> tuple[str, int]:
 
 
 @lru_cache(maxsize=256)
-def _partial_regex(text: str) -> re.Pattern[str]:
-    """A regex for every *prefix* of a string the pattern matches.
-
-    Built from the end: a prefix either stops inside a token or takes it whole and goes on.
-    """
-    _, tokens = _tokens(text)
-    rest = ""
-    for kind, fragment in reversed(tokens):
-        if kind == _CHAR:
-            rest = f"(?:{fragment}{rest})?"
-        elif kind == _STAR:
-            rest = f"{fragment}{rest}"
-        elif kind == _DSTAR:
-            rest = f"(?:{fragment}{rest}|.*)"
-        else:
-            rest = ".*"
-    return re.compile(rest)
-
-
 def _clean(path: str) -> str:
     """Go's path.Clean: no empty or ``.`` elements, ``..`` resolved lexically."""
     rooted = path.startswith("/")

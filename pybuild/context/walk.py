@@ -96,8 +96,8 @@ class BuildContext:
     def walk(self, top: str = "") -> Iterator[tuple[str, os.stat_result]]:
         """Included entries under ``top`` (relative, "" for the root) in sorted order.
 
-        Ignored subtrees are skipped without listing them unless a ``!`` pattern may
-        re-include something inside; such a directory is yielded only if something is.
+        Ignored subtrees are skipped without listing them unless a ``!`` pattern reopens
+        them (``IgnoreMatcher.may_contain_included``); such a directory is yielded itself.
         """
         yield from self._walk_dir(top)
 
@@ -117,10 +117,8 @@ class BuildContext:
                 if is_dir:
                     yield from self._walk_dir(child)
             elif is_dir and self.ignore.may_contain_included(child):
-                inner = list(self._walk_dir(child))
-                if inner:
-                    yield child, s
-                    yield from inner
+                yield child, s  # BuildKit sends a directory it enters, kept entries or none
+                yield from self._walk_dir(child)
 
     def is_ignored(self, relpath: str, is_dir: bool = False) -> bool:
         """True if ``relpath`` is not sent: it, or a parent that hides its subtree, matches.

@@ -273,11 +273,14 @@ def _json(items: tuple[str, ...]) -> str:
 
 
 def workdir_path(state: StageState, path: str, line: int) -> str:
-    """WORKDIR's new value: expanded, relative paths chained onto the current one."""
+    """WORKDIR's new value, expanded: an absolute path as written (BuildKit keeps ``/tmp/``
+    so in the config), a relative one joined onto the current one and cleaned."""
     value = state.expand(path, line)
     if not value:
         raise InstructionError("WORKDIR requires exactly one argument", line=line)
-    return posixpath.normpath(posixpath.join(state.workdir, value))
+    if value.startswith("/"):
+        return value
+    return posixpath.normpath(posixpath.join("/", state.workdir, value))
 
 
 _HANDLERS = {
