@@ -13,7 +13,8 @@ A case file holds ``[[case]]`` tables:
 A context entry is a table with ``path`` and one of ``text`` (a file), ``dir = true``,
 ``symlink`` (the target), ``hardlink`` (an earlier path), ``fifo = true``, or ``archive``
 (``format`` = tar, tar.gz, tar.bz2, tar.xz, tar.zst or gz, and ``entries``, entries of the
-same kind inside the archive); optional ``mode``, ``uid``, ``gid``, ``mtime`` and ``xattrs``.
+same kind inside the archive); optional ``mode``, ``uid``, ``gid``, ``mtime`` and ``xattrs``
+(values are text, or ``hex:`` and the bytes in hex).
 Unless given, files are 0644, directories 0755, and every mtime is ``OLD``, so that a time
 the builder took from its clock stands out.
 """
@@ -24,6 +25,7 @@ import bz2
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import lzma
 import os
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 OLD = 1577836800  # 2020-01-01T00:00:00Z
+_INODES = itertools.count(1)
 FIELDS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes",
           "Labels", "OnBuild", "Shell", "StopSignal", "Healthcheck")
 
@@ -116,9 +119,14 @@ def _write_entries(root: Path, entries) -> dict[Path, dict]:
         if "uid" in entry or "gid" in entry:
             os.lchown(path, entry.get("uid", 0), entry.get("gid", 0))
         for name, value in entry.get("xattrs", {}).items():
-            os.setxattr(path, name, value.encode(), follow_symlinks=False)
+            os.setxattr(path, name, xattr_bytes(value), follow_symlinks=False)
         made[path] = entry
     return made
+
+
+def xattr_bytes(value: str) -> bytes:
+    """An xattr value as written in a case: text, or ``hex:...`` for binary values."""
+    return bytes.fromhex(value[4:]) if value.startswith("hex:") else value.encode()
 
 
 def make_archive(spec: dict) -> bytes:
@@ -139,7 +147,9 @@ def make_archive(spec: dict) -> bytes:
             else:
                 data = entry.get("text", "").encode()
                 info.size, info.mode = len(data), entry.get("mode", 0o644)
-            info.pax_headers = {f"SCHILY.xattr.{k}": v for k, v in entry.get("xattrs", {}).items()}
+            info.pax_headers = {
+                f"SCHILY.xattr.{k}": xattr_bytes(v).decode("utf-8", "surrogateescape")
+                for k, v in entry.get("xattrs", {}).items()}
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
     raw = buf.getvalue()
     fmt = spec.get("format", "tar")
@@ -212,11 +222,12 @@ def _entry(tar: tarfile.TarFile, m: tarfile.TarInfo, tree: dict[str, dict]) -> d
            "mtime": int(m.mtime)}
     if m.isreg():
         data = tar.extractfile(m).read()
-        out.update(type="file", size=len(data), digest=hashlib.sha256(data).hexdigest()[:16])
+        out.update(type="file", size=len(data), digest=hashlib.sha256(data).hexdigest()[:16],
+                   inode=next(_INODES))
     elif m.islnk():
         target = tree.get(_norm(m.linkname), {})
         out.update(type="file", size=target.get("size"), digest=target.get("digest"),
-                   hardlink=_norm(m.linkname))
+                   inode=target.get("inode", next(_INODES)))
     elif m.issym():
         out.update(type="symlink", target=m.linkname)
     elif m.isdir():
@@ -234,13 +245,14 @@ def _norm(name: str) -> str:
 
 
 def hardlink_groups(tree: dict[str, dict]) -> set[frozenset[str]]:
-    """Which paths are one file: the tar names one member of each group first, and which one
-    it is differs between builders, so compare the groups, not the first member."""
-    groups: dict[str, set[str]] = {}
+    """Which paths are one file. A tar names one member of a group in full and links the
+    others to it, and which member differs between builders, so each file gets an inode
+    number that its links share (and keep when the first name is removed by a later layer)."""
+    groups: dict[int, set[str]] = {}
     for path, entry in tree.items():
-        if "hardlink" in entry:
-            groups.setdefault(entry["hardlink"], {entry["hardlink"]}).add(path)
-    return {frozenset(g) for g in groups.values()}
+        if "inode" in entry:
+            groups.setdefault(entry["inode"], set()).add(path)
+    return {frozenset(g) for g in groups.values() if len(g) > 1}
 
 
 def differences(docker: Saved, pybuild: Saved, docker_window: tuple[float, float],
@@ -257,7 +269,7 @@ def differences(docker: Saved, pybuild: Saved, docker_window: tuple[float, float
         if a is None or b is None:
             out.append(f"{path}: only in {'pybuild' if a is None else 'buildkit'}")
             continue
-        for key in sorted((set(a) | set(b)) - {"mtime", "hardlink"}):
+        for key in sorted((set(a) | set(b)) - {"mtime", "inode"}):
             if a.get(key) != b.get(key):
                 out.append(f"{path}: {key} buildkit {a.get(key)!r} pybuild {b.get(key)!r}")
         clock_a = docker_window[0] - 2 <= a["mtime"] <= docker_window[1] + 2
