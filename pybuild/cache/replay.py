@@ -164,16 +164,6 @@ def lookup(root: str, fields: dict) -> str | None:
     return image
 
 
-def build_args_from(values) -> dict[str, str | None]:
-    """``--build-arg NAME=VALUE``; a bare ``NAME`` takes its value from the environment, as
-    docker does (None when unset)."""
-    out: dict[str, str | None] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        out[key] = value if sep else os.environ.get(key)
-    return out
-
-
 # -- the command-line memo: argv -> what click made of it, so the entry need not parse it
 
 def _memo_path(root: str, argv: list[str], cwd: str) -> str:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from pybuild.build.options import NETWORKS
-from pybuild.cache.replay import build_args_from
+from pybuild.cli.buildargs import build_args_from
 from pybuild.errors import UsageError
 
 if TYPE_CHECKING:

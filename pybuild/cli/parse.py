@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from pybuild.cache.replay import build_args_from
+from pybuild.cli.buildargs import build_args_from
 
 
 def _read(path: str):

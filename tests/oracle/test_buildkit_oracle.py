@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -35,29 +36,33 @@ class Builders:
         return res
 
     def build_both(self, case: Case, ctx: Path, tag: str) -> dict[str, tuple]:
-        """builder -> (saved archive or None when the build failed, stderr, time window)."""
+        """builder -> (saved archive or None when the build failed, stderr, time window).
+        The two builds run at once: they share nothing but the context, which both only read."""
         options = [f"--build-arg={k}={v}" for k, v in case.build_args.items()]
         if case.target:
             options.append(f"--target={case.target}")
-        out = {}
-        for name in ("buildkit", "pybuild"):
-            saved = self.work / f"{tag.replace('/', '-')}.{name}.tar"
-            started = time.time()
-            if name == "buildkit":
-                res = self.engine.run("build", "--network=none", "--no-cache", "-q", "-t", tag,
-                                      *options, str(ctx), check=False)
-            else:
-                res = self.pybuild("build", "--no-cache", "-q", "-t", tag, *options, str(ctx),
-                                   check=False)
-            ended = time.time()
-            if res.returncode == 0:
-                if name == "buildkit":
-                    self.engine.run("save", "-o", str(saved), tag)
-                else:
-                    self.pybuild("save", "--compression", "none", "-o", str(saved), tag)
-            out[name] = (saved if res.returncode == 0 else None, res.stderr.strip(),
-                         (started, ended))
-        return out
+        with ThreadPoolExecutor(2) as pool:
+            runs = {name: pool.submit(self._build, name, options, ctx, tag)
+                    for name in ("buildkit", "pybuild")}
+            return {name: run.result() for name, run in runs.items()}
+
+    def _build(self, name: str, options: list[str], ctx: Path, tag: str) -> tuple:
+        saved = self.work / f"{tag.replace('/', '-')}.{name}.tar"
+        started = time.time()
+        if name == "buildkit":
+            res = self.engine.run("build", "--network=none", "--no-cache", "-q", "-t", tag,
+                                  *options, str(ctx), check=False)
+        else:
+            res = self.pybuild("build", "--no-cache", "-q", "-t", tag, *options, str(ctx),
+                               check=False)
+        ended = time.time()
+        if res.returncode != 0:
+            return None, res.stderr.strip(), (started, ended)
+        if name == "buildkit":
+            self.engine.run("save", "-o", str(saved), tag)
+        else:
+            self.pybuild("save", "--compression", "none", "-o", str(saved), tag)
+        return saved, res.stderr.strip(), (started, ended)
 
 
 @pytest.fixture(scope="module")
