@@ -93,6 +93,8 @@ def test_same_result_as_buildkit(builders: Builders, case: Case, tmp_path: Path)
     (bk, bk_err, bk_window), (pb, pb_err, pb_window) = result["buildkit"], result["pybuild"]
     if case.fail:
         assert bk is None, "BuildKit built a case that is marked to fail"
+    else:
+        assert bk is not None, f"BuildKit refused a case not marked to fail: {bk_err}"
     found: list[str]
     if (bk is None) != (pb is None):
         found = [f"buildkit {'failed: ' + bk_err.splitlines()[-1] if bk is None else 'built'}; "
