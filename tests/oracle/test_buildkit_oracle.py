@@ -50,6 +50,9 @@ class Builders:
         saved = self.work / f"{tag.replace('/', '-')}.{name}.tar"
         started = time.time()
         if name == "buildkit":
+            # BuildKit 0.8 answers a WORKDIR from its cache even with --no-cache: start empty
+            self.engine.run("builder", "prune", "-af")
+            started = time.time()
             res = self.engine.run("build", "--network=none", "--no-cache", "-q", "-t", tag,
                                   *options, str(ctx), check=False)
         else:
