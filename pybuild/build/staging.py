@@ -2,8 +2,10 @@
 
 Parent directories of the destination are recreated with the metadata they have in the
 image (mode, owner, mtime), so applying the layer leaves them as they were, except that a
-directory the step adds a name to gets the build's time, as BuildKit's copy into the
-snapshot does; directories the image lacks are made 0755. The staged tree is already an
+directory the step writes into gets the build's time, as BuildKit's copy into the snapshot
+does: it gains a name, or a name in it is replaced by a new file or link (BuildKit removes
+the old one and makes a new one). Only a directory merged into one the image has leaves its
+parent's time alone. Directories the image lacks are made 0755. The staged tree is already an
 overlay lower dir (it has no whiteouts), so once written as a layer it is adopted as that
 layer's unpacked form.
 """
@@ -117,17 +119,25 @@ class Staging:
 
     def finish(self) -> None:
         """Restore directory mtimes last, as writing into a dir changes its mtime; an image
-        directory that gained a name keeps the build's time."""
+        directory the step wrote into keeps the build's time."""
         for path, mtime in reversed(self._dir_times):
-            if not self._gained_a_name(path):
+            if not self._written_into(path):
                 os.utime(path, (mtime, mtime), follow_symlinks=False)
         self._dir_times.clear()
 
-    def _gained_a_name(self, host: str) -> bool:
+    def _written_into(self, host: str) -> bool:
+        """Whether the staged image directory ``host`` gained or replaced a name: anything in
+        it but a directory laid over a directory the image has there."""
         image_path = self._image_dirs.get(host)
         if image_path is None:
             return False
-        return any(self.view.lookup(f"{image_path}/{name}") is None for name in os.listdir(host))
+        for name in os.listdir(host):
+            found = self.view.lookup(f"{image_path}/{name}")
+            if found is None or not stat.S_ISDIR(found.st.st_mode):
+                return True
+            if not stat.S_ISDIR(os.lstat(os.path.join(host, name)).st_mode):
+                return True
+        return False
 
 
 def apply_chmod(mode: int, spec: str | None, is_dir: bool) -> int:
