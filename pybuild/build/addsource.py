@@ -40,15 +40,17 @@ def is_archive(path: str) -> bool:
 
 
 def split_archives(root: str, entries: Sequence[SourceEntry]
-                   ) -> tuple[list[SourceEntry], list[str]]:
-    """Top-level regular files that are archives leave the copy list to be extracted."""
-    keep, archives = [], []
+                   ) -> tuple[list[SourceEntry], list[tuple[int, str]]]:
+    """Top-level regular files that are archives leave the copy list to be extracted; each
+    as (its source match, its host path)."""
+    keep: list[SourceEntry] = []
+    archives: list[tuple[int, str]] = []
     for e in entries:
         top = "/" not in e.dest
         path = os.path.join(root, e.relpath)
         if e.kind == "file" and top and e.dest == posixpath.basename(e.relpath) \
                 and _named_directly(e) and is_archive(path):
-            archives.append(path)
+            archives.append((e.match, path))
         else:
             keep.append(e)
     return keep, archives

@@ -3,6 +3,12 @@
 Sources come from the context (after .dockerignore), another stage or image (``--from``),
 heredocs, URLs (ADD) or local archives that ADD extracts. Ownership is 0:0 unless
 ``--chown``; the destination is resolved through symlinks inside the image, never the host.
+
+As in BuildKit 20.10 each source (each wildcard match) is copied on its own, in order, onto
+what the ones before it left: a file goes into the destination when that is a directory or
+is written with a trailing "/", else it becomes the destination (through a symlink there),
+so several files without a "/" leave the last one; a directory's contents merge into the
+destination directory; a wildcard that matches nothing copies nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ class Sources:
     manifest: tuple[tuple[str, str], ...]
     count: int  # sources named (after wildcards)
     any_dir: bool
-    archives: tuple[str, ...] = ()  # ADD: host paths of archives to extract
+    archives: tuple[tuple[int, str], ...] = ()  # ADD: (group, host path) of archives
 
 
 def prepare(ex: StepContext, state: StageState, plan: CopyPlan) -> Prepared:
@@ -60,6 +66,7 @@ def _sources(ex: StepContext, state: StageState, inst: Copy | Add) -> Sources:
         if inst.checksum and (plain or inst.heredocs):  # as BuildKit: URLs only
             raise BuildError("checksum can't be specified for non-HTTP(S) sources")
         items.extend(addsource.fetch(u, inst.checksum, inst.chmod) for u in urls)
+    items = [replace(item, group=n) for n, item in enumerate(items)]
     return _context_sources(ex, inst, plain, items)
 
 
@@ -80,20 +87,22 @@ def _context_sources(ex: StepContext, inst: Copy | Add, plain: list[str],
                      items: list[Item]) -> Sources:
     """The context files named in ``plain`` joined to ``items`` (heredocs, URLs); the digest
     covers the items' data, the context manifest and any archive ADD extracts."""
-    archives: list[str] = []
+    archives: list[tuple[int, str]] = []
     entries = ex.files.resolve_sources(
         plain, excludes=inst.exclude, parents=getattr(inst, "parents", False),
         instruction=inst.keyword) if plain else []
+    first = len(items)  # heredocs and URLs are groups 0..first-1
     if isinstance(inst, Add) and inst.unpack is not False:
         entries, archives = addsource.split_archives(ex.files.root, entries)
+        archives = [(first + match, path) for match, path in archives]
     manifest = ex.files.manifest(entries) if entries else ()
-    items = [*items, *context_items(entries, ex.files.root, inst.chmod)]
+    items = [*items, *context_items(entries, ex.files.root, inst.chmod, first)]
     roots = {e.relpath for e in entries if e.kind == "dir" and e.dest == ""}
     top = [e for e in entries if (e.kind == "dir" and e.dest == "") or not any(
         r == "" or e.relpath.startswith(r + "/") for r in roots)]
     count = len(items) - len(entries) + len(top) + len(archives)
     parts = [items_digest([i for i in items if i.data is not None], None),
-             json.dumps(manifest), addsource.archives_digest(archives)]
+             json.dumps(manifest), addsource.archives_digest([p for _, p in archives])]
     digest = "sha256:" + hashlib.sha256("|".join(parts).encode()).hexdigest()
     return Sources(tuple(items), digest, manifest, count, bool(roots), tuple(archives))
 
@@ -116,23 +125,40 @@ def _execute(ex: StepContext, state: StageState, inst: Copy | Add, dest: str,
 def _stage(staging: Staging, view: RootfsView, inst: Copy | Add, dest: str, sources: Sources,
            chown: tuple[int, int] | None) -> None:
     uid, gid = chown or (0, 0)  # of the directories the copy makes
-    items = sources.items
-    top_files = [i for i in items if i.kind != "dir" and "/" not in i.rel]
-    as_dir = (dest.endswith("/") or sources.any_dir or sources.count > 1
-              or bool(sources.archives) or view.is_dir(dest))
-    if not as_dir and len(items) == 1 and items[0].kind != "dir":
-        parent = view.resolve(posixpath.dirname(dest) or "/")
-        target_dir = staging.ensure_dir(parent, uid=uid, gid=gid)
-        staging.put(target_dir, replace(items[0], rel=posixpath.basename(dest)), chown)
-        return
-    if not as_dir and len(top_files) > 1:
-        raise BuildError(f"When using {inst.keyword} with more than one source file, the "
-                         "destination must be a directory and end with a /")
-    real = view.resolve(dest.rstrip("/") or "/")
-    target_dir = staging.ensure_dir(real, uid=uid, gid=gid)
-    for item in items:
-        if item.rel == "" and item.kind == "dir":
-            continue  # a dir's contents go in; the destination keeps its own metadata or 0755
-        staging.put(target_dir, item, chown)
-    for archive in sources.archives:
-        addsource.extract(archive, target_dir, chown)
+    slash = dest.endswith("/")
+    real_dir = view.resolve(dest.rstrip("/") or "/")
+    groups = _groups(sources)
+    if getattr(inst, "parents", False):  # (newer than BuildKit 20.10) one decision for all
+        single = len(groups) == 1 and groups[0][1] and groups[0][1][0].kind != "dir"
+        if slash or not single or staging.is_dir(real_dir):
+            target_dir = staging.ensure_dir(real_dir, uid=uid, gid=gid)
+            for _, items, _ in groups:
+                for item in items:
+                    if item.rel or item.kind != "dir":
+                        staging.put(target_dir, item, chown)
+            return
+    for _, items, archive in groups:
+        if archive is not None:
+            addsource.extract(archive, staging.ensure_dir(real_dir, uid=uid, gid=gid), chown)
+        elif items[0].kind == "dir" and items[0].rel == "":
+            # a directory's contents go in; the destination keeps its own metadata or 0755
+            target_dir = staging.ensure_dir(real_dir, uid=uid, gid=gid)
+            for item in items[1:]:
+                staging.put(target_dir, item, chown)
+        elif slash or staging.is_dir(real_dir):
+            staging.put(staging.ensure_dir(real_dir, uid=uid, gid=gid), items[0], chown)
+        else:  # the file becomes the destination, written through a symlink there
+            real = view.resolve(dest)
+            parent = staging.ensure_dir(posixpath.dirname(real), uid=uid, gid=gid)
+            staging.put(parent, replace(items[0], rel=posixpath.basename(real)), chown)
+
+
+def _groups(sources: Sources) -> list[tuple[int, list[Item], str | None]]:
+    """The sources in the order BuildKit copies them: (group, its items, or an archive)."""
+    by_group: dict[int, list[Item]] = {}
+    for item in sources.items:
+        by_group.setdefault(item.group, []).append(item)
+    found: list[tuple[int, list[Item], str | None]] = [
+        (group, items, None) for group, items in by_group.items()]
+    found.extend((group, [], path) for group, path in sources.archives)
+    return sorted(found, key=lambda g: g[0])

@@ -12,6 +12,7 @@ import os
 import posixpath
 import stat
 from collections.abc import Sequence
+from dataclasses import replace
 
 from pybuild.build.rootfs import RootfsView
 from pybuild.build.staging import Item, apply_chmod
@@ -19,10 +20,12 @@ from pybuild.context.walk import SourceEntry
 from pybuild.errors import BuildError
 
 
-def context_items(entries: Sequence[SourceEntry], root: str, chmod: str | None) -> list[Item]:
-    """Context entries as items. A directory that holds any of the entries gets the build's
-    time: BuildKit's context transfer writes a directory before what is in it and does not
-    set its time again after, so only empty directories keep their own."""
+def context_items(entries: Sequence[SourceEntry], root: str, chmod: str | None,
+                  first_group: int = 0) -> list[Item]:
+    """Context entries as items, each source match its own group (numbered from
+    ``first_group``). A directory that holds any of the entries gets the build's time:
+    BuildKit's context transfer writes a directory before what is in it and does not set its
+    time again after, so only empty directories keep their own."""
     parents = {posixpath.dirname(e.dest) for e in entries if e.dest}
     items = []
     for e in entries:
@@ -30,7 +33,7 @@ def context_items(entries: Sequence[SourceEntry], root: str, chmod: str | None) 
         mtime = None if e.kind == "dir" and e.dest in parents else os.lstat(host).st_mtime
         mode = apply_chmod(e.mode, chmod, e.kind == "dir") if e.kind != "symlink" else 0o777
         items.append(Item(e.dest, e.kind, mode, host=host, link_target=e.link_target,
-                          mtime=mtime))
+                          mtime=mtime, group=first_group + e.match))
     return items
 
 
@@ -59,11 +62,12 @@ def stage_items(view: RootfsView, patterns: Sequence[str], chmod: str | None,
     """Items copied from another stage or image; (items, named sources, any dir).
 
     ``excludes`` match each item's path below the destination, as for the context;
-    ``parents`` keeps each source's path (below a ``/./`` pivot when there is one)."""
+    ``parents`` keeps each source's path (below a ``/./`` pivot when there is one). Each
+    match is a group of its own, numbered in order."""
     items: list[Item] = []
     count, any_dir = 0, False
     for pattern in patterns:
-        found_items, found, dirs = _pattern_items(view, pattern, chmod, stage, parents)
+        found_items, found, dirs = _pattern_items(view, pattern, chmod, stage, parents, count)
         items.extend(found_items)
         count, any_dir = count + found, any_dir or dirs
     if excludes:
@@ -75,7 +79,7 @@ def stage_items(view: RootfsView, patterns: Sequence[str], chmod: str | None,
 
 
 def _pattern_items(view: RootfsView, pattern: str, chmod: str | None, stage: str,
-                   parents: bool) -> tuple[list[Item], int, bool]:
+                   parents: bool, first_group: int) -> tuple[list[Item], int, bool]:
     items: list[Item] = []
     count, any_dir = 0, False
     path = posixpath.normpath("/" + pattern.lstrip("/"))
@@ -91,14 +95,16 @@ def _pattern_items(view: RootfsView, pattern: str, chmod: str | None, stage: str
         entry = view.lookup(real)
         if entry is None:
             raise BuildError(f"failed to compute cache key: \"{match}\" not found in {stage}")
+        group = first_group + count
         count += 1
         kept = posixpath.relpath(match, pivot) if parents else ""
         kept = "" if kept == "." else kept
         if stat.S_ISDIR(entry.st.st_mode):
             any_dir = True
-            items.extend(_walk(view, real, kept, chmod))
+            found_items = _walk(view, real, kept, chmod)
         else:
-            items.append(_item(view, real, kept or posixpath.basename(match), chmod))
+            found_items = [_item(view, real, kept or posixpath.basename(match), chmod)]
+        items.extend(replace(i, group=group) for i in found_items)
     return items, count, any_dir
 
 

@@ -34,6 +34,7 @@ class Item:
     link_target: str | None = None
     mtime: float | None = None  # None: the build's time
     owner: tuple[int, int] | None = None  # None: 0:0 (or --chown)
+    group: int = 0  # the source match it comes from: one copied tree, copied on its own
 
 
 class Staging:
@@ -46,6 +47,22 @@ class Staging:
     def host(self, image_path: str) -> str:
         return os.path.join(str(self.root), image_path.lstrip("/"))
 
+    def image_path(self, host: str) -> str:
+        rel = os.path.relpath(host, self.root)
+        return "/" if rel == "." else "/" + rel
+
+    def _is_dir_at(self, host: str) -> bool | None:
+        """What the image holds at a staged path once the step so far is applied: True for
+        a directory, False for anything else (a symlink too), None for nothing."""
+        if os.path.lexists(host):
+            return stat.S_ISDIR(os.lstat(host).st_mode)
+        found = self.view.lookup(self.image_path(host))
+        return None if found is None else stat.S_ISDIR(found.st.st_mode)
+
+    def is_dir(self, image_path: str) -> bool:
+        """Whether the resolved ``image_path`` is a directory, counting what is staged."""
+        return bool(self._is_dir_at(self.host(image_path)))
+
     def ensure_dir(self, image_path: str, *, uid: int = 0, gid: int = 0,
                    mode: int = 0o755) -> str:
         """Make ``image_path`` (a resolved, clean path) and its parents in the staging tree."""
@@ -54,6 +71,8 @@ class Staging:
             current = f"{current}/{part}"
             host = self.host(current)
             if os.path.lexists(host):
+                if not os.path.isdir(host) or os.path.islink(host):
+                    raise BuildError(f"cannot copy to non-directory: {current}")
                 continue
             found = self.view.lookup(current)
             if found is not None and not stat.S_ISDIR(found.st.st_mode):
@@ -72,25 +91,27 @@ class Staging:
 
     def put(self, dest_dir: str, item: Item, chown: tuple[int, int] | None) -> None:
         """Write ``item`` below the staged ``dest_dir`` host path, owned by ``chown`` when
-        given, else by the item's own owner."""
+        given, else by the item's own owner. As in BuildKit, what is there already (in the
+        image or staged by this step) is replaced unless the types clash: a directory only
+        merges into a directory, and nothing else replaces one; links are not followed."""
         uid, gid = chown or item.owner or (0, 0)
         path = os.path.join(dest_dir, item.rel) if item.rel else dest_dir
         self._parents(os.path.dirname(path), dest_dir, uid, gid)
+        there = self._is_dir_at(path)
         if item.kind == "dir":
-            if not os.path.isdir(path):
-                if os.path.lexists(path):
-                    os.unlink(path)
+            if there is False:
+                raise BuildError(f"cannot copy to non-directory: {self.image_path(path)}")
+            if not os.path.lexists(path):
                 os.mkdir(path)
             os.chown(path, uid, gid)
             os.chmod(path, item.mode)
             if item.mtime is not None:
                 self._dir_times.append((path, item.mtime))
             return
+        if there:
+            raise BuildError(f"cannot replace to directory {self.image_path(path)} with file")
         if os.path.lexists(path):
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            else:
-                os.unlink(path)
+            os.unlink(path)
         if item.kind == "symlink":
             os.symlink(item.link_target or "", path)
             os.lchown(path, uid, gid)

@@ -15,7 +15,7 @@ import posixpath
 import stat as st
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from pybuild import pathwalk
@@ -45,6 +45,8 @@ class SourceEntry:
     ``dest`` is relative to the instruction's destination: the base name for a matched file,
     the path inside a matched directory for its contents, "" for the directory itself; with
     ``--parents`` it keeps the path below the context root (or below a ``/./`` pivot).
+    ``match`` numbers the named sources and wildcard matches of one call, in order: the
+    entries of one copied tree share it (BuildKit copies each match on its own).
     """
 
     relpath: str
@@ -56,6 +58,7 @@ class SourceEntry:
     size: int
     link_target: str | None = None
     source: str = ""  # the source pattern as written
+    match: int = field(default=0, compare=False)
     stat_key: tuple[int, ...] = field(default=(), compare=False, repr=False)
 
 
@@ -151,6 +154,7 @@ class BuildContext:
         """
         excluded = ignorefile.matcher_of(excludes) if excludes else None
         out: list[SourceEntry] = []
+        number = 0
         for pattern in patterns:
             pivot, rel = _split_pivot(pattern, parents)
             matches = self._expand(rel) if _has_glob(rel) else [rel]
@@ -158,7 +162,8 @@ class BuildContext:
                 kept = _relative(match, pivot) if parents else None
                 for entry in self._source(match, pattern, kept, follow_top_symlink, instruction):
                     if excluded is None or not entry.dest or not excluded.matches(entry.dest):
-                        out.append(entry)
+                        out.append(replace(entry, match=number) if number else entry)
+                number += 1
         return out
 
     def _source(self, match: str, pattern: str, kept: str | None, follow: bool,

@@ -113,6 +113,12 @@ def test_wildcards_follow_go_filepath_match(tree: Path):
     assert [e.dest for e in ctx.resolve_sources(["*.tmp", "docs/*.md"])] == ["keep.md"]
 
 
+def test_each_match_is_numbered_and_a_directory_shares_its_number(tree: Path):
+    got = BuildContext(tree).resolve_sources(["src/lib/util.[ch]", "src/lib", "app.conf"])
+    assert [(e.dest, e.match) for e in got] == [
+        ("util.c", 0), ("util.h", 1), ("", 2), ("util.c", 2), ("util.h", 2), ("app.conf", 3)]
+
+
 def test_double_star_spans_directories(tree: Path):
     got = BuildContext(tree).resolve_sources(["**/*.c"])
     assert [e.relpath for e in got] == ["src/lib/util.c", "src/main.c"]

@@ -1,0 +1,97 @@
+"""COPY and ADD as BuildKit 20.10 does them, built through the library on the busybox base
+and read back through pybuild's own unpack: each source copied on its own onto what the
+ones before left, destinations through symlinks, clashes of types, empty wildcards."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from support.build import image_tree, new_store, run_build
+
+from pybuild.errors import PybuildError
+
+pytestmark = pytest.mark.root
+BASE = "FROM localhost/bench/busybox:latest\n"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, busybox_tar):
+    return new_store(tmp_path_factory.mktemp("copy") / "root", busybox_tar)
+
+
+def build(store, tmp_path: Path, dockerfile: str, files: dict[str, str | None]) -> Path:
+    """Build ``dockerfile`` over a context of ``files`` (None: a directory, "->x": a symlink
+    to x); the image's flattened tree is in the returned directory."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(BASE + dockerfile)
+    for rel, text in files.items():
+        path = ctx / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if text is None:
+            path.mkdir()
+        elif text.startswith("->"):
+            path.symlink_to(text[2:])
+        else:
+            path.write_text(text)
+    image, _ = run_build(store, ctx)
+    rootfs = tmp_path / "rootfs"
+    image_tree(store, image, rootfs)
+    return rootfs
+
+
+def refused(store, tmp_path: Path, dockerfile: str, files: dict[str, str | None]) -> str:
+    with pytest.raises(PybuildError) as err:
+        build(store, tmp_path, dockerfile, files)
+    return str(err.value)
+
+
+def test_several_files_without_a_slash_leave_the_last_as_the_destination(store, tmp_path):
+    root = build(store, tmp_path, "COPY a b /dst\nCOPY m*.txt /globbed\n",
+                 {"a": "a", "b": "bb", "m1.txt": "1", "m2.txt": "22"})
+    assert (root / "dst").read_text() == "bb"
+    assert (root / "globbed").read_text() == "22"
+
+
+def test_a_directory_first_makes_the_destination_a_directory(store, tmp_path):
+    root = build(store, tmp_path, "COPY d a /dst\n", {"d/x": "x", "a": "a"})
+    assert sorted(os.listdir(root / "dst")) == ["a", "x"]
+
+
+def test_a_directory_after_a_file_meets_a_non_directory(store, tmp_path):
+    assert "cannot copy to non-directory" in refused(
+        store, tmp_path, "COPY a d /dst\n", {"d/x": "x", "a": "a"})
+
+
+def test_a_wildcard_that_matches_nothing_copies_nothing(store, tmp_path):
+    root = build(store, tmp_path, "COPY *.none /dst/\nADD none-* /added/\n", {"a": "a"})
+    assert not (root / "dst").exists() and not (root / "added").exists()
+
+
+def test_a_file_destination_that_is_a_symlink_is_written_through(store, tmp_path):
+    root = build(store, tmp_path, "COPY setup /\nCOPY f /lf\n",
+                 {"setup/t": "old", "setup/lf": "->/t", "f": "new!"})
+    assert os.readlink(root / "lf") == "/t"
+    assert (root / "t").read_text() == "new!"
+    assert stat.S_IMODE(os.lstat(root / "t").st_mode) == 0o644
+
+
+def test_a_file_does_not_replace_an_image_directory(store, tmp_path):
+    err = refused(store, tmp_path, "COPY setup /\nCOPY dir /app\n",
+                  {"setup/app/x/inner": "i", "dir/x": "now a file"})
+    assert "cannot replace to directory /app/x with file" in err
+
+
+def test_a_directory_does_not_merge_into_an_image_file(store, tmp_path):
+    err = refused(store, tmp_path, "COPY setup /\nCOPY dir /app\n",
+                  {"setup/app/x": "f", "dir/x/y": "y"})
+    assert "cannot copy to non-directory: /app/x" in err
+
+
+def test_links_below_the_destination_are_not_followed(store, tmp_path):
+    err = refused(store, tmp_path, "COPY setup /\nCOPY dir /app\n",
+                  {"setup/app/real": None, "setup/app/cur": "->/app/real", "dir/cur/x": "x"})
+    assert "cannot copy to non-directory: /app/cur" in err
