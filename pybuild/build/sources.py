@@ -30,11 +30,17 @@ def context_items(entries: Sequence[SourceEntry], root: str, chmod: str | None,
     items = []
     for e in entries:
         host = os.path.join(root, e.relpath)
-        mtime = None if e.kind == "dir" and e.dest in parents else os.lstat(host).st_mtime
+        st = os.lstat(host)
+        mtime = None if e.kind == "dir" and e.dest in parents else st.st_mtime
         mode = apply_chmod(e.mode, chmod, e.kind == "dir") if e.kind != "symlink" else 0o777
         items.append(Item(e.dest, e.kind, mode, host=host, link_target=e.link_target,
-                          mtime=mtime, group=first_group + e.match))
+                          mtime=mtime, group=first_group + e.match, inode=_inode(st)))
     return items
+
+
+def _inode(st: os.stat_result) -> tuple[int, int] | None:
+    """What tells the names of one file apart from copies: only files with several names."""
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) and st.st_nlink > 1 else None
 
 
 def _kind(st: os.stat_result) -> str:
@@ -118,7 +124,7 @@ def _item(view: RootfsView, path: str, rel: str, chmod: str | None) -> Item:
         mode = apply_chmod(mode, chmod, kind == "dir")
     target = os.readlink(found.host) if kind == "symlink" else None
     return Item(rel, kind, mode, host=found.host, link_target=target, mtime=st.st_mtime,
-                owner=(st.st_uid, st.st_gid))
+                owner=(st.st_uid, st.st_gid), inode=_inode(st))
 
 
 def _walk(view: RootfsView, path: str, rel: str, chmod: str | None) -> list[Item]:

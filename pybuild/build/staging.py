@@ -35,6 +35,7 @@ class Item:
     mtime: float | None = None  # None: the build's time
     owner: tuple[int, int] | None = None  # None: 0:0 (or --chown)
     group: int = 0  # the source match it comes from: one copied tree, copied on its own
+    inode: tuple[int, int] | None = None  # (st_dev, st_ino) of a file with several names
 
 
 class Staging:
@@ -43,6 +44,7 @@ class Staging:
         self.view = view
         self._dir_times: list[tuple[str, float]] = []
         self._image_dirs: dict[str, str] = {}  # staged host path -> its image path
+        self._links: dict[tuple[int, tuple[int, int]], tuple[str, int]] = {}
 
     def host(self, image_path: str) -> str:
         return os.path.join(str(self.root), image_path.lstrip("/"))
@@ -118,15 +120,35 @@ class Staging:
             if item.mtime is not None:
                 os.utime(path, (item.mtime, item.mtime), follow_symlinks=False)
             return
-        if item.data is not None:
-            with open(path, "wb") as f:
-                f.write(item.data)
-        else:
-            shutil.copyfile(item.host, path, follow_symlinks=True)  # type: ignore[arg-type]
+        if not self._link(path, item):
+            if item.data is not None:
+                with open(path, "wb") as f:
+                    f.write(item.data)
+            else:
+                shutil.copyfile(item.host, path, follow_symlinks=True)  # type: ignore[arg-type]
+            if item.inode is not None:
+                self._links[(item.group, item.inode)] = (path, os.lstat(path).st_ino)
         os.chown(path, uid, gid)
         os.chmod(path, item.mode)
         if item.mtime is not None:
             os.utime(path, (item.mtime, item.mtime))
+
+    def _link(self, path: str, item: Item) -> bool:
+        """Stage ``item`` as a hard link to the file staged for another name of its source
+        file in the same copied tree, as BuildKit's copy keeps them; False if there is none
+        (or it was replaced since)."""
+        if item.inode is None:
+            return False
+        first = self._links.get((item.group, item.inode))
+        if first is None:
+            return False
+        try:
+            if os.lstat(first[0]).st_ino != first[1]:
+                return False
+        except FileNotFoundError:
+            return False
+        os.link(first[0], path, follow_symlinks=False)
+        return True
 
     def _parents(self, path: str, dest_dir: str, uid: int, gid: int) -> None:
         """Dirs between ``dest_dir`` and an item that kept its parents (``--parents``): 0755,

@@ -95,3 +95,40 @@ def test_links_below_the_destination_are_not_followed(store, tmp_path):
     err = refused(store, tmp_path, "COPY setup /\nCOPY dir /app\n",
                   {"setup/app/real": None, "setup/app/cur": "->/app/real", "dir/cur/x": "x"})
     assert "cannot copy to non-directory: /app/cur" in err
+
+
+def _inodes(root: Path, *names: str) -> set[int]:
+    return {os.lstat(root / n).st_ino for n in names}
+
+
+def test_hard_links_in_one_copied_tree_stay_links(store, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "d").mkdir()
+    (ctx / "d/x").write_text("x")
+    os.link(ctx / "d/x", ctx / "d/y")
+    (ctx / "d/s").mkdir()
+    os.link(ctx / "d/x", ctx / "d/s/z")
+    os.link(ctx / "d/x", ctx / "outside")
+    (ctx / "Dockerfile").write_text(
+        BASE + "COPY --chown=65:66 --chmod=600 d /d\n"
+        "FROM localhost/bench/busybox:latest\nCOPY --from=0 /d /again\n")
+    image, _ = run_build(store, ctx)
+    root = tmp_path / "rootfs"
+    image_tree(store, image, root)
+    assert len(_inodes(root, "again/x", "again/y", "again/s/z")) == 1
+    assert os.lstat(root / "again/x").st_nlink == 3
+    assert (os.lstat(root / "again/y").st_uid, stat.S_IMODE(os.lstat(root / "again/y").st_mode)
+            ) == (65, 0o600)
+
+
+def test_separate_sources_are_copied_apart(store, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "a").write_text("a")
+    os.link(ctx / "a", ctx / "b")
+    (ctx / "Dockerfile").write_text(BASE + "COPY a b /two/\n")
+    image, _ = run_build(store, ctx)
+    root = tmp_path / "rootfs"
+    image_tree(store, image, root)
+    assert len(_inodes(root, "two/a", "two/b")) == 2
