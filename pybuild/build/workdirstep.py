@@ -1,4 +1,8 @@
-"""WORKDIR: the directory made (owned by USER) when the image lacks it; none, no layer."""
+"""WORKDIR: the directory made (owned by USER) when the image lacks it; none, no layer.
+
+The owner is USER read as BuildKit's LLB reads a ``--chown`` (``WithUser``), not as a RUN
+would run: a bare uid N makes the directories N:N, though a RUN as N has gid 0.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from dataclasses import replace
 from pybuild.build.prepared import Prepared
 from pybuild.build.staging import Staging
 from pybuild.build.stepcontext import Output, StepContext
-from pybuild.build.users import resolve_user
+from pybuild.build.users import resolve_owner
 from pybuild.image.config import ContainerConfig
 from pybuild.plan.state import StageState
 from pybuild.plan.steps import WorkdirPlan
@@ -31,10 +35,9 @@ def _execute(ex: StepContext, state: StageState, path: str) -> LayerRef | None:
         return None
     tree = ex.tempdir("workdir-")
     try:
-        ids = resolve_user(view, state.config.user) if state.config.user else None
-        real = view.resolve(path)
-        Staging(tree, view).ensure_dir(real, uid=ids.uid if ids else 0,
-                                       gid=ids.gid if ids else 0)
+        user = state.config.user
+        uid, gid = resolve_owner(view, user, "USER") if user else (0, 0)
+        Staging(tree, view).ensure_dir(view.resolve(path), uid=uid, gid=gid)
         return ex.commit_dir(state, tree, upper=False)
     except BaseException:
         shutil.rmtree(tree, ignore_errors=True)
