@@ -2,7 +2,12 @@
 
 The overlay's lower dirs are the parent's unpacked layers; its upper dir becomes the new
 layer. /etc/hosts, /etc/resolv.conf and /etc/hostname are bind-mounted from a temp dir, so
-they never reach the layer.
+their contents never reach the layer. What their mount points leave is BuildKit 20.10's:
+where the image lacks /etc/hosts or /etc/resolv.conf an empty stub is made to mount over and
+removed afterwards, so /etc comes in the layer with the RUN's time; directories made for
+them or for /proc, /dev and /sys stay, empty (/etc, /proc, /dev and /sys in a scratch
+stage). /etc/hostname (which BuildKit does not mount) and ``--mount`` targets leave
+nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ if TYPE_CHECKING:  # the runner is imported only when a step really runs
     from pybuild.runner.spec import Mount, RunSpec
 
 HOSTNAME = "buildkitsandbox"
+# The mount points a RUN leaves as runc and BuildKit do (see the module docstring).
+KEPT_MOUNT_POINTS = ("/proc", "/dev", "/sys", "/etc/hosts", "/etc/resolv.conf")
 
 
 def prepare(ex: StepContext, state: StageState, plan: RunPlan) -> Prepared:
@@ -107,7 +114,7 @@ def sandbox_spec(inputs: RunInputs, lowerdirs: list[Path], upper: Path, work: Pa
                             uid=inputs.ids.uid, gid=inputs.ids.gid,
                             additional_gids=inputs.ids.additional_gids),
             hostname=HOSTNAME, network=inputs.network, mounts=mounts,
-            etc_files=_etc_files(etc))
+            etc_files=_etc_files(etc), kept_mount_points=KEPT_MOUNT_POINTS)
     finally:
         shutil.rmtree(etc, ignore_errors=True)
 

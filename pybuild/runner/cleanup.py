@@ -2,9 +2,14 @@
 
 A bind mount needs an existing target, so a missing ``/etc/hosts`` (or cache mount dir)
 is created in the merged tree before mounting, and overlayfs puts it in the upper dir,
-copying up its parent directory too. Like BuildKit, we remove such paths afterwards when
-they are still empty, and then parents that were only copied up for them, so neither
-reaches the layer diff.
+copying up its parent directory too. We remove such paths afterwards when they are still
+empty, and then parents that were only copied up for them, so neither reaches the layer
+diff.
+
+Mount points made for the spec's ``kept_mount_points`` are left as runc and BuildKit 20.10
+leave them: runc never removes a directory it made for a mount, and BuildKit removes only
+the empty files it stubbed /etc/hosts and /etc/resolv.conf with, so the directory they were
+made in stays changed (copied up, with a new mtime).
 """
 
 from __future__ import annotations
@@ -62,18 +67,39 @@ def _only_copied_up(upper: Path, lowers: Iterable[Path], rel: str) -> bool:
     return False
 
 
-def remove_created(rootfs: Rootfs, created: Iterable[str]) -> None:
-    """Remove the still-empty created mount points (container paths) from the writable dir."""
-    created = list(created)
+def _remove_empty_file(path: Path) -> None:
+    try:
+        st = os.lstat(path)
+        if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+            path.unlink()
+    except OSError:
+        pass
+
+
+def remove_created(rootfs: Rootfs, created: Iterable[str], kept: Iterable[str] = ()) -> None:
+    """Remove the still-empty created mount points (container paths) from the writable dir,
+    and the parents only copied up for them; of the ``kept`` ones only empty files, their
+    directories left as they are (see the module docstring)."""
+    created, kept = list(created), list(kept)
     base = rootfs.path if rootfs.path is not None else rootfs.upperdir
-    if base is None or not created:
+    if base is None or not (created or kept):
         return
-    for cpath in reversed(created):
-        _remove_if_empty(Path(base) / cpath.lstrip("/"))
+    rels = [k.lstrip("/") for k in kept]
+    for rel in reversed(rels):
+        _remove_empty_file(Path(base) / rel)
+
+    def under_kept(rel: str) -> bool:  # a kept mount point was made in it (or is it): stays
+        return any(k == rel or k.startswith(rel + "/") for k in rels)
+
+    created_rels = [c.lstrip("/") for c in created]
+    for rel in reversed(created_rels):
+        if not under_kept(rel):
+            _remove_if_empty(Path(base) / rel)
     if rootfs.path is not None:
         return
-    parents = {str(Path(c.lstrip("/")).parent) for c in created} - {"."}
+    parents = {str(Path(rel).parent) for rel in created_rels} - {"."}
     for rel in sorted(parents, key=lambda p: -p.count("/")):
-        while rel not in ("", ".") and _only_copied_up(Path(base), rootfs.lowerdirs, rel):
+        while (rel not in ("", ".") and not under_kept(rel)
+               and _only_copied_up(Path(base), rootfs.lowerdirs, rel)):
             (Path(base) / rel).rmdir()
             rel = str(Path(rel).parent)

@@ -9,10 +9,11 @@ Two processes, as runc's nsexec + init:
   fixed order of ``container_init`` below, then execs the workload.
 
 Both talk to the caller over a status pipe (close-on-exec, so EOF means "exec happened"):
-``P <pid>`` the grandchild's host pid, ``M <path>`` a mount point we had to create,
-``E <message>`` a setup failure. The caller answers on the sync pipe once it has placed PID 1
-in its cgroup; EOF there means the caller is gone. Only the modules imported here are used
-after fork.
+``P <pid>`` the grandchild's host pid, ``M <path>`` a mount point we had to create (to be
+removed again), ``K <path>`` one made for a path of the spec's ``kept_mount_points`` (to be
+left as runc leaves it), ``E <message>`` a setup failure. The caller answers on the sync
+pipe once it has placed PID 1 in its cgroup; EOF there means the caller is gone. Only the
+modules imported here are used after fork.
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ def container_init(spec: RunSpec, root: str, fds: Fds, alive: int) -> None:
     Steps 1-4, 10, 16 and 17 here; 5-9 in ``_setup_filesystem``; 11-15 in ``_drop_privileges``.
     """
     code = SETUP_FAILED
-    created: list[str] = []
+    made = mounts.MadePoints(frozenset(spec.kept_mount_points))
     try:
         # 1. Die with the intermediate (and so with the caller). If it died before the
         #    prctl took effect, the alive pipe is at EOF already: stop here.
@@ -145,7 +146,7 @@ def container_init(spec: RunSpec, root: str, fds: Fds, alive: int) -> None:
         # 4. Network: a fresh namespace has only a down loopback; bring it up (runc does too).
         if spec.network == "none":
             _loopback_up()
-        _setup_filesystem(spec, root, fds.status, created)
+        _setup_filesystem(spec, root, fds.status, made)
         # 10. A terminal comes from the container's own devpts (it exists only now) and
         #     becomes stdio and the controlling tty; the caller gets the master end.
         if fds.console is not None:
@@ -160,27 +161,34 @@ def container_init(spec: RunSpec, root: str, fds: Fds, alive: int) -> None:
         code = e.code
         _write_stderr(f"pybuild: exec: {e}\n")
     except BaseException as e:  # noqa: B036 - nothing may escape a forked child
-        for path in created:
-            _report(fds.status, "M", path)
+        _report_made(fds.status, made)
         _report_error(fds.status, e)
     finally:
         os._exit(code)
 
 
-def _setup_filesystem(spec: RunSpec, root: str, status_fd: int, created: list[str]) -> None:
+def _report_made(status_fd: int, made: mounts.MadePoints) -> None:
+    for path in made.removed:
+        _report(status_fd, "M", path)
+    for path in made.kept:
+        _report(status_fd, "K", path)
+    made.removed.clear()
+    made.kept.clear()
+
+
+def _setup_filesystem(spec: RunSpec, root: str, status_fd: int,
+                      made: mounts.MadePoints) -> None:
     # 5. Stop mount events from propagating to the host before mounting anything.
     libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
     # 6. The image's filesystem on a private mount point, then the kernel filesystems,
     #    then etc files and the spec's mounts on top (they may land inside /dev etc.).
     mounts.mount_rootfs(spec.rootfs, root)
-    mounts.mount_standard(root, created)
+    mounts.mount_standard(root, made)
     mounts.mount_cgroups(root, cgroups.detect())
-    mounts.mount_etc_files(root, spec.etc_files, created)
-    mounts.mount_spec(root, spec.mounts, created)
-    # 7. Report created mount points now (the caller removes them after the run).
-    for path in created:
-        _report(status_fd, "M", path)
-    created.clear()
+    mounts.mount_etc_files(root, spec.etc_files, made)
+    mounts.mount_spec(root, spec.mounts, made)
+    # 7. Report created mount points now (the caller cleans them up after the run).
+    _report_made(status_fd, made)
     # 8. Switch root; the host's tree is detached and unreachable from here on.
     mounts.pivot(root)
     # 9. Mask and write-protect kernel files; needs the final /proc, before caps go. The

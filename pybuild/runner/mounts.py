@@ -5,8 +5,10 @@ Paths inside the container are resolved with symlinks followed *within* the new 
 ``root + "/etc/resolv.conf"`` could follow an image's absolute symlink out to the host.
 
 Mount points the image lacks have to be created, and on an overlay that writes them into
-the upper dir. Every created path is recorded in ``created``; the caller removes those that
-are still empty after the run (as BuildKit does), so they never reach a layer.
+the upper dir. Every created path is recorded in a :class:`MadePoints`: those made for the
+spec's ``kept_mount_points`` as kept (the caller leaves them as runc and BuildKit do), the
+others to be removed by the caller when they are still empty after the run, so they never
+reach a layer.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from pybuild import pathwalk
 from pybuild.runner import libc
@@ -33,6 +36,20 @@ _DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
 _DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
               ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
               ("core", "/proc/kcore"), ("ptmx", "pts/ptmx"))
+
+
+@dataclass
+class MadePoints:
+    """The mount points the setup created, as container paths: ``kept`` those made for a path
+    in ``keep`` (its missing parents too), ``removed`` the others."""
+
+    keep: frozenset[str] = frozenset()
+    removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+    def for_path(self, path: str) -> list[str]:
+        """The list the mount points made for container path ``path`` go to."""
+        return self.kept if path in self.keep else self.removed
 
 
 def resolve_in_root(root: str, path: str) -> str:
@@ -129,11 +146,11 @@ def _make_device(path: str, major: int, minor: int) -> None:
         libc.mount(f"/dev/{os.path.basename(path)}", path, None, libc.MS_BIND)
 
 
-def mount_standard(root: str, created: list[str], with_sys: bool = True) -> None:
+def mount_standard(root: str, made: MadePoints, with_sys: bool = True) -> None:
     """/proc, a tmpfs /dev with the usual nodes and links, /dev/pts, /dev/shm, /sys."""
-    proc = ensure_mountpoint(root, "/proc", True, created)
+    proc = ensure_mountpoint(root, "/proc", True, made.for_path("/proc"))
     libc.mount("proc", proc, "proc", _NOSUID_NODEV_NOEXEC)
-    dev = ensure_mountpoint(root, "/dev", True, created)
+    dev = ensure_mountpoint(root, "/dev", True, made.for_path("/dev"))
     libc.mount("tmpfs", dev, "tmpfs", libc.MS_NOSUID | libc.MS_STRICTATIME,
                "mode=755,size=65536k")
     for name, major, minor in _DEVICES:
@@ -149,7 +166,7 @@ def mount_standard(root: str, created: list[str], with_sys: bool = True) -> None
         os.mkdir(f"{dev}/{name}", 0o755)
         libc.mount(fstype, f"{dev}/{name}", fstype, flags, data)
     if with_sys:
-        sys_dir = ensure_mountpoint(root, "/sys", True, created)
+        sys_dir = ensure_mountpoint(root, "/sys", True, made.for_path("/sys"))
         libc.mount("sysfs", sys_dir, "sysfs", _NOSUID_NODEV_NOEXEC | libc.MS_RDONLY)
 
 
@@ -195,26 +212,26 @@ def bind(source: str, target: str, readonly: bool, flags: int = 0) -> None:
         libc.mount(None, target, None, libc.MS_BIND | libc.MS_REMOUNT | ro | flags)
 
 
-def mount_spec(root: str, mounts: Iterable[Mount], created: list[str]) -> None:
+def mount_spec(root: str, mounts: Iterable[Mount], made: MadePoints) -> None:
     """The spec's bind and tmpfs mounts, parents before children (as docker sorts them)."""
     for m in sorted(mounts, key=lambda m: len([p for p in m.target.split("/") if p])):
         flags, data = _split_options(m.options)
         if m.type == "tmpfs":
-            target = ensure_mountpoint(root, m.target, True, created)
+            target = ensure_mountpoint(root, m.target, True, made.for_path(m.target))
             ro = libc.MS_RDONLY if m.readonly else 0
             libc.mount("tmpfs", target, "tmpfs", flags | ro | libc.MS_NOSUID | libc.MS_NODEV,
                        data or None)
         else:
             is_dir = os.path.isdir(m.source)
-            target = ensure_mountpoint(root, m.target, is_dir, created)
+            target = ensure_mountpoint(root, m.target, is_dir, made.for_path(m.target))
             bind(m.source, target, m.readonly or bool(flags & libc.MS_RDONLY),
                  flags & ~libc.MS_RDONLY)
 
 
 def mount_etc_files(root: str, files: Iterable[tuple[str, os.PathLike[str]]],
-                    created: list[str]) -> None:
+                    made: MadePoints) -> None:
     for cpath, host in files:
-        target = ensure_mountpoint(root, cpath, False, created)
+        target = ensure_mountpoint(root, cpath, False, made.for_path(cpath))
         bind(os.fspath(host), target, readonly=False)
 
 

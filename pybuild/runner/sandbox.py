@@ -3,8 +3,8 @@
 The caller's side: validate, create the cgroup, fork (see ``init`` for what the children
 do), stream output live, and clean up. Everything the sandbox mounts lives in its own mount
 namespace, so the kernel tears it down when the last process in it dies; what is left to
-the caller is the cgroup and removing mount points the setup had to create in the image's
-upper dir.
+the caller is the cgroup and cleaning up the mount points the setup had to create in the
+image's upper dir.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class _Child:
     on_init_pid: Callable[[int], None] | None = None
     grandchild: int | None = None
     created: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     buffer: bytes = b""
 
@@ -44,6 +45,8 @@ class _Child:
                     self.on_init_pid(self.grandchild)
             elif kind == "M":
                 self.created.append(text)
+            elif kind == "K":
+                self.kept.append(text)
             elif kind == "E":
                 self.errors.append(text)
 
@@ -77,7 +80,7 @@ def run(spec: RunSpec, *, stdout: Sink = None, stderr: Sink = None,
     try:
         code = _fork_and_wait(spec, root, cgroup, child, (stdin, stdout, stderr), cancel)
     finally:  # the sandbox is dead here, even after an exception: nothing writes anymore
-        remove_created(spec.rootfs, child.created)
+        remove_created(spec.rootfs, child.created, child.kept)
         if cgroup is not None:
             cgroup.remove()
     if child.errors:

@@ -89,6 +89,12 @@ class RunSpec:
     # (container path, host file) pairs bind-mounted read-write over e.g. /etc/hosts; they are
     # never copied into the upper dir, and a mount point the run had to create is removed.
     etc_files: tuple[tuple[str, Path], ...] = ()
+    # Container paths (of etc files, mounts, or /proc, /dev and /sys) whose mount points, when
+    # the setup has to create them, are left as runc and BuildKit 20.10 leave them: the
+    # directories made for them stay; a file made for one is removed when still empty, and the
+    # directory it was made in keeps that change. Other created mount points are removed
+    # together with the directories only copied up for them.
+    kept_mount_points: tuple[str, ...] = ()
     capabilities: tuple[str, ...] = DOCKER_DEFAULT_CAPS
     no_new_privs: bool = True
     seccomp: bool = True               # the denylist in seccomp.py (needs no_new_privs)
@@ -169,6 +175,8 @@ def validate(spec: RunSpec) -> RunSpec:
             _fail(f"unknown capability {name!r}")
     for path in (*spec.masked_paths, *spec.readonly_paths):
         _check_container_path(path, "masked/readonly path")
+    for path in spec.kept_mount_points:
+        _check_container_path(path, "kept mount point")
     if spec.seccomp and not spec.no_new_privs:
         _fail("seccomp needs no_new_privs (the sandbox drops CAP_SYS_ADMIN before it)")
     _check_resources(spec.resources)

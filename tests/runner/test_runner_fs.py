@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support.runner import Box, make_box, run_capture
 
-from pybuild.runner import Mount, Rootfs
+from pybuild.runner import Mount, Process, Rootfs, RunSpec
 
 pytestmark = pytest.mark.root
 
@@ -98,6 +98,56 @@ def test_created_mount_point_kept_when_run_wrote_next_to_it(box: Box, tmp_path: 
     spec = box.spec("echo x > /etc/other", etc_files=(("/etc/resolv.conf", host),))
     assert run_capture(spec).code == 0
     assert _upper_entries(box) == ["etc", "etc/other"]
+
+
+BUILDKIT_KEPT = ("/proc", "/dev", "/sys", "/etc/hosts", "/etc/resolv.conf")
+
+
+def _etc_files(tmp_path: Path, *names: str) -> tuple[tuple[str, Path], ...]:
+    out = []
+    for name in names:
+        host = tmp_path / f"host-{name}"
+        host.write_text(f"{name}\n")
+        out.append((f"/etc/{name}", host))
+    return tuple(out)
+
+
+def test_kept_stub_leaves_etc_with_the_runs_time(box: Box, tmp_path: Path) -> None:
+    os.utime(box.lower / "etc", (0, 0))
+    etc = _etc_files(tmp_path, "hosts", "resolv.conf", "hostname")
+    spec = box.spec("cat /etc/hosts", etc_files=etc, kept_mount_points=BUILDKIT_KEPT)
+    assert run_capture(spec).out == "hosts\n"
+    # The stubs are gone, but /etc stays copied up with the time they were made in it.
+    assert _upper_entries(box) == ["etc"]
+    assert os.stat(box.upper / "etc").st_mtime > 0
+
+
+def test_only_an_unkept_stub_leaves_nothing(box: Box, tmp_path: Path) -> None:
+    (box.lower / "etc/hosts").write_text("image's hosts\n")
+    (box.lower / "etc/resolv.conf").write_text("")
+    etc = _etc_files(tmp_path, "hosts", "resolv.conf", "hostname")
+    spec = box.spec("cat /etc/hostname", etc_files=etc, kept_mount_points=BUILDKIT_KEPT)
+    assert run_capture(spec).out == "hostname\n"
+    assert _upper_entries(box) == []
+
+
+def test_scratch_keeps_made_mount_point_dirs_only(box: Box, tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    (scratch / "bin").mkdir(parents=True)
+    os.link(box.lower / "bin/busybox", scratch / "bin/busybox")
+    data = tmp_path / "data"
+    data.mkdir()
+    etc = _etc_files(tmp_path, "hosts", "resolv.conf", "hostname")
+    spec = RunSpec(rootfs=Rootfs((scratch,), box.upper, box.work),
+                   process=Process(args=("/bin/busybox", "touch", "/x")), etc_files=etc,
+                   mounts=(Mount("bind", str(data), "/mnt/data"),),
+                   kept_mount_points=BUILDKIT_KEPT)
+    assert run_capture(spec).code == 0
+    # As runc: /etc, /proc, /dev and /sys made for mounts stay, empty; the etc stubs and the
+    # --mount target are gone.
+    assert _upper_entries(box) == ["dev", "etc", "proc", "sys", "x"]
+    assert all(stat.S_IMODE(os.stat(box.upper / d).st_mode) == 0o755
+               for d in ("dev", "etc", "proc", "sys"))
 
 
 def test_bind_mounts_rw_and_ro(box: Box, tmp_path: Path) -> None:

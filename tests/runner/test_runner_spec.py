@@ -53,6 +53,7 @@ def test_defaults_are_dockers(spec: RunSpec) -> None:
     ({"rlimits": (Rlimit("nofile", 10, 5),)}, "rlimit nofile"),
     ({"rlimits": (Rlimit("bogus", 1, 1),)}, "unknown rlimit"),
     ({"no_new_privs": False}, "seccomp needs no_new_privs"),
+    ({"kept_mount_points": ("etc/hosts",)}, "kept mount point 'etc/hosts' must be an absolute"),
 ])
 def test_invalid_specs(spec: RunSpec, change: dict, message: str) -> None:
     with pytest.raises(RunnerError, match=message):
@@ -135,6 +136,41 @@ def test_remove_created_keeps_changed_parent(tmp_path: Path) -> None:
     remove_created(Rootfs((lower,), upper, tmp_path / "work"), ["/etc/hostname"])
     assert [p.name for p in upper.iterdir()] == ["etc"]
     assert not any((upper / "etc").iterdir())
+
+
+def test_kept_stub_files_go_but_their_directory_stays_changed(tmp_path: Path) -> None:
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    (lower / "etc").mkdir(parents=True)
+    (upper / "etc").mkdir(parents=True)           # copied up only for the mount points
+    os.chmod(upper / "etc", os.stat(lower / "etc").st_mode & 0o7777)
+    (upper / "etc/hosts").touch()                 # kept: BuildKit's stub
+    (upper / "etc/hostname").touch()              # ours: removed, but /etc holds a stub too
+    remove_created(Rootfs((lower,), upper, tmp_path / "work"), ["/etc/hostname"],
+                   ["/etc/hosts"])
+    assert sorted(str(p.relative_to(upper)) for p in upper.rglob("*")) == ["etc"]
+
+
+def test_kept_directories_stay_even_when_empty(tmp_path: Path) -> None:
+    lower, upper = tmp_path / "lower", tmp_path / "upper"   # a scratch stage: nothing below
+    lower.mkdir()
+    for name in ("etc", "proc", "dev", "sys", "mnt/cache"):
+        (upper / name).mkdir(parents=True)
+    (upper / "etc/resolv.conf").touch()
+    (upper / "etc/hostname").touch()
+    remove_created(Rootfs((lower,), upper, tmp_path / "work"),
+                   ["/etc/hostname", "/mnt", "/mnt/cache"],
+                   ["/proc", "/dev", "/sys", "/etc", "/etc/resolv.conf"])
+    assert sorted(str(p.relative_to(upper)) for p in upper.rglob("*")) == [
+        "dev", "etc", "proc", "sys"]
+
+
+def test_kept_stub_the_run_filled_stays(tmp_path: Path) -> None:
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    (lower / "etc").mkdir(parents=True)
+    (upper / "etc").mkdir(parents=True)
+    (upper / "etc/resolv.conf").write_text("nameserver 192.0.2.1\n")
+    remove_created(Rootfs((lower,), upper, tmp_path / "work"), [], ["/etc/resolv.conf"])
+    assert (upper / "etc/resolv.conf").read_text() == "nameserver 192.0.2.1\n"
 
 
 def test_probe_reports_reasons() -> None:
