@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,8 +35,11 @@ if TYPE_CHECKING:  # the runner is imported only when a step really runs
     from pybuild.runner.spec import Mount, RunSpec
 
 HOSTNAME = "buildkitsandbox"
+# BuildKit 20.10's /etc/hosts, byte for byte.
+HOSTS = f"127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 # The mount points a RUN leaves as runc and BuildKit do (see the module docstring).
 KEPT_MOUNT_POINTS = ("/proc", "/dev", "/sys", "/etc/hosts", "/etc/resolv.conf")
+_PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY")
 
 
 def prepare(ex: StepContext, state: StageState, plan: RunPlan) -> Prepared:
@@ -57,17 +60,27 @@ def prepare(ex: StepContext, state: StageState, plan: RunPlan) -> Prepared:
     return Prepared(plan, run, sources_digest=digest, extra=extra)
 
 
+def proxy_env(build_args: Mapping[str, str | None]) -> dict[str, str]:
+    """The proxy settings given as --build-arg, as BuildKit hands them to a RUN: each under
+    both spellings (``HTTP_PROXY`` and ``http_proxy``) whichever was given (the name in any
+    case), none that is empty; the upper-case spelling's value wins when both are given."""
+    values: dict[str, str] = {}
+    for name, value in sorted(build_args.items(), key=lambda kv: not kv[0].isupper()):
+        base = name.upper()
+        if base in _PROXIES and value and base not in values:
+            values[base] = value
+    return {k: v for base, value in values.items() for k, v in
+            ((base, value), (base.lower(), value))}
+
+
 def run_env(ex: StepContext, state: StageState, inst: Run, ids: Ids) -> tuple[str, ...]:
     """The step's environment: the state's, HOME (the user's, as BuildKit sets it), the
     predefined proxy args given as --build-arg (not declared, so kept out of history and the
     cache key), and ``env=`` secrets."""
-    from pybuild.plan.args import PROXY_ARGS
-
     env = dict(item.partition("=")[::2] for item in state.run_env())
     env.setdefault("HOME", ids.home)
-    for name, value in ex.build_args.items():
-        if name in PROXY_ARGS and value is not None:
-            env.setdefault(name, value)
+    for name, value in proxy_env(ex.build_args).items():
+        env.setdefault(name, value)
     for m in inst.mounts:
         if m.type == "secret" and m.env:
             src = secret_source(m, dict(ex.secrets))
@@ -87,8 +100,7 @@ class RunInputs:
 
 
 def _etc_files(tmp: Path) -> tuple[tuple[str, Path], ...]:
-    (tmp / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost "
-                               f"ip6-loopback\n127.0.1.1\t{HOSTNAME}\n")
+    (tmp / "hosts").write_text(HOSTS)
     resolv = Path("/etc/resolv.conf")
     text = resolv.read_text() if resolv.is_file() else ""
     (tmp / "resolv.conf").write_text(text)
