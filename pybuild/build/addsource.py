@@ -89,7 +89,7 @@ def extract(path: str, dest_dir: str, owner: tuple[int, int] | None = None) -> N
     before = set(_tree(dest_dir)) if owner else set()
     with _decompressed(path) as stream:
         try:
-            apply_layer(stream, Path(dest_dir), mode="apply")
+            apply_layer(stream, Path(dest_dir), mode="apply", untar=True)
         except (OSError, EOFError, lzma.LZMAError) as err:
             raise BuildError(f"cannot extract {os.path.basename(path)}: {err}") from None
     if owner:

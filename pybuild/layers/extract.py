@@ -4,6 +4,13 @@
 makes an overlayfs lower dir: whiteouts become 0/0 character devices and opaque markers the
 ``trusted.overlay.opaque=y`` xattr. Per the OCI spec a whiteout only hides what lower layers
 made, so names this layer itself creates are never removed by its own markers.
+
+A hard link entry's own header (owner, mode, mtime, xattrs) is applied to the file it names,
+as docker's and containerd's unpack do. ``untar=True`` is ADD's unpack of a local archive,
+as docker's Untar in a chroot of the destination: a leading "/" or a ".." cannot leave the
+root (it is clamped, not refused), only ``security.capability`` xattrs are set (the one
+docker's layer tars keep, so what is unpacked is what the layer holds), and an entry type
+docker does not unpack (GNU dump dirs, volume labels, contiguous files) fails.
 """
 
 from __future__ import annotations
@@ -28,14 +35,17 @@ Mode = Literal["overlay", "apply"]
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _KEEP_XATTRS = ("trusted.overlay.", "security.selinux")
+_UNTAR_XATTRS = ("security.capability",)
+_UNTAR_TYPES = (tf.REG, b"\0", tf.DIR, tf.SYMLINK, tf.HARDLINK, tf.CHAR, tf.BLOCKDEV, tf.FIFO)
 
 
 def apply_layer(stream: BinaryIO, root: Path, *, mode: Mode = "apply",
-                allow_devices: bool = True) -> None:
-    """Apply one layer (plain or compressed, any format) to ``root``."""
+                allow_devices: bool = True, untar: bool = False) -> None:
+    """Apply one layer (plain or compressed, any format) to ``root``; ``untar``: ADD's rules
+    (see the module's doc)."""
     if mode not in ("overlay", "apply"):
         raise LayerError(f"unknown apply mode {mode!r}; expected 'overlay' or 'apply'")
-    applier = _Applier(SafeRoot(Path(root)), mode, allow_devices)
+    applier = _Applier(SafeRoot(Path(root)), mode, allow_devices, untar)
     try:
         with Prefetcher(open_decompressed(stream)) as plain:
             for hdr, data in iter_entries(plain):  # type: ignore[arg-type]
@@ -65,11 +75,18 @@ def clean_name(name: bytes) -> bytes:
     return b"" if path == b"." else path
 
 
+def chrooted_name(name: bytes) -> bytes:
+    """The entry's path relative to the root as a chroot sees it: "/" and ".." stop there."""
+    return posixpath.normpath(b"/" + name).lstrip(b"/")
+
+
 class _Applier:
-    def __init__(self, root: SafeRoot, mode: Mode, allow_devices: bool):
+    def __init__(self, root: SafeRoot, mode: Mode, allow_devices: bool, untar: bool = False):
         self.root = root
         self.mode = mode
         self.allow_devices = allow_devices
+        self.untar = untar
+        self.clean = chrooted_name if untar else clean_name
         self.touched: set[bytes] = set()  # made by this layer; its own markers spare them
         self.opaque: list[bytes] = []
         self.dir_times: list[tuple[bytes, int]] = []
@@ -84,8 +101,10 @@ class _Applier:
             rel = rel.rpartition(b"/")[0]
 
     def entry(self, hdr: tf.Header, data: TarInput) -> None:
-        rel = clean_name(hdr.name)
+        rel = self.clean(hdr.name)
         self.root.trim()
+        if self.untar and hdr.typeflag not in _UNTAR_TYPES:
+            raise LayerError(f"{show(hdr.name)}: unhandled tar header type {hdr.typeflag[0]}")
         if not rel:
             return  # the root's own entry: its attributes belong to whoever made the root
         parent, _, base = rel.rpartition(b"/")
@@ -154,7 +173,7 @@ class _Applier:
         self.dir_times.append((rel, hdr.mtime_ns))
 
     def _make_link(self, pfd: int, base: bytes, rel: bytes, hdr: tf.Header) -> None:
-        target = clean_name(hdr.linkname)
+        target = self.clean(hdr.linkname)
         tparent, _, tbase = target.rpartition(b"/")
         tfd = self.root.dir_fd(tparent, entry=rel, create=False) if target else None
         try:
@@ -166,6 +185,7 @@ class _Applier:
         if stat.S_ISDIR(tst.st_mode):
             raise UnsafePathError(f"{show(rel)}: hardlink to directory {show(hdr.linkname)}")
         os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
+        self._finish_node(pfd, base, hdr, symlink=stat.S_ISLNK(tst.st_mode))
 
     def _finish_node(self, pfd: int, base: bytes, hdr: tf.Header, symlink: bool = False) -> None:
         self._chown(base, hdr, pfd)
@@ -194,6 +214,8 @@ class _Applier:
         for key, value in hdr.xattrs.items():
             if key.startswith("trusted.overlay."):
                 continue  # a layer must not steer the overlay mounted on top of it
+            if self.untar and key not in _UNTAR_XATTRS:
+                continue
             try:
                 os.setxattr(target, key, value, **follow)
             except OSError as err:

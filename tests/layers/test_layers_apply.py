@@ -167,3 +167,54 @@ def test_gnu_format_long_names_and_modes(workdir: Path):  # noqa: F811
     assert stat.S_IMODE(os.stat(root / name).st_mode) == 0o4711
     assert os.readlink(root / "l") == "t" * 200
     assert os.stat(root / name).st_mtime == 1_600_000_000
+
+
+# --- hard link headers and ADD's untar ---------------------------------------------------------
+
+def _owned(name: str, kind: bytes = tarfile.REGTYPE, *, link: str = "", mode: int = 0o644,
+           owner: tuple[int, int] = (0, 0)) -> tarfile.TarInfo:
+    ti = info(name, kind, link=link, mode=mode)
+    ti.uid, ti.gid = owner
+    return ti
+
+
+def test_a_hard_link_header_sets_the_shared_files_metadata(workdir: Path):  # noqa: F811
+    data = make_tar([(_owned("a", mode=0o600, owner=(5, 6)), b"a"),
+                     (_owned("b", tarfile.LNKTYPE, link="a", mode=0o444, owner=(3, 4)), None)])
+    root = workdir / "links"
+    apply_layer(io.BytesIO(data), root)
+    a, b = os.lstat(root / "a"), os.lstat(root / "b")
+    assert a.st_ino == b.st_ino
+    assert (stat.S_IMODE(a.st_mode), a.st_uid, a.st_gid) == (0o444, 3, 4)
+
+
+def test_untar_clamps_names_to_the_root(jail: Path):
+    data = make_tar([(info("/abs.txt"), b"a"), (info("../escape.txt"), b"e"),
+                     (info("a/../../up.txt"), b"u"),
+                     (info("h", tarfile.LNKTYPE, link="/abs.txt"), None)])
+    apply_layer(io.BytesIO(data), jail, untar=True)
+    assert _files(jail) == {"abs.txt", "escape.txt", "up.txt", "h"}
+    assert os.lstat(jail / "h").st_ino == os.lstat(jail / "abs.txt").st_ino
+    assert (jail.parent / "etc/passwd").read_bytes() == b"root"
+    assert not (jail.parent / "escape.txt").exists()
+
+
+def test_untar_keeps_only_the_capability_xattr(workdir: Path):  # noqa: F811
+    cap = "\x01\x00\x00\x02\x00\x04" + "\x00" * 14
+    f = info("f", mode=0o755)
+    f.pax_headers = {"SCHILY.xattr.security.capability": cap, "SCHILY.xattr.user.k": "v"}
+    d = info("d", tarfile.DIRTYPE, mode=0o755)
+    d.pax_headers = {"SCHILY.xattr.user.d": "w"}
+    root = workdir / "x"
+    apply_layer(io.BytesIO(make_tar([(f, b"f"), (d, None)])), root, untar=True)
+    assert os.listxattr(root / "f") == ["security.capability"]
+    assert os.listxattr(root / "d") == []
+    layer = workdir / "layer"
+    apply_layer(io.BytesIO(make_tar([(f, b"f")])), layer)  # an image layer keeps them all
+    assert sorted(os.listxattr(layer / "f")) == ["security.capability", "user.k"]
+
+
+def test_untar_refuses_entry_types_docker_does_not_unpack(jail: Path):
+    dump = info("d", b"D", mode=0o755)
+    _apply_refused(jail, make_tar([(dump, b"Ya\0\0")]), error=LayerError,
+                   match="unhandled tar header type 68", untar=True)
