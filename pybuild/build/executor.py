@@ -157,10 +157,16 @@ class Executor:
                                        meta={"size": layer.size if layer else 0}), slot=slot)
             return prepared.apply(state, layer, key)
         except PybuildError as err:
-            self.emit(ev.StepFailed(step, str(err), getattr(err, "log_tail", ())))
+            log_tail = tuple(getattr(err, "log_tail", ()))
+            self.emit(ev.StepFailed(step, str(err), log_tail))
             if isinstance(err, DockerfileError) or str(err).startswith(f"{self.file}:"):
                 raise
-            raise BuildError(f"{self.file}:{inst.line}: {err}") from None
+            # The step's details go with the located error: the instruction as the progress
+            # showed it, the exit status of its process (RUN) and the end of its log.
+            raise BuildError(f"{self.file}:{inst.line}: {err}",
+                             step=getattr(err, "step", None) or _display(inst),
+                             returncode=getattr(err, "returncode", None),
+                             log_tail=log_tail) from None
         finally:
             self.emit(ev.StepDone(step, time.monotonic() - started))
 

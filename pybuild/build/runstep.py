@@ -164,10 +164,8 @@ def execute(ex: StepContext, state: StageState, inst: Run, argv: tuple[str, ...]
             with sandbox_spec(inputs, lowerdirs, upper, work, specs, ex.scratch) as spec:
                 code = run_sandbox(spec, output)
         if code != 0:
-            err = BuildError(f'process "{" ".join(argv)}" did not complete successfully: '
-                             f"exit code: {code}")
-            err.log_tail = _tail(seen)  # type: ignore[attr-defined]
-            raise err
+            raise BuildError(f'process "{" ".join(argv)}" did not complete successfully: '
+                             f"exit code: {code}", returncode=code, log_tail=_tail(seen))
         shutil.rmtree(work, ignore_errors=True)
         return ex.commit_dir(state, upper, upper=True)
     except BaseException:
