@@ -83,8 +83,8 @@ class Executor:
             base = self.results[stage.base_stage]
             return replace(base, args={}, declared=(), cmd_set=False, created=self.created,
                            escape=self.escape)
-        if stage.base.lower() == "scratch":
-            image = ImageConfig(config=ContainerConfig())
+        if stage.base.lower() == "scratch":  # BuildKit's empty image has WorkingDir /
+            image = ImageConfig(config=ContainerConfig(working_dir="/"))
             return StageState(image, (), "scratch", created=self.created, escape=self.escape)
         return replace(self.image_state(stage.base, stage.from_.line), created=self.created,
                        escape=self.escape)
