@@ -1,7 +1,8 @@
 """What ADD does beyond COPY: extract local archives, fetch URLs.
 
-A local file is extracted when it is a tar archive (plain, gzip, bzip2, xz or zstd), told by
-its first bytes, as docker does; never a URL and never a file inside a copied directory.
+A local file is extracted when it is a tar archive (plain, gzip, bzip2, xz or zstd): as in
+docker, when a tar header reads once it is decompressed; never a URL and never a file inside
+a copied directory.
 Extraction goes through the safe extractor, so a hostile archive cannot write outside the
 destination.
 """
@@ -13,15 +14,15 @@ import hashlib
 import lzma
 import os
 import posixpath
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
 from pybuild.build.staging import Item, apply_chmod
 from pybuild.context.walk import SourceEntry
-from pybuild.errors import BuildError
-
-_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
+from pybuild.errors import BuildError, LayerError
+from pybuild.layers import tarformat as tf
 
 
 def is_url(source: str) -> bool:
@@ -29,14 +30,25 @@ def is_url(source: str) -> bool:
 
 
 def is_archive(path: str) -> bool:
+    """As docker's ``isArchivePath``: a tar header reads once the file is decompressed. A
+    compressed file that holds no tar, and a tar without a single entry, are copied."""
+    from pybuild.layers.compression import open_decompressed
+
     try:
         with open(path, "rb") as f:
-            head = f.read(512)
-    except OSError:
+            plain = open_decompressed(f)
+            head = b""
+            while len(head) < tf.BLOCK:
+                more = plain.read(tf.BLOCK - len(head))
+                if not more:
+                    return False
+                head += more
+            if tf.is_zero_block(head):
+                return False
+            tf.parse_block(head)
+    except (OSError, EOFError, ValueError, LayerError, lzma.LZMAError, zlib.error):
         return False
-    if any(head.startswith(m) for m in _MAGIC):
-        return True
-    return len(head) >= 262 and head[257:262] == b"ustar"
+    return True
 
 
 def split_archives(root: str, entries: Sequence[SourceEntry]
@@ -81,28 +93,16 @@ def _decompressed(path: str):
     return f  # plain, gzip and zstd: the layer reader detects them itself
 
 
-def extract(path: str, dest_dir: str, owner: tuple[int, int] | None = None) -> None:
-    """Unpack ``path`` into ``dest_dir``; with ``owner`` (``ADD --chown``) what it adds is
-    owned by it, as BuildKit's unpack (ChownOpts) does."""
+def extract(path: str, dest_dir: str) -> None:
+    """Unpack ``path`` into ``dest_dir``. The entries keep their headers' owners also with
+    ``ADD --chown``, as in BuildKit 20.10, which chowns only the directories it makes."""
     from pybuild.layers.extract import apply_layer
 
-    before = set(_tree(dest_dir)) if owner else set()
     with _decompressed(path) as stream:
         try:
             apply_layer(stream, Path(dest_dir), mode="apply", untar=True)
         except (OSError, EOFError, lzma.LZMAError) as err:
             raise BuildError(f"cannot extract {os.path.basename(path)}: {err}") from None
-    if owner:
-        for entry in _tree(dest_dir):
-            if entry not in before:
-                os.lchown(entry, *owner)
-
-
-def _tree(top: str) -> list[str]:
-    out = []
-    for root, dirs, files in os.walk(top):
-        out.extend(os.path.join(root, name) for name in (*dirs, *files))
-    return out
 
 
 def fetch(url: str, checksum: str | None, chmod: str | None) -> Item:

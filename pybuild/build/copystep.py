@@ -139,7 +139,7 @@ def _stage(staging: Staging, view: RootfsView, inst: Copy | Add, dest: str, sour
             return
     for _, items, archive in groups:
         if archive is not None:
-            addsource.extract(archive, staging.ensure_dir(real_dir, uid=uid, gid=gid), chown)
+            addsource.extract(archive, staging.ensure_dir(real_dir, uid=uid, gid=gid))
         elif items[0].kind == "dir" and items[0].rel == "":
             # a directory's contents go in; the destination keeps its own metadata or 0755
             target_dir = staging.ensure_dir(real_dir, uid=uid, gid=gid)
