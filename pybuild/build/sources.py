@@ -43,6 +43,9 @@ def _inode(st: os.stat_result) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) and st.st_nlink > 1 else None
 
 
+_CAPABILITY = "security.capability"
+
+
 def _kind(st: os.stat_result) -> str:
     if stat.S_ISDIR(st.st_mode):
         return "dir"
@@ -124,7 +127,17 @@ def _item(view: RootfsView, path: str, rel: str, chmod: str | None) -> Item:
         mode = apply_chmod(mode, chmod, kind == "dir")
     target = os.readlink(found.host) if kind == "symlink" else None
     return Item(rel, kind, mode, host=found.host, link_target=target, mtime=st.st_mtime,
-                owner=(st.st_uid, st.st_gid), inode=_inode(st))
+                owner=(st.st_uid, st.st_gid), inode=_inode(st),
+                xattrs=_capability(found.host) if kind == "file" else ())
+
+
+def _capability(host: str) -> tuple[tuple[str, bytes], ...]:
+    """The one xattr a file keeps through ``COPY --from``: BuildKit copies them all, but its
+    layers record only security.capability (and the context transfer sends none)."""
+    try:
+        return ((_CAPABILITY, os.getxattr(host, _CAPABILITY, follow_symlinks=False)),)
+    except OSError:
+        return ()
 
 
 def _walk(view: RootfsView, path: str, rel: str, chmod: str | None) -> list[Item]:
@@ -146,7 +159,7 @@ def items_digest(items: Sequence[Item], chown: tuple[int, int] | None) -> str:
     h = hashlib.sha256(repr(chown).encode())
     for item in items:
         h.update(f"{item.rel}\0{item.kind}\0{item.mode:o}\0{item.link_target}\0"
-                 f"{item.owner}\0".encode())
+                 f"{item.owner}\0{item.xattrs!r}\0".encode())
         if item.data is not None:
             h.update(hashlib.sha256(item.data).digest())
         elif item.kind == "file" and item.host:

@@ -36,6 +36,7 @@ class Item:
     owner: tuple[int, int] | None = None  # None: 0:0 (or --chown)
     group: int = 0  # the source match it comes from: one copied tree, copied on its own
     inode: tuple[int, int] | None = None  # (st_dev, st_ino) of a file with several names
+    xattrs: tuple[tuple[str, bytes], ...] = ()  # set last: a chown drops a capability
 
 
 class Staging:
@@ -130,6 +131,8 @@ class Staging:
                 self._links[(item.group, item.inode)] = (path, os.lstat(path).st_ino)
         os.chown(path, uid, gid)
         os.chmod(path, item.mode)
+        for key, value in item.xattrs:
+            os.setxattr(path, key, value)
         if item.mtime is not None:
             os.utime(path, (item.mtime, item.mtime))
 

@@ -132,3 +132,29 @@ def test_separate_sources_are_copied_apart(store, tmp_path):
     root = tmp_path / "rootfs"
     image_tree(store, image, root)
     assert len(_inodes(root, "two/a", "two/b")) == 2
+
+
+CAP = b"\x01\x00\x00\x02\x00\x04" + b"\x00" * 14  # VFS v2, cap_net_bind_service permitted
+
+
+def test_copy_from_keeps_the_capability_and_only_it(store, tmp_path):
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        ti = tarfile.TarInfo("a")
+        ti.size, ti.mode = 1, 0o755
+        ti.pax_headers = {"SCHILY.xattr.security.capability": CAP.decode("latin-1"),
+                          "SCHILY.xattr.user.k": "v"}
+        tar.addfile(ti, io.BytesIO(b"a"))
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "t.tar").write_bytes(buf.getvalue())
+    (ctx / "Dockerfile").write_text(
+        BASE + "ADD t.tar /t/\nFROM localhost/bench/busybox:latest\n"
+        "COPY --from=0 /t /t\nCOPY --from=0 --chown=65:65 /t/a /a\n")
+    image, _ = run_build(store, ctx)
+    tree = image_tree(store, image, tmp_path / "rootfs")
+    assert tree["t/a"][6] == (("security.capability", CAP),)
+    assert tree["a"][6] == (("security.capability", CAP),)  # set after the chown
