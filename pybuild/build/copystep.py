@@ -124,7 +124,7 @@ def _execute(ex: StepContext, state: StageState, inst: Copy | Add, dest: str,
 
 def _stage(staging: Staging, view: RootfsView, inst: Copy | Add, dest: str, sources: Sources,
            chown: tuple[int, int] | None) -> None:
-    uid, gid = chown or (0, 0)  # of the directories the copy makes
+    uid, gid = chown or (0, None)  # of the directories the copy makes (None: as mkdir)
     slash = dest.endswith("/")
     real_dir = view.resolve(dest.rstrip("/") or "/")
     groups = _groups(sources)

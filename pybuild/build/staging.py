@@ -66,9 +66,13 @@ class Staging:
         """Whether the resolved ``image_path`` is a directory, counting what is staged."""
         return bool(self._is_dir_at(self.host(image_path)))
 
-    def ensure_dir(self, image_path: str, *, uid: int = 0, gid: int = 0,
+    def ensure_dir(self, image_path: str, *, uid: int = 0, gid: int | None = 0,
                    mode: int = 0o755) -> str:
-        """Make ``image_path`` (a resolved, clean path) and its parents in the staging tree."""
+        """Make ``image_path`` (a resolved, clean path) and its parents in the staging tree.
+
+        A directory the image lacks is made ``uid``:``gid`` and ``mode``, as mkdir would make
+        it: inside a setgid directory it is setgid too, and with ``gid=None`` (no --chown) it
+        takes that directory's group, else 0."""
         current = ""
         for part in [p for p in image_path.split("/") if p]:
             current = f"{current}/{part}"
@@ -88,9 +92,19 @@ class Staging:
                 self._dir_times.append((host, st.st_mtime))
                 self._image_dirs[host] = current
             else:
-                os.chown(host, uid, gid)
-                os.chmod(host, mode)
+                parent = self._stat_dir(os.path.dirname(host))
+                setgid = parent.st_mode & stat.S_ISGID
+                os.chown(host, uid, parent.st_gid if gid is None and setgid else gid or 0)
+                os.chmod(host, mode | setgid)
         return self.host(image_path)
+
+    def _stat_dir(self, host: str) -> os.stat_result:
+        """The staged directory's stat; the image's root for the staging root."""
+        if os.path.samefile(host, self.root):
+            found = self.view.lookup("/")
+            if found is not None:
+                return found.st
+        return os.lstat(host)
 
     def put(self, dest_dir: str, item: Item, chown: tuple[int, int] | None) -> None:
         """Write ``item`` below the staged ``dest_dir`` host path, owned by ``chown`` when

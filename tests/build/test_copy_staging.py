@@ -67,3 +67,17 @@ def test_a_dir_merged_over_an_image_dir_leaves_its_parent_alone(tmp_path, image)
     s.finish()
     assert mtime(s.root / "usr") == OLD
     assert stat.S_IMODE(os.lstat(s.root / "usr/local").st_mode) == 0o755
+
+
+def test_a_dir_made_in_a_setgid_dir_is_setgid_and_takes_its_group(tmp_path, image):
+    os.chown(image / "usr/local", 0, 50)
+    os.chmod(image / "usr/local", 0o2775)
+    s = staging(tmp_path, image)
+    made = Path(s.ensure_dir("/usr/local/new/deeper", gid=None))
+    for path in (made.parent, made):
+        st = os.lstat(path)
+        assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o2755, 0, 50)
+    chowned = os.lstat(s.ensure_dir("/usr/local/owned", uid=65, gid=66))
+    assert (stat.S_IMODE(chowned.st_mode), chowned.st_gid) == (0o2755, 66)
+    plain = os.lstat(s.ensure_dir("/etc/new", gid=None))
+    assert (stat.S_IMODE(plain.st_mode), plain.st_gid) == (0o755, 0)
