@@ -201,11 +201,13 @@ class Staging:
 
 
 def apply_chmod(mode: int, spec: str | None, is_dir: bool) -> int:
-    """``--chmod``: octal (``755``) or symbolic (``u+x,go-w``, ``a=rX``)."""
+    """``--chmod``: octal (``755``) or symbolic (``u+x,go-w``, ``a=rX``). An octal value
+    keeps only its permission bits, as in BuildKit 20.10 (it passes through Go's
+    os.FileMode, which keeps setuid, setgid and sticky elsewhere): 4755 is 0755."""
     if not spec:
         return mode
     if all(c in "01234567" for c in spec):
-        return int(spec, 8)
+        return int(spec, 8) & 0o777
     for clause in spec.split(","):
         mode = _symbolic(mode, clause, is_dir, spec)
     return mode

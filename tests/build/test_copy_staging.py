@@ -81,3 +81,13 @@ def test_a_dir_made_in_a_setgid_dir_is_setgid_and_takes_its_group(tmp_path, imag
     assert (stat.S_IMODE(chowned.st_mode), chowned.st_gid) == (0o2755, 66)
     plain = os.lstat(s.ensure_dir("/etc/new", gid=None))
     assert (stat.S_IMODE(plain.st_mode), plain.st_gid) == (0o755, 0)
+
+
+@pytest.mark.parametrize("spec, want", [
+    ("751", 0o751), ("0640", 0o640), ("4755", 0o755), ("2755", 0o755), ("6711", 0o711),
+    ("1777", 0o777), ("0", 0), ("u+x,go-w", 0o744), (None, 0o644),
+])
+def test_chmod_keeps_only_permission_bits_of_an_octal_value(spec, want):
+    from pybuild.build.staging import apply_chmod
+
+    assert apply_chmod(0o644, spec, False) == want
