@@ -91,6 +91,8 @@ def _buildah_tree(b: Buildah, image: str, ours: dict) -> dict:
 
 def _normal(config: dict) -> dict:
     out = {k: config.get(k) or None for k in FIELDS}
+    if out["WorkingDir"] == "/":  # what a process gets without one; BuildKit writes it on scratch
+        out["WorkingDir"] = None
     if out["Labels"]:
         out["Labels"] = {k: v for k, v in out["Labels"].items() if k != BUILDAH_LABEL} or None
     return out
