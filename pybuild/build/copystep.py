@@ -57,7 +57,8 @@ def _sources(ex: StepContext, state: StageState, inst: Copy | Add) -> Sources:
     named = [state.expand(s, inst.line) for s in inst.sources if s not in heredoc_words]
     from_ = getattr(inst, "from_", None)
     if from_ and not inst.heredocs:
-        return _stage_sources(ex, state.expand(from_, inst.line), inst, named)
+        # not expanded: BuildKit 20.10 takes --from as written ($X is no stage or image)
+        return _stage_sources(ex, from_, inst, named)
     items = [_heredoc_item(state, inst, doc) for doc in inst.heredocs]
     plain = named
     if isinstance(inst, Add):

@@ -183,12 +183,12 @@ class Executor:
     # -- other stages
 
     def state_for(self, ref: str, line: int) -> StageState:
-        """The state ``--from=ref`` names: a stage built earlier (name or index) or an image."""
+        """The state ``--from=ref`` names: a stage (name or index) or an image. A stage not
+        built yet (one defined later) is what its FROM line gives, as BuildKit 0.8 has it."""
         stage = self.stages.stage(ref)
         if stage is not None:
             if stage.index not in self.results:
-                raise BuildError(f"{self.file}:{line}: stage {ref} is not built before it "
-                                 "is used")
+                return self.base_state(stage).with_default_path()
             return self.results[stage.index]
         return self.image_state(ref, line)
 

@@ -8,7 +8,9 @@ by stages built on another stage. The base image's own environment is unknown he
 
 References follow BuildKit too: ``FROM name`` only sees earlier stages (a later stage of that
 name does not make it one), while ``COPY --from`` and ``RUN --mount from=`` may name any stage,
-earlier or later, by name or index; only a cycle (a stage using itself included) is refused.
+earlier or later, by name or index (BuildKit 0.8 gives a later one as its FROM line leaves it);
+only a cycle (a stage using itself included) is refused. ``--from`` is taken as written, not
+expanded.
 """
 
 from __future__ import annotations
