@@ -185,7 +185,16 @@ class _Applier:
         if stat.S_ISDIR(tst.st_mode):
             raise UnsafePathError(f"{show(rel)}: hardlink to directory {show(hdr.linkname)}")
         os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
-        self._finish_node(pfd, base, hdr, symlink=stat.S_ISLNK(tst.st_mode))
+        # The header's metadata goes on the shared file, but a chown even to the same owner
+        # drops a capability (and setuid), so only what differs is set.
+        if (tst.st_uid, tst.st_gid) != (hdr.uid, hdr.gid):
+            self._chown(base, hdr, pfd)
+        if not stat.S_ISLNK(tst.st_mode) and (
+                os.lstat(base, dir_fd=pfd).st_mode & 0o7777) != stat.S_IMODE(hdr.mode):
+            os.chmod(base, stat.S_IMODE(hdr.mode), dir_fd=pfd)
+        if hdr.xattrs:
+            self._set_xattrs(f"/proc/self/fd/{pfd}/{os.fsdecode(base)}", hdr, replace=False)
+        os.utime(base, ns=(hdr.mtime_ns, hdr.mtime_ns), dir_fd=pfd, follow_symlinks=False)
 
     def _finish_node(self, pfd: int, base: bytes, hdr: tf.Header, symlink: bool = False) -> None:
         self._chown(base, hdr, pfd)

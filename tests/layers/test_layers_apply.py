@@ -218,3 +218,15 @@ def test_untar_refuses_entry_types_docker_does_not_unpack(jail: Path):
     dump = info("d", b"D", mode=0o755)
     _apply_refused(jail, make_tar([(dump, b"Ya\0\0")]), error=LayerError,
                    match="unhandled tar header type 68", untar=True)
+
+
+def test_a_hard_link_header_with_the_same_owner_keeps_the_capability(workdir: Path):  # noqa: F811
+    cap = "\x01\x00\x00\x02\x00\x04" + "\x00" * 14
+    f = _owned("f", mode=0o4755, owner=(5, 5))
+    f.pax_headers = {"SCHILY.xattr.security.capability": cap}
+    data = make_tar([(f, b"f"), (_owned("h", tarfile.LNKTYPE, link="f", mode=0o4755,
+                                        owner=(5, 5)), None)])
+    root = workdir / "cap"
+    apply_layer(io.BytesIO(data), root)
+    assert os.getxattr(root / "h", "security.capability") == cap.encode()
+    assert stat.S_IMODE(os.lstat(root / "h").st_mode) == 0o4755
