@@ -12,7 +12,7 @@ from pybuild.instructions.flags import FlagSpec, located, parse_flags
 
 _HEREDOC_WORD = re.compile(r"^(\d*)<<(-?)\s*([^<]*)$")
 # Octal (0755), symbolic (u+x,g-w) or a variable left for build-time expansion.
-_CHMOD = re.compile(r"^(?:[0-7]{3,4}|[ugoa]*[-+=][rwxXst]*(?:,[ugoa]*[-+=][rwxXst]*)*|.*\$.*)$")
+_CHMOD = re.compile(r"^(?:[0-7]{1,4}|[ugoa]*[-+=][rwxXst]*(?:,[ugoa]*[-+=][rwxXst]*)*|.*\$.*)$")
 
 COPY_FLAGS = FlagSpec({"from": "string", "chown": "string", "chmod": "string", "link": "bool",
                        "parents": "bool", "exclude": "strings"})
