@@ -166,19 +166,22 @@ def test_quiet_replay_prints_only_the_id(setup, tmp_path):
 
 def test_no_cache_secrets_and_output_are_never_answered_early(setup, tmp_path):
     store, ctx = setup
-    first, _ = build(store, ctx)
+    build(store, ctx)
     (tmp_path / "tok").write_text("t")
     archive = tmp_path / "out.tar"
     for extra in (["--no-cache"], ["--secret", f"id=tok,src={tmp_path / 'tok'}"]):
         for _ in range(2):
             _, log = build(store, ctx, *extra)
             assert REPLAYED not in log, extra
+    # --no-cache builds refill the cache, so what a cached build gives now is asked again
+    # (it equals `first` only when the rebuilds happened within the same second)
+    latest, _ = build(store, ctx)
     for _ in range(2):
         archive.unlink(missing_ok=True)
         res = run(store, "build", "-q", "-t", "replay/x", "--output",
                   f"type=oci,dest={archive}", str(ctx))
         assert res.returncode == 0 and not answered_early(res), res.stderr
-        assert res.stdout == first + "\n" and archive.stat().st_size > 0
+        assert res.stdout == latest + "\n" and archive.stat().st_size > 0
 
 
 def test_environment_and_directory_belong_to_the_command_line(setup, tmp_path):
