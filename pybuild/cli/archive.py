@@ -82,12 +82,14 @@ def load_command(ctx: click.Context, source: str | None, quiet: bool) -> None:
         loaded = client.images.load(stdin)
     else:
         loaded = client.images.load(source)
-    for image in loaded:
+    from pybuild.image.reference import parse as parse_reference
+
+    for image in loaded:  # names as docker prints them: busybox:latest, not docker.io/library/
         for tag, old in image.renamed:
-            click.echo(f"The image {tag} already exists, renaming the old one with ID {old} "
-                       "to empty string")
+            click.echo(f"The image {parse_reference(tag).familiar()} already exists, renaming "
+                       f"the old one with ID {old} to empty string")
         for tag in image.tags:
-            click.echo(f"Loaded image: {tag}")
+            click.echo(f"Loaded image: {parse_reference(tag).familiar()}")
         if not image.tags:
             click.echo(f"Loaded image ID: {image.id}")
     sys.stdout.flush()

@@ -178,11 +178,11 @@ def test_cli_save_pipe_load_and_output_file(source, tmp_path):
     out = pybuild(source[0], "save", "busybox").stdout
     assert out == _save(source[0], "busybox")
     result = pybuild(tmp_path / "b", "load", input=out)
-    assert result.stdout.decode() == f"Loaded image: {TAG}\n"
+    assert result.stdout.decode() == "Loaded image: busybox:latest\n"
     pybuild(source[0], "save", "-o", str(tmp_path / "x.tar"), "--compression", "zstd",
             "busybox")
     result = pybuild(tmp_path / "c", "load", "-q", "-i", str(tmp_path / "x.tar"))
-    assert result.stdout.decode() == f"Loaded image: {TAG}\n"
+    assert result.stdout.decode() == "Loaded image: busybox:latest\n"
     result = pybuild(source[0], "save", source[1])
     result = pybuild(tmp_path / "d", "load", input=result.stdout)
     assert result.stdout.decode() == f"Loaded image ID: {source[1]}\n"
@@ -237,7 +237,7 @@ def test_a_compressed_archive_loads(source, tmp_path, compress, via):
     else:
         (tmp_path / "x.tar.z").write_bytes(data)
         result = pybuild(tmp_path / "b", "load", "-i", str(tmp_path / "x.tar.z"))
-    assert result.stdout.decode() == f"Loaded image: {TAG}\n"
+    assert result.stdout.decode() == "Loaded image: busybox:latest\n"
 
 
 def test_empty_input_is_one_clear_line(tmp_path):
@@ -251,8 +251,9 @@ def test_loading_over_a_tag_reports_the_renamed_image(source, tmp_path, busybox_
     other = Client(root).images.import_(busybox_tar, "busybox:latest").id
     result = pybuild(root, "load", input=_save(source[0], "busybox"))
     assert result.stdout.decode().splitlines() == [
-        f"The image {TAG} already exists, renaming the old one with ID {other} to empty string",
-        f"Loaded image: {TAG}"]
+        f"The image busybox:latest already exists, renaming the old one with ID {other} to "
+        "empty string",
+        "Loaded image: busybox:latest"]
     assert Client(root).images.get("busybox").id == source[1]
     assert Client(root).images.get(other).tags == ()
 
