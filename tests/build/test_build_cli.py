@@ -12,9 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.build import config_of, leftover_mounts, new_store, probe, pybuild_cmd
-
-from pybuild.runner.probe import probe as host_probe
+from support.build import config_of, leftover_mounts, probe, pybuild_cmd, sandbox_store
 
 pytestmark = pytest.mark.root
 DOCKERFILE = """\
@@ -28,10 +26,7 @@ LABEL in.file=1
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, busybox_tar):
-    why = host_probe().reason_if_missing
-    if why:
-        pytest.skip(why)
-    return new_store(tmp_path_factory.mktemp("cli") / "root", busybox_tar)
+    return sandbox_store(tmp_path_factory, busybox_tar, "cli")
 
 
 def pybuild(store, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:

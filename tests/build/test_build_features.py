@@ -13,11 +13,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from support.build import config_of, image_tree, new_store, no_leftovers, probe, run_build
+from support.build import config_of, image_tree, no_leftovers, probe, run_build, sandbox_store
 
 from pybuild import progress as ev
 from pybuild.errors import PybuildError
-from pybuild.runner.probe import probe as host_probe
 
 pytestmark = pytest.mark.root
 BASE = "FROM localhost/bench/busybox:latest\n"
@@ -26,10 +25,7 @@ SECRET = "pssst-never-stored-4242"
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, busybox_tar):
-    why = host_probe().reason_if_missing
-    if why:
-        pytest.skip(why)
-    return new_store(tmp_path_factory.mktemp("features") / "root", busybox_tar)
+    return sandbox_store(tmp_path_factory, busybox_tar, "features")
 
 
 def build_text(store, context: Path, text: str, **kw):

@@ -14,16 +14,15 @@ import pytest
 from support.build import (
     config_of,
     image_tree,
-    new_store,
     no_leftovers,
     prepare_context,
     probe,
     run_build,
+    sandbox_store,
 )
 from support.paths import TESTDATA
 
 from pybuild.errors import PybuildError
-from pybuild.runner.probe import probe as host_probe
 
 CASES = sorted(p.name for p in (TESTDATA / "builds").iterdir() if (p / "expect.json").is_file())
 pytestmark = pytest.mark.root
@@ -31,10 +30,7 @@ pytestmark = pytest.mark.root
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, busybox_tar):
-    why = host_probe().reason_if_missing
-    if why:
-        pytest.skip(why)
-    return new_store(tmp_path_factory.mktemp("golden") / "root", busybox_tar)
+    return sandbox_store(tmp_path_factory, busybox_tar, "golden")
 
 
 def check_config(config: dict, expect: dict) -> None:

@@ -9,12 +9,11 @@ import os
 from pathlib import Path
 
 import pytest
-from support.build import config_of, image_tree, new_store, no_leftovers, probe, run_build
+from support.build import config_of, image_tree, no_leftovers, probe, run_build, sandbox_store
 
 from pybuild.build.failure import StepWatch
 from pybuild.build.runstep import HOSTS, proxy_env
 from pybuild.errors import BuildError
-from pybuild.runner.probe import probe as host_probe
 from pybuild.store.images import resolve
 
 pytestmark = pytest.mark.root
@@ -23,10 +22,7 @@ BASE = "FROM localhost/bench/busybox:latest\n"
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, busybox_tar):
-    why = host_probe().reason_if_missing
-    if why:
-        pytest.skip(why)
-    return new_store(tmp_path_factory.mktemp("runstep") / "root", busybox_tar)
+    return sandbox_store(tmp_path_factory, busybox_tar, "runstep")
 
 
 def build_text(store, context: Path, text: str, **kw) -> str:

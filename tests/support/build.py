@@ -23,6 +23,19 @@ def new_store(root: Path, busybox_tar: Path) -> Store:
     return Store(root)
 
 
+def sandbox_store(tmp_path_factory, busybox_tar: Path, name: str) -> Store:
+    """A store with the busybox base for tests that run RUN steps; skips with the probe's
+    reason where this host cannot give a sandbox."""
+    import pytest
+
+    from pybuild.runner.probe import probe as host_probe
+
+    why = host_probe().reason_if_missing
+    if why:
+        pytest.skip(why)
+    return new_store(tmp_path_factory.mktemp(name) / "root", busybox_tar)
+
+
 def pybuild_cmd(root: Path) -> list[str]:
     import sys
 
