@@ -14,9 +14,10 @@ A case file holds ``[[case]]`` tables:
   note         what the case shows, and where BuildKit and the Dockerfile reference differ
 A context entry is a table with ``path`` and one of ``text`` (a file), ``dir = true``,
 ``symlink`` (the target), ``hardlink`` (an earlier path), ``fifo = true``, or ``archive``
-(``format`` = tar, tar.gz, tar.bz2, tar.xz, tar.zst or gz, and ``entries``, entries of the
-same kind inside the archive); optional ``mode``, ``uid``, ``gid``, ``mtime`` and ``xattrs``
-(values are text, or ``hex:`` and the bytes in hex).
+(``format`` = tar, tar.gz, tar.bz2, tar.xz, tar.zst, gz, gnu (old GNU headers), or
+gnu-incremental, which GNU ``tar -g`` writes, and ``entries``, entries of the same kind
+inside the archive); optional ``mode``, ``uid``, ``gid``, ``mtime`` and ``xattrs`` (values are
+text, or ``hex:`` and the bytes in hex).
 Unless given, files are 0644, directories 0755, and every mtime is ``OLD``, so that a time
 the builder took from its clock stands out.
 """
@@ -32,7 +33,9 @@ import json
 import lzma
 import os
 import stat
+import subprocess
 import tarfile
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,8 +137,12 @@ def xattr_bytes(value: str) -> bytes:
 
 
 def make_archive(spec: dict) -> bytes:
+    if spec.get("format") == "gnu-incremental":
+        return _gnu_incremental(spec.get("entries", ()))
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    gnu = spec.get("format") == "gnu"  # old GNU headers (tarfile's GNU_FORMAT), no pax ones
+    with tarfile.open(fileobj=buf, mode="w",
+                      format=tarfile.GNU_FORMAT if gnu else tarfile.PAX_FORMAT) as tar:
         for entry in spec.get("entries", ()):
             info = tarfile.TarInfo(entry["path"])
             info.mtime = entry.get("mtime", OLD)
@@ -159,7 +166,7 @@ def make_archive(spec: dict) -> bytes:
     fmt = spec.get("format", "tar")
     if fmt == "gz":  # a gzip-compressed file that is not a tar
         return gzip.compress(spec.get("text", "").encode(), mtime=0)
-    if fmt == "tar":
+    if fmt in ("tar", "gnu"):
         return raw
     if fmt == "tar.gz":
         return gzip.compress(raw, mtime=0)
@@ -172,6 +179,20 @@ def make_archive(spec: dict) -> bytes:
 
         return zstandard.ZstdCompressor().compress(raw)
     raise ValueError(f"unknown archive format {fmt}")
+
+
+def _gnu_incremental(entries) -> bytes:
+    """What ``tar -g SNAPSHOT -cf - -C DIR .`` (GNU tar) writes for a tree of ``entries``:
+    dumpdir ('D') entries that Python's tarfile cannot make."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "src"
+        src.mkdir()
+        made = _write_entries(src, entries)
+        for path in sorted([src, *made], key=lambda p: -len(p.parts)):
+            os.utime(path, (OLD, OLD), follow_symlinks=False)
+        return subprocess.run(["tar", "--format=gnu", "-g", os.path.join(tmp, "snapshot"),
+                               "-cf", "-", "-C", str(src), "."],
+                              capture_output=True, check=True).stdout
 
 
 # ---- saved images ---------------------------------------------------------------------------
