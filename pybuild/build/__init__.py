@@ -93,7 +93,6 @@ def _build(store: Store, options: BuildOptions, emit: EventHandler, keyed: dict 
     from pybuild import progress as ev
     from pybuild.build import unchanged
     from pybuild.build.executor import Executor
-    from pybuild.build.failure import StepWatch
     from pybuild.build.finish import commit
     from pybuild.cache.filehashes import FileHashMemo
     from pybuild.dockerfile.parser import parse
@@ -115,8 +114,7 @@ def _build(store: Store, options: BuildOptions, emit: EventHandler, keyed: dict 
     before = unchanged.snapshot(context.root) if keyed is not None else None
     started_ns = time.time_ns()
     emit(ev.BuildStarted(context.root, name))
-    watch = StepWatch(emit)
-    executor = Executor(store, options, stages, context, watch, name)
+    executor = Executor(store, options, stages, context, emit, name)
     executor.escape = doc.escape
     try:
         # Held from the first layer to the final commit: a concurrent prune must not collect
@@ -124,9 +122,6 @@ def _build(store: Store, options: BuildOptions, emit: EventHandler, keyed: dict 
         with store.writing():
             state = executor.run()
             result = commit(store, state, options)
-    except BuildError as err:
-        watch.annotate(err)
-        raise
     finally:
         executor.cleanup()
         memo.save()

@@ -160,6 +160,8 @@ class Executor:
             log_tail = tuple(getattr(err, "log_tail", ()))
             self.emit(ev.StepFailed(step, str(err), log_tail))
             if isinstance(err, DockerfileError) or str(err).startswith(f"{self.file}:"):
+                if isinstance(err, BuildError) and err.step is None:
+                    err.step, err.log_tail = _display(inst), err.log_tail or log_tail
                 raise
             # The step's details go with the located error: the instruction as the progress
             # showed it, the exit status of its process (RUN) and the end of its log.

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from support.build import config_of, image_tree, no_leftovers, probe, run_build, sandbox_store
 
-from pybuild.build.failure import StepWatch
 from pybuild.build.runstep import HOSTS, proxy_env
 from pybuild.errors import BuildError
 from pybuild.store.images import resolve
@@ -136,9 +135,7 @@ def test_run_sees_proxy_args_and_buildkits_hosts(store, tmp_path):
 # -- a failed RUN
 
 
-def test_failed_run_error_carries_step_exit_status_and_log(store, tmp_path, monkeypatch):
-    # Without the events' help: the executor's error itself carries the details.
-    monkeypatch.setattr(StepWatch, "annotate", lambda self, err: None)
+def test_failed_run_error_carries_step_exit_status_and_log(store, tmp_path):
     text = BASE + "RUN echo first && echo oops >&2 && exit 3\n"
     with pytest.raises(BuildError) as info:
         build_text(store, tmp_path / "ctx", text)
@@ -150,8 +147,7 @@ def test_failed_run_error_carries_step_exit_status_and_log(store, tmp_path, monk
     no_leftovers(store.root)
 
 
-def test_failed_copy_error_has_step_and_no_exit_status(store, tmp_path, monkeypatch):
-    monkeypatch.setattr(StepWatch, "annotate", lambda self, err: None)
+def test_failed_copy_error_has_step_and_no_exit_status(store, tmp_path):
     with pytest.raises(BuildError) as info:
         build_text(store, tmp_path / "ctx", BASE + "COPY nothing /\n")
     assert (info.value.step, info.value.returncode) == ("COPY nothing /", None)
