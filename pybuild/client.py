@@ -147,10 +147,11 @@ class ImageCollection:
         self._store.layers.unpack_to(img.layers, dest)
         return dest
 
-    def save(self, images: list[str] | tuple[str, ...], out: BinaryIO | None = None, *,
-             compression: str = "gzip", format: str = "tar",  # noqa: A002
+    def save(self, images: list[str] | tuple[str, ...], out: BinaryIO | str | Path | None = None,
+             *, compression: str = "gzip", format: str = "tar",  # noqa: A002
              dest_dir: str | Path | None = None) -> tuple[SavedImage, ...]:
-        """Write images to one docker-archive + OCI layout tar (or an OCI layout directory)."""
+        """Write images to one docker-archive + OCI layout tar, to a stream or a file path
+        (replaced only once the archive is whole), or to an OCI layout directory."""
         from pybuild.archive import save
 
         return save(self._store, images, out, compression=compression, format=format,
@@ -169,6 +170,10 @@ class ImageCollection:
         from pybuild.build import build
 
         result = build(self._store, build_options(path, **options), on_event)
+        output = options.get("output")
+        if output:  # named by the first tag, as docker's archive is, so a load gets the name
+            self.save([result.tags[0] if result.tags else result.image_id], output,
+                      compression=options.get("output_compression", "gzip"))
         return self.get(result.image_id)
 
     def build_iter(self, path: str | Path, **options: Unpack[BuildKeywords]) -> Iterator[Event]:
@@ -224,7 +229,7 @@ class Client:
 
 class BuildKeywords(TypedDict, total=False):
     """The options of ``images.build``: docker-py's names where docker-py has the option, and
-    every option of ``pybuild build`` that is not about output."""
+    every option of ``pybuild build`` (``output``: its --output archive)."""
 
     dockerfile: str | None  # default PATH/Dockerfile; "-" reads it from stdin
     tag: str | Sequence[str] | None
@@ -237,6 +242,8 @@ class BuildKeywords(TypedDict, total=False):
     platform: str | None  # only linux/amd64 can be built
     network_mode: str | None  # RUN's network: "default", "none" or "host"
     source_date_epoch: int | None  # default: $SOURCE_DATE_EPOCH
+    output: str | Path | None  # also write the image to this archive (docker-archive + OCI)
+    output_compression: str  # of that archive's layers: gzip (default), zstd or none
 
 
 def build_options(path: str | Path, **options: Unpack[BuildKeywords]) -> BuildOptions:

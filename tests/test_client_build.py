@@ -111,3 +111,17 @@ def test_unknown_option_and_bad_network_are_refused(tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     with pytest.raises(UsageError, match="network 'bridge'"):
         client.images.build(tmp_path, network_mode="bridge")
+
+
+@pytest.mark.root
+def test_output_writes_the_image_as_an_archive(client, tmp_path):
+    import json
+    import tarfile
+
+    dest = tmp_path / "out" / "app.tar"
+    image = client.images.build(context(tmp_path, f"FROM {BASE}\nRUN echo o > /o\n"),
+                                tag="lib/out", output=dest, output_compression="none")
+    with tarfile.open(dest) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+    assert manifest[0]["RepoTags"] == ["lib/out:latest"]
+    assert manifest[0]["Config"].split("/")[-1].split(".")[0] in image.id

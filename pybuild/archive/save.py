@@ -45,10 +45,14 @@ class SavePlan:
         return sorted(set(self.blobs) | set(self.documents))
 
 
-def save(store: Store, images: Sequence[str], out: BinaryIO | None = None, *,
-         compression: str = "gzip", format: str = "tar",
+def save(store: Store, images: Sequence[str], out: BinaryIO | str | os.PathLike | None = None,
+         *, compression: str = "gzip", format: str = "tar",
          dest_dir: str | os.PathLike | None = None) -> tuple[layout.SavedImage, ...]:
-    """Write ``images`` (names or ids) to ``out`` (format "tar") or ``dest_dir`` ("oci-dir")."""
+    """Write ``images`` (names or ids) to ``out`` (format "tar": a stream, or a file path,
+    written beside it and renamed so a failed save leaves no half archive) or ``dest_dir``
+    ("oci-dir")."""
+    if isinstance(out, (str, os.PathLike)):
+        return _save_to_file(store, images, Path(out), compression)
     if compression not in COMPRESSIONS:
         raise UsageError(f"unknown compression {compression!r}: use {', '.join(COMPRESSIONS)}")
     if format not in FORMATS:
@@ -66,6 +70,26 @@ def save(store: Store, images: Sequence[str], out: BinaryIO | None = None, *,
                 raise UsageError("save --format oci-dir needs a destination directory")
             write_dir(store, plan, Path(dest_dir))
     return plan.images
+
+
+def _save_to_file(store: Store, images: Sequence[str], path: Path,
+                  compression: str) -> tuple[layout.SavedImage, ...]:
+    from pybuild.store.fsutil import AtomicFile
+
+    try:
+        out = AtomicFile(path)
+    except OSError as err:
+        raise ArchiveError(f"cannot write {path}: {err.strerror}") from None
+    try:
+        saved = save(store, images, out.file, compression=compression)
+    except BaseException:
+        out.abort()
+        raise
+    try:
+        out.commit()
+    except OSError as err:  # a full disk, or a path that is not a regular file
+        raise ArchiveError(f"cannot write {path}: {err.strerror}") from None
+    return saved
 
 
 def plan_save(store: Store, names: Sequence[str], compression: str) -> SavePlan:

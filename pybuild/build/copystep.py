@@ -25,7 +25,7 @@ from pybuild.build.rootfs import RootfsView
 from pybuild.build.sources import context_items, items_digest, stage_items
 from pybuild.build.staging import Item, Staging, apply_chmod
 from pybuild.build.stepcontext import Output, StepContext
-from pybuild.build.users import resolve_chown
+from pybuild.build.users import resolve_owner
 from pybuild.errors import BuildError
 from pybuild.instructions import Add, Copy
 from pybuild.plan.state import StageState
@@ -111,7 +111,7 @@ def _context_sources(ex: StepContext, inst: Copy | Add, plain: list[str],
 def _execute(ex: StepContext, state: StageState, inst: Copy | Add, dest: str,
              sources: Sources) -> LayerRef:
     view = ex.view(state)
-    chown = resolve_chown(view, inst.chown) if inst.chown else None
+    chown = resolve_owner(view, inst.chown) if inst.chown else None
     tree = ex.tempdir("copy-")
     try:
         staging = Staging(tree, view)

@@ -184,8 +184,3 @@ def _named(rows: list[_Row] | None, name: str, kind: str, what: str) -> _Row:
         raise BuildError(f"unable to find {kind} {name}: no matching entries in {file} file"
                          f"{none} ({what})")
     return found
-
-
-def resolve_chown(view: RootfsView, spec: str) -> tuple[int, int]:
-    """``--chown=user[:group]`` (see :func:`resolve_owner`)."""
-    return resolve_owner(view, spec, "--chown")

@@ -11,7 +11,7 @@ import click
 from pybuild.cli.common import get_client
 
 if TYPE_CHECKING:
-    from pybuild.client import Client
+    pass
 
 
 @click.command("save")
@@ -35,32 +35,12 @@ def save_command(ctx: click.Context, images: tuple[str, ...], output: str | None
         client.images.save(list(images), compression=compression, format=fmt, dest_dir=output)
         return
     if output and output != "-":
-        _save_to_file(client, list(images), Path(output), compression)
+        client.images.save(list(images), Path(output), compression=compression)
         return
     stdout = click.get_binary_stream("stdout")
     if stdout.isatty():
         raise UsageError("refusing to write an archive to a terminal: use -o FILE or a pipe")
     client.images.save(list(images), stdout, compression=compression)
-
-
-def _save_to_file(client: Client, images: list[str], path: Path, compression: str) -> None:
-    """Write beside ``path`` and rename, so a failed save leaves no half archive behind."""
-    from pybuild.errors import ArchiveError
-    from pybuild.store.fsutil import AtomicFile
-
-    try:
-        out = AtomicFile(path)
-    except OSError as err:
-        raise ArchiveError(f"cannot write {path}: {err.strerror}") from None
-    try:
-        client.images.save(images, out.file, compression=compression)
-    except BaseException:
-        out.abort()
-        raise
-    try:
-        out.commit()
-    except OSError as err:  # a full disk, or a path that is not a regular file
-        raise ArchiveError(f"cannot write {path}: {err.strerror}") from None
 
 
 @click.command("load")
@@ -72,6 +52,7 @@ def _save_to_file(client: Client, images: list[str], path: Path, compression: st
 def load_command(ctx: click.Context, source: str | None, quiet: bool) -> None:
     """Load images from a docker-archive, an OCI archive or an OCI layout directory."""
     from pybuild.errors import UsageError
+    from pybuild.image.reference import parse as parse_reference
 
     client = get_client(ctx)
     if source is None or source == "-":
@@ -82,8 +63,6 @@ def load_command(ctx: click.Context, source: str | None, quiet: bool) -> None:
         loaded = client.images.load(stdin)
     else:
         loaded = client.images.load(source)
-    from pybuild.image.reference import parse as parse_reference
-
     for image in loaded:  # names as docker prints them: busybox:latest, not docker.io/library/
         for tag, old in image.renamed:
             click.echo(f"The image {parse_reference(tag).familiar()} already exists, renaming "

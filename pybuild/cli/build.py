@@ -100,7 +100,9 @@ def command(ctx: click.Context, context: str, tags, dockerfile, build_args, targ
             target=target, nocache=no_cache, no_cache_filter=no_cache_filter,
             secrets=_secrets(secrets, temps), labels=_pairs(labels, "--label"),
             platform=platform, network_mode=network)
-        _build(ctx, context, request, out, compression, iidfile, quiet, progress)
+        if out is not None:
+            request.update(output=out[1], output_compression=compression)
+        _build(ctx, context, request, iidfile, quiet, progress)
         if out is None:  # an answer from the memo would skip writing the archive
             env = ("SOURCE_DATE_EPOCH", *(arg for arg in build_args if "=" not in arg))
             _remember_command_line(ctx, context, request, env, dict(
@@ -110,9 +112,8 @@ def command(ctx: click.Context, context: str, tags, dockerfile, build_args, targ
             os.unlink(path)
 
 
-def _build(ctx: click.Context, context: str, request: BuildKeywords,
-           out: tuple[str, str] | None, compression: str, iidfile: str | None, quiet: bool,
-           progress: str) -> None:
+def _build(ctx: click.Context, context: str, request: BuildKeywords, iidfile: str | None,
+           quiet: bool, progress: str) -> None:
     """Build through the library's Client; what the build says is rendered here."""
     from pybuild.cli.common import get_client
     from pybuild.progress import BuildDone, make_renderer
@@ -127,11 +128,6 @@ def _build(ctx: click.Context, context: str, request: BuildKeywords,
     if iidfile:
         with open(iidfile, "w") as f:
             f.write(image.id)
-    if out is not None:
-        # named by the first tag, as docker's archive is, so a load gets the name back
-        with open(out[1], "wb") as f:
-            name = request["tag"][0] if request["tag"] else image.id
-            client.images.save([name], f, compression=compression)
     if quiet:
         click.echo(image.id)
 

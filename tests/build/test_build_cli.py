@@ -110,6 +110,12 @@ def _fails(store, tmp_path, args, text, want):
     clean(store)
 
 
+def test_output_that_cannot_be_written_fails_in_one_line(store, tmp_path):
+    (tmp_path / "taken").mkdir()
+    _fails(store, tmp_path, ["--output", f"type=docker,dest={tmp_path / 'taken'}"],
+           "FROM localhost/bench/busybox:latest\n", f"cannot write {tmp_path / 'taken'}")
+
+
 def test_platform_flag_other_than_amd64_fails(store, tmp_path):
     _fails(store, tmp_path, ["--platform", "linux/arm64"],
            "FROM localhost/bench/busybox:latest\n", "linux/arm64 is not supported")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pybuild.build.rootfs import RootfsView
-from pybuild.build.users import Ids, resolve_chown, resolve_owner, resolve_user
+from pybuild.build.users import Ids, resolve_owner, resolve_user
 from pybuild.errors import BuildError
 
 PASSWD = """root:x:0:0:root:/root:/bin/sh
@@ -102,18 +102,18 @@ def test_owner_parts(tmp_path: Path) -> None:
 
 def test_owner_root_needs_no_passwd(tmp_path: Path) -> None:
     view = _view(tmp_path, passwd=None, group=None)
-    assert resolve_chown(view, "root") == (0, 0)
-    assert resolve_chown(view, "root:root") == (0, 0)
-    assert resolve_chown(view, "7:8") == (7, 8)
+    assert resolve_owner(view, "root") == (0, 0)
+    assert resolve_owner(view, "root:root") == (0, 0)
+    assert resolve_owner(view, "7:8") == (7, 8)
     with pytest.raises(BuildError, match="unable to find user app"):
-        resolve_chown(view, "app")
+        resolve_owner(view, "app")
     with pytest.raises(BuildError, match="unable to find group staff"):
-        resolve_chown(view, "7:staff")
+        resolve_owner(view, "7:staff")
 
 
 def test_owner_unknown_names_are_refused(tmp_path: Path) -> None:
     view = _view(tmp_path)
     with pytest.raises(BuildError, match="unable to find user nosuch"):
-        resolve_chown(view, "nosuch")
+        resolve_owner(view, "nosuch")
     with pytest.raises(BuildError, match="unable to find group nosuch"):
-        resolve_chown(view, "65:nosuch")
+        resolve_owner(view, "65:nosuch")
