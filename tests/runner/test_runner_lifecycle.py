@@ -143,6 +143,10 @@ def test_output_streams_live(box: Box) -> None:
     thread.start()
     try:
         assert seen.wait(10)
+        # the echo comes before the exec: give the shell a moment to become the sleep
+        deadline = time.monotonic() + 5
+        while not processes_with("sleep 4713.5") and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert processes_with("sleep 4713.5")
     finally:
         cancel.set()
