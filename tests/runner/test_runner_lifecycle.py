@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support.runner import Box, host_mountinfo, make_box, processes_with, run_capture
+from support.runner import Box, host_mountinfo, make_box, processes_with, run_capture, running
 
 from pybuild.runner import run
 
@@ -116,7 +116,8 @@ def test_signal_to_the_caller_leaves_nothing(box: Box, signum: int) -> None:
     proc = subprocess.Popen([sys.executable, "-c", _caller_script(box, marker)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        assert _wait_for(lambda: bool(processes_with(f"sleep {marker}"))), proc.stderr
+        # the sleep itself, not the caller's script that names it: then the touch is done
+        assert _wait_for(lambda: bool(running(f"sleep {marker}"))), proc.stderr
         os.kill(proc.pid, signum)
         proc.wait(10)
         assert proc.returncode != 0
@@ -144,10 +145,7 @@ def test_output_streams_live(box: Box) -> None:
     try:
         assert seen.wait(10)
         # the echo comes before the exec: give the shell a moment to become the sleep
-        deadline = time.monotonic() + 5
-        while not processes_with("sleep 4713.5") and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert processes_with("sleep 4713.5")
+        assert _wait_for(lambda: bool(running("sleep 4713.5")))
     finally:
         cancel.set()
         thread.join(10)

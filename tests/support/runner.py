@@ -83,16 +83,25 @@ def host_mountinfo() -> str:
     return Path("/proc/self/mountinfo").read_text()
 
 
-def processes_with(marker: str) -> list[int]:
-    """Host pids whose command line contains ``marker``."""
-    found = []
+def _command_lines() -> list[tuple[int, str]]:
+    out = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
         except OSError:
             continue
-        if marker in cmdline and "pytest" not in cmdline:
-            found.append(int(entry.name))
-    return found
+        out.append((int(entry.name), cmdline))
+    return out
+
+
+def processes_with(marker: str) -> list[int]:
+    """Host pids whose command line contains ``marker``."""
+    return [pid for pid, cmdline in _command_lines()
+            if marker in cmdline and "pytest" not in cmdline]
+
+
+def running(command: str) -> list[int]:
+    """Host pids running exactly ``command`` (not a shell or a script that names it)."""
+    return [pid for pid, cmdline in _command_lines() if cmdline == command]
