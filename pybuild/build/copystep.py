@@ -97,7 +97,8 @@ def _context_sources(ex: StepContext, inst: Copy | Add, plain: list[str],
         entries, archives = addsource.split_archives(ex.files.root, entries)
         archives = [(first + match, path) for match, path in archives]
     manifest = ex.files.manifest(entries) if entries else ()
-    items = [*items, *context_items(entries, ex.files.root, inst.chmod, first)]
+    items = [*items, *context_items(entries, ex.files.root, inst.chmod, first,
+                                    ex.files.file_sha256)]
     roots = {e.relpath for e in entries if e.kind == "dir" and e.dest == ""}
     top = [e for e in entries if (e.kind == "dir" and e.dest == "") or not any(
         r == "" or e.relpath.startswith(r + "/") for r in roots)]
@@ -114,7 +115,7 @@ def _execute(ex: StepContext, state: StageState, inst: Copy | Add, dest: str,
     chown = resolve_owner(view, inst.chown) if inst.chown else None
     tree = ex.tempdir("copy-")
     try:
-        staging = Staging(tree, view)
+        staging = Staging(tree, view, ex.file_pool)
         _stage(staging, view, inst, dest, sources, chown)
         staging.finish()
         return ex.commit_dir(state, tree, upper=False)

@@ -11,21 +11,24 @@ import hashlib
 import os
 import posixpath
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from pybuild.build.rootfs import RootfsView
 from pybuild.build.staging import Item, apply_chmod
 from pybuild.context.walk import SourceEntry
 from pybuild.errors import BuildError
+from pybuild.store.filepool import MIN_SIZE
 
 
 def context_items(entries: Sequence[SourceEntry], root: str, chmod: str | None,
-                  first_group: int = 0) -> list[Item]:
+                  first_group: int = 0,
+                  content: Callable[[SourceEntry], str] | None = None) -> list[Item]:
     """Context entries as items, each source match its own group (numbered from
     ``first_group``). A directory that holds any of the entries gets the build's time:
     BuildKit's context transfer writes a directory before what is in it and does not set its
-    time again after, so only empty directories keep their own."""
+    time again after, so only empty directories keep their own. ``content`` gives a file's
+    sha256, asked for the big ones that layers may share (``pybuild.store.filepool``)."""
     parents = {posixpath.dirname(e.dest) for e in entries if e.dest}
     items = []
     for e in entries:
@@ -33,8 +36,10 @@ def context_items(entries: Sequence[SourceEntry], root: str, chmod: str | None,
         st = os.lstat(host)
         mtime = None if e.kind == "dir" and e.dest in parents else st.st_mtime
         mode = apply_chmod(e.mode, chmod, e.kind == "dir") if e.kind != "symlink" else 0o777
+        big = content is not None and e.kind == "file" and st.st_size >= MIN_SIZE
         items.append(Item(e.dest, e.kind, mode, host=host, link_target=e.link_target,
-                          mtime=mtime, group=first_group + e.match, inode=_inode(st)))
+                          mtime=mtime, group=first_group + e.match, inode=_inode(st),
+                          content=content(e) if big and content else None))
     return items
 
 

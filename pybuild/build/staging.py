@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pybuild.build.rootfs import RootfsView
 from pybuild.errors import BuildError
+from pybuild.store.filepool import FilePool
 
 
 @dataclass(frozen=True)
@@ -37,15 +38,18 @@ class Item:
     group: int = 0  # the source match it comes from: one copied tree, copied on its own
     inode: tuple[int, int] | None = None  # (st_dev, st_ino) of a file with several names
     xattrs: tuple[tuple[str, bytes], ...] = ()  # set last: a chown drops a capability
+    content: str | None = None  # sha256 of a big file's bytes: layers may share it (filepool)
 
 
 class Staging:
-    def __init__(self, root: Path, view: RootfsView):
+    def __init__(self, root: Path, view: RootfsView, pool: FilePool | None = None):
         self.root = root
         self.view = view
+        self.pool = pool
         self._dir_times: list[tuple[str, float]] = []
         self._image_dirs: dict[str, str] = {}  # staged host path -> its image path
         self._links: dict[tuple[int, tuple[int, int]], tuple[str, int]] = {}
+        self._pooled: set[str] = set()  # pool keys this layer uses: one name each
 
     def host(self, image_path: str) -> str:
         return os.path.join(str(self.root), image_path.lstrip("/"))
@@ -135,20 +139,40 @@ class Staging:
             if item.mtime is not None:
                 os.utime(path, (item.mtime, item.mtime), follow_symlinks=False)
             return
+        shared = self._share_key(item, uid, gid)
         if not self._link(path, item):
+            if shared is not None and self.pool is not None and self.pool.link_to(shared, path):
+                self._pooled.add(shared)
+                self._remember(path, item)
+                return  # that inode has this metadata already, and others rely on it
             if item.data is not None:
                 with open(path, "wb") as f:
                     f.write(item.data)
             else:
                 shutil.copyfile(item.host, path, follow_symlinks=True)  # type: ignore[arg-type]
-            if item.inode is not None:
-                self._links[(item.group, item.inode)] = (path, os.lstat(path).st_ino)
+            self._remember(path, item)
         os.chown(path, uid, gid)
         os.chmod(path, item.mode)
         for key, value in item.xattrs:
             os.setxattr(path, key, value)
         if item.mtime is not None:
             os.utime(path, (item.mtime, item.mtime))
+        if shared is not None and self.pool is not None:
+            self.pool.add(path, shared)
+            self._pooled.add(shared)
+
+    def _share_key(self, item: Item, uid: int, gid: int) -> str | None:
+        """The pool key of a file other layers may share, unless this layer has used it."""
+        if (self.pool is None or item.content is None or item.mtime is None or item.xattrs
+                or item.data is not None):
+            return None
+        key = self.pool.key(item.content, uid, gid, item.mode, item.mtime)
+        return None if key in self._pooled else key
+
+    def _remember(self, path: str, item: Item) -> None:
+        """The first staged name of a source file with several, for its other names."""
+        if item.inode is not None:
+            self._links[(item.group, item.inode)] = (path, os.lstat(path).st_ino)
 
     def _link(self, path: str, item: Item) -> bool:
         """Stage ``item`` as a hard link to the file staged for another name of its source

@@ -15,6 +15,7 @@ from typing import Protocol
 from pybuild.build.rootfs import RootfsView
 from pybuild.context.walk import BuildContext
 from pybuild.plan.state import StageState
+from pybuild.store.filepool import FilePool
 from pybuild.store.records import LayerRef
 
 Output = Callable[[str, bytes], None]  # (stream name, bytes) of a running step
@@ -44,6 +45,10 @@ class StepContext(Protocol):
     @property
     def cache_root(self) -> Path:
         """The store root, under which cache mounts live."""
+
+    @property
+    def file_pool(self) -> FilePool:
+        """Big staged files that layers share (``pybuild.store.filepool``)."""
 
     def state_for(self, ref: str, line: int) -> StageState:
         """The state ``--from=ref`` names: a stage built earlier (name or index) or an image."""

@@ -13,6 +13,7 @@ from pybuild.build.rootfs import RootfsView
 from pybuild.context.walk import BuildContext
 from pybuild.plan.state import StageState
 from pybuild.store import Store
+from pybuild.store.filepool import FilePool
 from pybuild.store.layercache import chain_ids
 from pybuild.store.records import LayerRef
 
@@ -48,6 +49,10 @@ class Workspace:
     def cache_root(self) -> Path:
         return self.store.root
 
+    @property
+    def file_pool(self) -> FilePool:
+        return self.store.files
+
     def flatten(self, ref: str) -> str:
         if ref not in self._flats:  # each stage or image is unpacked once per build
             state = self.state_for(ref, 0)
@@ -69,16 +74,21 @@ class Workspace:
         return path
 
     def commit_dir(self, state: StageState, tree: Path, *, upper: bool) -> LayerRef:
-        """Write ``tree`` as a layer blob and adopt it as that layer's unpacked form."""
+        """Adopt ``tree`` as the unpacked form of a new layer, whose tar is only hashed here
+        and written when first read (``pybuild.store.lazyblobs``)."""
         from pybuild.layers.create import write_layer_from_dir, write_layer_from_upper
 
         write = write_layer_from_upper if upper else write_layer_from_dir
+        epoch = self.options.source_date_epoch
         with self.store.writing():
-            with self.store.blobs.writer() as out:
-                info = write(tree, out, source_date_epoch=self.options.source_date_epoch)
-                out.commit(info.diff_id, info.size)
+            info = write(tree, None, source_date_epoch=epoch)
             chains = chain_ids(state.diff_ids)
-            self.store.layers.adopt(chains[-1] if chains else None, info.diff_id, tree)
+            parent = chains[-1] if chains else None
+            adopted = self.store.layers.adopt(parent, info.diff_id, tree)
+            blobs, chain = self.store.blobs, "sha256:" + adopted.name
+            if (blobs.lazy is not None and not blobs.path(info.diff_id).is_file()
+                    and chain not in blobs.lazy.chains(info.diff_id)):
+                blobs.lazy.add(info.diff_id, info.size, chain, upper=upper, epoch=epoch)
         return LayerRef(info.diff_id, info.size)
 
     def cleanup(self) -> None:

@@ -28,7 +28,8 @@ _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """``diff_id`` hashes the plain tar; ``digest`` and ``size`` describe the bytes written."""
+    """``diff_id`` hashes the plain tar; ``digest`` and ``size`` describe the bytes written
+    (with no output, where only the diff ID is taken, the plain tar's)."""
 
     diff_id: str
     digest: str
@@ -36,14 +37,14 @@ class LayerInfo:
     media_type: str
 
 
-def write_layer_from_upper(upper: Path, out: BinaryIO, *, compression: str = "none",
+def write_layer_from_upper(upper: Path, out: BinaryIO | None, *, compression: str = "none",
                            source_date_epoch: int | None = None) -> LayerInfo:
     """The layer for an overlayfs upper dir: whiteout devices and opaque dirs become OCI ones."""
     return write_layer(walk_tree(Path(upper), upper=True), out, compression=compression,
                        source_date_epoch=source_date_epoch)
 
 
-def write_layer_from_trees(before: Path | None, after: Path, out: BinaryIO, *,
+def write_layer_from_trees(before: Path | None, after: Path, out: BinaryIO | None, *,
                            compression: str = "none",
                            source_date_epoch: int | None = None) -> LayerInfo:
     """The layer turning ``before`` into ``after``, as an upper dir would record it."""
@@ -51,14 +52,14 @@ def write_layer_from_trees(before: Path | None, after: Path, out: BinaryIO, *,
                        compression=compression, source_date_epoch=source_date_epoch)
 
 
-def write_layer_from_dir(root: Path, out: BinaryIO, *, compression: str = "none",
+def write_layer_from_dir(root: Path, out: BinaryIO | None, *, compression: str = "none",
                          source_date_epoch: int | None = None) -> LayerInfo:
     """Everything below ``root`` as one layer (``root`` itself is not an entry)."""
     return write_layer(walk_tree(Path(root)), out, compression=compression,
                        source_date_epoch=source_date_epoch)
 
 
-def write_layer(nodes: Iterable[Node], out: BinaryIO, *, compression: str = "none",
+def write_layer(nodes: Iterable[Node], out: BinaryIO | None, *, compression: str = "none",
                 source_date_epoch: int | None = None) -> LayerInfo:
     media_type = media_type_for(compression)
     with Pipeline(out, compression) as pipe:

@@ -4,6 +4,7 @@ The producer (the caller's thread) fills 1 MiB buffers with tar bytes and hashes
 diff ID; a worker thread compresses each buffer, hashes the result for the blob digest and writes
 it. zlib, zstd, hashlib and os.readv release the GIL on big buffers, so on two cores the walk and
 the compression run side by side. A fixed pool of buffers bounds memory and gives back-pressure.
+With no output (``out=None``) only the diff ID and size are taken, in the caller's thread.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ class PipelineResult:
 class Pipeline:
     """Use as a context manager; call ``finish`` for the digests, leaving aborts on error."""
 
-    def __init__(self, out: BinaryIO, compression: str, chunk: int = CHUNK):
+    def __init__(self, out: BinaryIO | None, compression: str, chunk: int = CHUNK):
+        if out is None and compression != "none":
+            raise ValueError("a compressed layer needs somewhere to go")
         self._out = out
         self._compressor = make_compressor(compression)
         self._plain = compression == "none"
@@ -49,9 +52,11 @@ class Pipeline:
         self._blob = hashlib.sha256()
         self._size = 0
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name="pybuild-compress", daemon=True)
-        self._thread.start()
-        self._open = True
+        self._open = out is not None
+        if self._open:
+            self._thread = threading.Thread(target=self._work, name="pybuild-compress",
+                                            daemon=True)
+            self._thread.start()
 
     # producer side -------------------------------------------------------------------------
     def write(self, data: bytes) -> None:
@@ -112,8 +117,11 @@ class Pipeline:
         if not self._pos:
             return
         self._diff.update(self._view[:self._pos])
-        self._full.put((self._buf, self._view, self._pos))
-        self._buf, self._view = self._free.get()
+        if self._out is None:
+            self._size += self._pos
+        else:
+            self._full.put((self._buf, self._view, self._pos))
+            self._buf, self._view = self._free.get()
         self._pos = 0
 
     def _close(self) -> None:

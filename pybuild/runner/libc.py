@@ -163,3 +163,8 @@ def mount_fsconfig(fstype: str, target: str, options: list[tuple[str, str]]) -> 
                  ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH))
     finally:
         os.close(mnt_fd)
+
+
+def syncfs(fd: int) -> None:
+    """Write out everything dirty on the filesystem holding ``fd`` (one call for a tree)."""
+    _check(_libc.syncfs(ctypes.c_int(fd)), "syncfs")

@@ -7,9 +7,11 @@ and the no-change rebuild.
 Layout under the root (``/var/lib/pybuild`` by default)::
 
     blobs/sha256/<hex>        content-addressed blobs (layers uncompressed, configs, manifests)
+    blobs/lazy/<hex>.json     layers a build made, not written as a tar until read (lazyblobs)
     images/<hex>.json         one record per image (ImageRecord), the id being the config digest
     refs.json                 tags and repo digests -> image ids
     layers/<chainid-hex>/     unpacked layers, overlay lower dirs
+    files/<key>               big files layers share by hard link (filepool)
     compressed/<hex>.json     compressed forms of a layer, made on save/push
     gcroots/<name>.json       blobs and chains other owners (build cache) want kept
     tmp/                      temp files, renamed into place when complete
@@ -22,7 +24,7 @@ so a crash leaves at worst unreferenced content (collected by ``system prune``) 
 The writing contract, for the builder, load and pull::
 
     with store.writing():                      # garbage collection waits for us
-        layer = store.put_layer(stream)        # or blobs.writer() + layers.adopt(...)
+        layer = store.put_layer(stream)        # or layers.adopt(...) + blobs.lazy.add(...)
         record = store.commit_image(config_bytes, [layer, ...], parent=...)
         pybuild.store.images.tag(store, record.id, "name:tag")
 

@@ -3,7 +3,9 @@
 Writes stream into a temp file in the store's tmp dir while hashing, are fsynced and renamed
 into place, so a blob either exists whole or not at all. ``put`` with an expected digest/size
 (content from outside: load, pull) verifies before the rename and keeps nothing on mismatch.
-Put and delete are idempotent; ``open`` verifies as it reads.
+Put and delete are idempotent; ``open`` verifies as it reads. A layer a build made may have
+no file yet, only its unpacked form (``pybuild.store.lazyblobs``): it counts as here, and the
+first ``open`` writes it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import BinaryIO
 
 from pybuild.errors import BlobNotFound, DigestMismatch, StoreError
 from pybuild.store.fsutil import AtomicFile
+from pybuild.store.lazyblobs import LazyBlobs, LazyLayer
 from pybuild.store.lock import FileLock
 
 _DIGEST_RE = re.compile(r"sha256:([a-f0-9]{64})")
@@ -148,22 +151,45 @@ class VerifyingReader(io.RawIOBase):
 
 
 class BlobStore:
-    def __init__(self, root: Path, tmp: Path, guard: FileLock | None = None):
+    def __init__(self, root: Path, tmp: Path, guard: FileLock | None = None,
+                 lazy: LazyBlobs | None = None):
         self.root = root  # .../blobs
         self.tmp = tmp
         self.guard = guard  # the store's shared "writing" lock
+        self.lazy = lazy
 
     def path(self, digest: str) -> Path:
         return self.root / "sha256" / hex_of(digest)
 
     def has(self, digest: str) -> bool:
-        return self.path(digest).is_file()
+        return self.path(digest).is_file() or self._lazy(digest) is not None
 
     def size(self, digest: str) -> int:
         try:
             return self.path(digest).stat().st_size
         except FileNotFoundError:
-            raise BlobNotFound(f"blob {digest} is not in the store") from None
+            pass
+        layer = self._lazy(digest)
+        if layer is None:
+            raise BlobNotFound(f"blob {digest} is not in the store")
+        return layer.size
+
+    def _lazy(self, digest: str) -> LazyLayer | None:
+        return None if self.lazy is None else self.lazy.get(digest)
+
+    def _materialize(self, digest: str) -> None:
+        """Write a layer that so far has only its unpacked form, checked against its digest."""
+        layer = self._lazy(digest)
+        if layer is None or self.lazy is None:
+            raise BlobNotFound(f"blob {digest} is not in the store")
+        with self.writer() as out:
+            self.lazy.write(layer, out)
+            try:
+                out.commit(digest, layer.size)
+            except DigestMismatch:
+                raise DigestMismatch(f"layer {digest}: its unpacked form {layer.sources[0][0]}"
+                                     " has changed") from None
+        self.lazy.remove(digest)
 
     def writer(self) -> BlobWriter:
         return BlobWriter(self)
@@ -192,7 +218,8 @@ class BlobStore:
         try:
             file = open(self.path(digest), "rb")  # noqa: SIM115 - returned to the caller
         except FileNotFoundError:
-            raise BlobNotFound(f"blob {digest} is not in the store") from None
+            self._materialize(digest)
+            file = open(self.path(digest), "rb")  # noqa: SIM115
         if not verify:
             return file
         return VerifyingReader(file, digest, os.fstat(file.fileno()).st_size)  # type: ignore
@@ -202,22 +229,32 @@ class BlobStore:
             return file.read()
 
     def delete(self, digest: str) -> bool:
+        lazy = self.lazy is not None and self.lazy.remove(digest)
         try:
             self.path(digest).unlink()
             return True
         except FileNotFoundError:
-            return False
+            return lazy
 
     def digests(self) -> Iterator[str]:
         folder = self.root / "sha256"
-        if folder.is_dir():
-            for entry in sorted(os.listdir(folder)):
-                yield "sha256:" + entry
+        found = set(os.listdir(folder)) if folder.is_dir() else set()
+        found |= {d[7:] for d in (self.lazy.digests() if self.lazy is not None else ())}
+        for entry in sorted(found):
+            yield "sha256:" + entry
 
     def verify(self, digest: str) -> str | None:
         """None when the blob is sound, else what is wrong with it."""
         if not is_digest(digest):
             return f"blob {digest}: not a sha256 digest name"
+        if not self.path(digest).is_file() and self.lazy is not None:
+            layer = self.lazy.get(digest)
+            if layer is None:
+                return f"blob {digest}: missing (no unpacked form left)"
+            actual = self.lazy.write(layer, None)
+            if actual != digest:
+                return f"blob {digest}: its unpacked form {layer.sources[0][0]} hashes to {actual}"
+            return None
         try:
             with self.open(digest) as file:
                 while file.read(_CHUNK):

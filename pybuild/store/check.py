@@ -164,7 +164,7 @@ def _repair(store: Store, problems: list[Problem]) -> None:
 def _drop(store: Store, problem: Problem) -> None:
     with contextlib.suppress(FileNotFoundError):
         if problem.kind == "blob":
-            (store.blobs.root / "sha256" / problem.subject.removeprefix("sha256:")).unlink()
+            store.blobs.delete(problem.subject)
         elif problem.kind == "image":
             name = problem.subject.removeprefix("sha256:")
             path = store.records.root / (name if name.endswith(".json") else f"{name}.json")

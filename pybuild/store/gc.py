@@ -40,6 +40,10 @@ def referenced(store: Store) -> References:
     for diff_id, compressed in store.compressed.digests().items():
         if diff_id in blobs:
             blobs |= compressed
+    if store.blobs.lazy is not None:  # a layer with no tar yet lives in its unpacked dirs
+        for diff_id in store.blobs.lazy.digests():
+            if diff_id in blobs:
+                chains |= store.blobs.lazy.chains(diff_id)
     return References(frozenset(blobs), frozenset(chains))
 
 
@@ -67,6 +71,7 @@ def collect(store: Store) -> GcResult:
             if diff_id not in refs.blobs:
                 with contextlib.suppress(FileNotFoundError):
                     store.compressed.path(diff_id).unlink()
+        freed += store.files.sweep()
         freed += dir_size(store.tmp) if store.tmp.is_dir() else 0
         clean_tmp(store)
         return GcResult(tuple(blobs), tuple(layers), freed)

@@ -19,8 +19,10 @@ from pybuild.image.canonical import canonical_json
 from pybuild.image.manifest import Descriptor, build_manifest
 from pybuild.store.blobs import BlobStore
 from pybuild.store.compressed import CompressedIndex
+from pybuild.store.filepool import FilePool
 from pybuild.store.fsutil import atomic_write
 from pybuild.store.layercache import LayerCache
+from pybuild.store.lazyblobs import LazyBlobs
 from pybuild.store.lock import FileLock
 from pybuild.store.paths import DEFAULT_ROOT
 from pybuild.store.records import ImageRecord, LayerRef, RecordStore
@@ -42,11 +44,13 @@ class Store:
         self._gc_lock_shared = FileLock(self.root / "gc.lock", shared=True, on_wait=on_wait,
                                         timeout=lock_timeout)
         self._gc_lock = FileLock(self.root / "gc.lock", on_wait=on_wait, timeout=lock_timeout)
-        self.blobs = BlobStore(self.root / "blobs", self.tmp, self._gc_lock_shared)
+        lazy = LazyBlobs(self.root / "blobs" / "lazy", self.tmp, self.root / "layers")
+        self.blobs = BlobStore(self.root / "blobs", self.tmp, self._gc_lock_shared, lazy)
         self.records = RecordStore(self.root / "images", self.tmp)
         self.refs = RefStore(self.root / "refs.json", self.tmp, self._lock)
         self.layers = LayerCache(self.root / "layers", self.tmp, self.blobs,
                                  self._gc_lock_shared)
+        self.files = FilePool(self.root / "files")
         self.compressed = CompressedIndex(self.root / "compressed", self.tmp, self.blobs,
                                           self._lock)
 
