@@ -41,8 +41,13 @@ class Builders:
         options = [f"--build-arg={k}={v}" for k, v in case.build_args.items()]
         if case.target:
             options.append(f"--target={case.target}")
+        per_builder = {"buildkit": list(options), "pybuild": options}
+        if case.buildkit_dockerfile is not None:  # beside the context, so COPY . cannot see it
+            dockerfile = ctx.parent / "buildkit.Dockerfile"
+            dockerfile.write_text(case.buildkit_dockerfile)
+            per_builder["buildkit"] += ["-f", str(dockerfile)]
         with ThreadPoolExecutor(2) as pool:
-            runs = {name: pool.submit(self._build, name, options, ctx, tag)
+            runs = {name: pool.submit(self._build, name, per_builder[name], ctx, tag)
                     for name in ("buildkit", "pybuild")}
             return {name: run.result() for name, run in runs.items()}
 

@@ -12,6 +12,10 @@ A case file holds ``[[case]]`` tables:
   open         a difference the oracle found that pybuild does not follow yet (an open bug,
                reported as an expected failure until it is fixed)
   note         what the case shows, and where BuildKit and the Dockerfile reference differ
+  buildkit_dockerfile
+               what BuildKit builds instead, for syntax newer than BuildKit 20.10 whose
+               result the Dockerfile reference defines by an older form (``COPY --link``
+               without a symlink in the destination gives what plain ``COPY`` gives)
 A context entry is a table with ``path`` and one of ``text`` (a file), ``dir = true``,
 ``symlink`` (the target), ``hardlink`` (an earlier path), ``fifo = true``, or ``archive``
 (``format`` = tar, tar.gz, tar.bz2, tar.xz, tar.zst, gz, gnu (old GNU headers), or
@@ -59,6 +63,7 @@ class Case:
     known: str = ""
     open: str = ""
     note: str = ""
+    buildkit_dockerfile: str | None = None
 
     @property
     def id(self) -> str:
@@ -79,7 +84,8 @@ def load_cases(folder: Path) -> list[Case]:
                               build_args=dict(raw.get("build_args", {})),
                               target=raw.get("target"), fail=raw.get("fail", False),
                               known=raw.get("known", ""), open=raw.get("open", ""),
-                              note=raw.get("note", "")))
+                              note=raw.get("note", ""),
+                              buildkit_dockerfile=raw.get("buildkit_dockerfile")))
     return cases
 
 
