@@ -17,6 +17,7 @@ from pybuild.image.reference import parse as parse_reference
 from pybuild.images.inspect import HistoryItem, history_items, inspect_data
 from pybuild.store import DEFAULT_ROOT, Store
 from pybuild.store.records import ImageRecord
+from pybuild.volumes.api import VolumeCollection
 
 if TYPE_CHECKING:  # the modules behind these load only when their methods run
     from pybuild.archive.layout import SavedImage
@@ -225,6 +226,7 @@ class Client:
         self.store = Store(root, on_wait=on_wait, lock_timeout=lock_timeout)
         self.images = ImageCollection(self)
         self.system = SystemApi(self)
+        self.volumes = VolumeCollection(self)
 
 
 class BuildKeywords(TypedDict, total=False):

@@ -25,6 +25,7 @@ exits with ``error.exit_code``.
     ├── BuildError                 a build step failed: step, RUN exit code, log tail
     ├── RunnerError                the sandbox could not be set up
     ├── RegistryError              talking to a registry
+    ├── VolumeError                a volume: bad name, unknown driver, missing, in use
     └── UsageError                 a bad combination of options given to the library or CLI
 """
 
@@ -152,6 +153,10 @@ class RunnerError(PybuildError):
 
 class RegistryError(PybuildError):
     """A registry request failed."""
+
+
+class VolumeError(PybuildError):
+    """A volume operation was refused: a bad name or driver, no such volume, one in use."""
 
 
 class UsageError(PybuildError):

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "load": ("archive", "load_command", "Load images from a tar archive or OCI layout."),
     "image": ("image", "group", "Manage images (ls, unpack, prune, ...)."),
     "system": ("system", "group", "Manage the store (df, prune, check)."),
+    "volume": ("volume", "group", "Manage volumes."),
 }
 
 

@@ -20,7 +20,8 @@ Contract:
   what the workload changed (overlay whiteouts included) for the layer differ.
 * Defaults are docker's: 14 capabilities, no_new_privs, masked and read-only /proc paths,
   read-only /sys and /sys/fs/cgroup, no network but loopback, umask 0022, hostname
-  "pybuild", and a seccomp denylist for what capabilities leave open (see seccomp.py).
+  "pybuild", and docker's default seccomp profile (``RunSpec.seccomp``: "default", a
+  profile path, or None), compiled by libseccomp for the spec's capabilities (seccomp.py).
 * Resources (memory, cpus, pids) go into a cgroup ``pybuild/<caller pid>-<random>`` on
   v1, v2 or hybrid hosts alike; rlimits are clamped to the caller's hard limits.
 

@@ -152,9 +152,12 @@ def container_init(spec: RunSpec, root: str, fds: Fds, alive: int) -> None:
         if fds.console is not None:
             _setup_console(fds.console, spec.process.uid)
         _drop_privileges(spec)
-        # 16. The seccomp filter last: nothing of our own setup has to pass it.
-        if spec.seccomp:
-            seccomp.install()
+        # 16. The seccomp filter last: nothing of our own setup has to pass it. validate()
+        #     parsed and compiled the profile before fork (its file is out of reach now);
+        #     this loads the compiled program.
+        profile = seccomp.prepared(spec.seccomp)
+        if profile is not None:
+            seccomp.install(profile, spec.capabilities)
         # 17. Exec with the container's PATH; only stdio and the status pipe (CLOEXEC) remain.
         _exec(spec, fds.status)
     except ExecError as e:

@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 
 from pybuild.errors import RunnerError
 from pybuild.image.config import DEFAULT_PATH
+from pybuild.runner import seccomp
 from pybuild.runner.caps import CAPABILITIES, DOCKER_DEFAULT_CAPS, normalize
 
 # Docker's defaults (moby oci/defaults.go): files get /dev/null bound over them, directories
@@ -97,7 +98,7 @@ class RunSpec:
     kept_mount_points: tuple[str, ...] = ()
     capabilities: tuple[str, ...] = DOCKER_DEFAULT_CAPS
     no_new_privs: bool = True
-    seccomp: bool = True               # the denylist in seccomp.py (needs no_new_privs)
+    seccomp: str | None = "default"    # docker's profile, a profile path, or None (unconfined)
     masked_paths: tuple[str, ...] = DOCKER_MASKED_PATHS
     readonly_paths: tuple[str, ...] = DOCKER_READONLY_PATHS
     resources: Resources | None = None
@@ -177,7 +178,10 @@ def validate(spec: RunSpec) -> RunSpec:
         _check_container_path(path, "masked/readonly path")
     for path in spec.kept_mount_points:
         _check_container_path(path, "kept mount point")
-    if spec.seccomp and not spec.no_new_privs:
+    # The profile is parsed and compiled here, before fork (the child only loads it). Docker
+    # allows seccomp without no_new_privs by loading it while still privileged; our step 16
+    # comes after the caps are gone, so that our own setup never has to pass the profile.
+    if seccomp.prepare(spec.seccomp, spec.capabilities) and not spec.no_new_privs:
         _fail("seccomp needs no_new_privs (the sandbox drops CAP_SYS_ADMIN before it)")
     _check_resources(spec.resources)
     for r in spec.rlimits:
