@@ -6,6 +6,7 @@ network, volumes and resources. Nothing here touches the system.
 
 from __future__ import annotations
 
+import re
 import resource
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -67,10 +68,28 @@ class Process:
 
 @dataclass(frozen=True)
 class Resources:
-    memory: int | None = None          # bytes
-    cpus: float | None = None          # like docker --cpus: quota = cpus * period
-    cpu_period: int = 100_000          # microseconds
-    pids_limit: int | None = None
+    """Docker's resource limits in docker's units; None leaves the kernel's default.
+
+    ``cgroups`` maps them onto v1 or v2 files; ``limits.parse_limits`` turns docker's flags
+    into this (with docker's defaults and warnings). With ``memory`` set and ``memory_swap``
+    None the sandbox allows no swap beyond the limit (docker's CLI default, twice the memory,
+    comes from parse_limits).
+    """
+
+    memory: int | None = None              # bytes (v1 memory.limit_in_bytes, v2 memory.max)
+    memory_swap: int | None = None         # bytes of memory + swap; -1 unlimited
+    memory_reservation: int | None = None  # bytes, a soft limit (v2 memory.low)
+    memory_swappiness: int | None = None   # 0..100, v1 only
+    kernel_memory: int | None = None       # bytes, v1 only; ignored where the kernel has none
+    oom_kill_disable: bool | None = None   # v1 only
+    cpus: float | None = None              # like docker --cpus: quota = cpus * period
+    cpu_shares: int | None = None          # relative weight (v2 cpu.weight, converted)
+    cpu_period: int | None = None          # microseconds; 100000 when only cpus is given
+    cpu_quota: int | None = None           # microseconds per period; -1 unlimited
+    cpuset_cpus: str | None = None         # "0-2,4"
+    cpuset_mems: str | None = None
+    pids_limit: int | None = None          # -1 unlimited
+    blkio_weight: int | None = None        # 10..1000
 
 
 @dataclass(frozen=True)
@@ -201,12 +220,41 @@ def _rlimit_ok(soft: int, hard: int) -> bool:
     return soft != inf and soft <= hard
 
 
+_CPUSET = re.compile(r"\d+(-\d+)?(,\d+(-\d+)?)*")
+
+
 def _check_resources(res: Resources | None) -> None:
+    """The kernel's and docker's hard limits; the host-dependent checks (CPU count, online
+    CPUs) are parse_limits' job, as docker's daemon does them."""
     if res is None:
         return
     if res.memory is not None and res.memory < 6 * 1024 * 1024:
         _fail("memory limit below 6 MiB (docker's minimum)")
+    if res.memory_swap is not None and res.memory_swap != -1:
+        if res.memory is None or res.memory_swap < res.memory:
+            _fail(f"memory_swap {res.memory_swap} needs a memory limit no larger than it")
+    if res.memory_reservation is not None and not (
+            0 <= res.memory_reservation <= (res.memory or res.memory_reservation)):
+        _fail(f"memory_reservation {res.memory_reservation} is above the memory limit")
+    if res.memory_swappiness is not None and not 0 <= res.memory_swappiness <= 100:
+        _fail(f"memory_swappiness {res.memory_swappiness} is not in 0..100")
+    if res.kernel_memory is not None and res.kernel_memory < 0:
+        _fail(f"kernel_memory {res.kernel_memory} is negative")
     if res.cpus is not None and not 0 < res.cpus:
         _fail(f"cpus {res.cpus} must be positive")
-    if res.pids_limit is not None and res.pids_limit < 1:
-        _fail(f"pids limit {res.pids_limit} must be positive")
+    if res.cpus is not None and res.cpu_quota is not None:
+        _fail("cpus and cpu_quota cannot both be set")
+    if res.cpu_period is not None and not 1000 <= res.cpu_period <= 1_000_000:
+        _fail(f"cpu_period {res.cpu_period} is not in 1000..1000000 microseconds")
+    if res.cpu_quota is not None and res.cpu_quota != -1 and res.cpu_quota < 1000:
+        _fail(f"cpu_quota {res.cpu_quota} is below 1000 microseconds")
+    if res.cpu_shares is not None and res.cpu_shares < 2:
+        _fail(f"cpu_shares {res.cpu_shares} is below 2 (the kernel's minimum)")
+    for name in ("cpuset_cpus", "cpuset_mems"):
+        value = getattr(res, name)
+        if value is not None and not _CPUSET.fullmatch(value):
+            _fail(f"{name} {value!r} is not a list like 0-2,4")
+    if res.pids_limit is not None and res.pids_limit < 1 and res.pids_limit != -1:
+        _fail(f"pids limit {res.pids_limit} must be positive (or -1, unlimited)")
+    if res.blkio_weight is not None and not 10 <= res.blkio_weight <= 1000:
+        _fail(f"blkio_weight {res.blkio_weight} is not in 10..1000")
