@@ -56,10 +56,10 @@ class VolumeStore:
 
     def create(self, name: str | None = None, labels: Mapping[str, str] | None = None,
                driver: str = LOCAL, options: Mapping[str, str] | None = None) -> VolumeRecord:
-        """A new volume, or the existing one of that name (as docker); no name makes an
+        """A new volume, or the existing one of that name (as docker); no name (or "") makes an
         anonymous volume with a random name, labelled as docker 23+ labels them."""
-        anonymous = name is None
-        name = anonymous_name() if name is None else check_name(name)
+        anonymous = not name  # docker's API takes "" as no name too
+        name = anonymous_name() if not name else check_name(name)
         driver = driver or LOCAL
         options = dict(options or {})
         check_options(name, driver, options)

@@ -42,7 +42,7 @@ def test_create_ls_inspect(root):
     assert [line.split() for line in lines[1:]] == [["local", n] for n in sorted([anon, "db",
                                                                                   "web"])]
     assert pb(root, "volume", "ls", "-q", "--filter", "label=app=web").stdout == "web\n"
-    assert pb(root, "volume", "ls", "-q", "-f", "name=^d").stdout == "db\n"
+    assert pb(root, "volume", "ls", "-q", "-f", "name=we").stdout == "web\n"
     assert pb(root, "volume", "ls", "--format", "{{.Name}}:{{.Labels}}:{{.Scope}}",
               "--filter", "name=web").stdout == "web:app=web,tier=:local\n"
     table = pb(root, "volume", "ls", "--format", "table {{.Name}}\t{{.Mountpoint}}",

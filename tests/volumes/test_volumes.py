@@ -47,6 +47,7 @@ def test_anonymous_volume(client):
     assert re.fullmatch(r"[0-9a-f]{64}", vol.name)
     assert vol.attrs["Labels"] == {ANONYMOUS_LABEL: ""}
     assert client.volumes.create().name != vol.name
+    assert client.volumes.create("").attrs["Labels"] == {ANONYMOUS_LABEL: ""}  # as docker's API
 
 
 def test_bad_driver_and_options(client):
@@ -62,7 +63,7 @@ def test_bad_driver_and_options(client):
     assert [v.name for v in client.volumes.list()] == ["x4"]  # nothing half-made
 
 
-@pytest.mark.parametrize("name", ["a", "-x", ".hidden", "a/b", "../up", "sp ace", "é1", "",
+@pytest.mark.parametrize("name", ["a", "-x", ".hidden", "a/b", "../up", "sp ace", "é1",
                                   "x" * 256])
 def test_invalid_names_refused(client, name):
     with pytest.raises(VolumeError) as info:
@@ -182,3 +183,33 @@ def test_unreadable_metadata_is_skipped_in_list(client):
 
 def test_volume_error_is_a_pybuild_error():
     assert issubclass(VolumeError, PybuildError)
+
+
+def test_concurrent_creates_make_one_volume(tmp_path):
+    import threading
+
+    results, barrier = [], threading.Barrier(6)
+
+    def create(i):
+        client = Client(tmp_path / "root")  # its own lock file descriptor, as another process
+        barrier.wait()
+        results.append(client.volumes.create("shared", labels={"who": str(i)}).attrs)
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 6 and all(r == results[0] for r in results)
+    assert [p.name for p in (tmp_path / "root" / "volumes").iterdir()] == ["shared"]
+    assert list((tmp_path / "root" / "tmp").iterdir()) == []
+
+
+def test_in_use_comes_from_the_clients_containers(client):
+    from types import SimpleNamespace
+
+    client.volumes.create("used")
+    client.containers = SimpleNamespace(using_volume=lambda n: ["web1"] if n == "used" else [])
+    with pytest.raises(VolumeError, match=r"in use - \[web1\]"):
+        client.volumes.remove("used")
+    assert client.volumes.prune({"all": True})["VolumesDeleted"] == []
