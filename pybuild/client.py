@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeAlias, TypedDict, Unpack
 
+from pybuild.containers.api import ContainerCollection
 from pybuild.errors import PybuildError
 from pybuild.image.config import ImageConfig
 from pybuild.image.manifest import DEFAULT_PLATFORM, Platform
@@ -227,6 +228,7 @@ class Client:
         self.images = ImageCollection(self)
         self.system = SystemApi(self)
         self.volumes = VolumeCollection(self)
+        self.containers = ContainerCollection(self)
 
 
 class BuildKeywords(TypedDict, total=False):

@@ -24,6 +24,8 @@ exits with ``error.exit_code``.
     ├── ArchiveError               docker-archive / OCI layout that cannot be read or written
     ├── BuildError                 a build step failed: step, RUN exit code, log tail
     ├── RunnerError                the sandbox could not be set up
+    ├── ContainerError             a container operation that cannot be done (state, name)
+    │   └── ContainerNotFound
     ├── RegistryError              talking to a registry
     ├── VolumeError                a volume: bad name, unknown driver, missing, in use
     └── UsageError                 a bad combination of options given to the library or CLI
@@ -145,6 +147,19 @@ class BuildError(PybuildError):
         self.step = step
         self.returncode = returncode
         self.log_tail = log_tail
+
+
+class ContainerError(PybuildError):
+    """A container operation that cannot be done: a name taken, a container not running; or
+    (``exit_status`` set) a container that ``containers.run`` waited for exited non-zero."""
+
+    def __init__(self, message: str, *, exit_status: int | None = None):
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
+class ContainerNotFound(ContainerError):
+    """No container has that name or id (prefix)."""
 
 
 class RunnerError(PybuildError):

@@ -132,19 +132,27 @@ def rmi_command(ctx: click.Context, images: tuple[str, ...], force: bool) -> Non
 @click.command("inspect")
 @click.argument("images", nargs=-1, required=True)
 @click.option("-f", "--format", "fmt", default=None, help="'json' or a Go template.")
-@click.option("--type", "type_", type=click.Choice(["image"]), default="image",
-              help="Only images can be inspected here.")
+@click.option("--type", "type_", type=click.Choice(["container", "image"]), default=None,
+              help="Only containers, or only images (default: a container of that name "
+                   "first, then an image).")
 @click.pass_context
 def inspect_command(ctx: click.Context, images: tuple[str, ...], fmt: str | None,
-                    type_: str) -> None:
-    """Show images' configuration as docker's JSON, or through a Go template."""
-    from pybuild.errors import PybuildError
+                    type_: str | None) -> None:
+    """Show containers' or images' details as docker's JSON, or through a Go template."""
+    from pybuild.errors import ContainerNotFound, PybuildError
 
     client = get_client(ctx)
     found: list[dict[str, Any]] = []
     failed: PybuildError | None = None
     for name in images:
         try:
+            if type_ != "image":
+                try:
+                    found.append(client.containers.get(name).attrs)
+                    continue
+                except ContainerNotFound:
+                    if type_ == "container":
+                        raise
             found.append(client.images.inspect(name))
         except PybuildError as err:
             failed = err

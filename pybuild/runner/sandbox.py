@@ -28,6 +28,7 @@ from pybuild.runner.stdio import Sink, Source
 class _Child:
     pid: int = 0
     on_init_pid: Callable[[int], None] | None = None
+    on_start: Callable[[int], None] | None = None
     grandchild: int | None = None
     created: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
@@ -43,6 +44,8 @@ class _Child:
                 self.grandchild = int(text)
                 if self.on_init_pid is not None:
                     self.on_init_pid(self.grandchild)
+                if self.on_start is not None:
+                    self.on_start(self.grandchild)
             elif kind == "M":
                 self.created.append(text)
             elif kind == "K":
@@ -61,13 +64,19 @@ class _Child:
 
 def run(spec: RunSpec, *, stdout: Sink = None, stderr: Sink = None,
         stdin: Source = None, cancel: threading.Event | None = None,
-        cgroup_name: str | None = None) -> int:
+        cgroup_name: str | None = None,
+        on_start: Callable[[int], None] | None = None,
+        on_exit: Callable[[cgroups.Cgroup], None] | None = None) -> int:
     """Run ``spec`` and return its exit code (128+n if killed by signal n).
 
     ``stdout``/``stderr``: a callback called with each chunk as it arrives, an fd, or None to
     share the caller's. ``stdin``: None for /dev/null, an fd, or bytes to feed. Setting
-    ``cancel`` kills the sandbox (exit code 137). Raises RunnerError if the sandbox could not
-    be set up; a missing executable is exit code 127 with the message on stderr, as docker.
+    ``cancel`` kills the sandbox (exit code 137). ``on_start`` gets the host pid of the
+    sandbox's PID 1 once it is in its cgroup (a container records it to signal it);
+    ``on_exit`` gets the cgroup once the workload is gone, before it is removed (to read
+    whether the OOM killer struck). Raises
+    RunnerError if the sandbox could not be set up; a missing executable is exit code 127 with
+    the message on stderr, as docker.
     """
     validate(spec)
     if os.geteuid() != 0:
@@ -76,13 +85,17 @@ def run(spec: RunSpec, *, stdout: Sink = None, stderr: Sink = None,
     cgroup = None
     if spec.resources is not None:
         cgroup = cgroups.create(cgroup_name or cgroups.default_name(), spec.resources)
-    child = _Child()
+    child = _Child(on_start=on_start)
     try:
         code = _fork_and_wait(spec, root, cgroup, child, (stdin, stdout, stderr), cancel)
     finally:  # the sandbox is dead here, even after an exception: nothing writes anymore
         remove_created(spec.rootfs, child.created, child.kept)
         if cgroup is not None:
-            cgroup.remove()
+            try:
+                if on_exit is not None:
+                    on_exit(cgroup)
+            finally:
+                cgroup.remove()
     if child.errors:
         # Paths under the private mount point read as container paths.
         message = child.errors[-1].replace(root + "/", "/").replace(root, "/")

@@ -1,0 +1,458 @@
+"""Container commands: run, create, start, ps, logs, stop, kill, restart, rm, wait."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+import click
+
+from pybuild.cli.common import get_client, render, render_rows
+
+_RUN_HELP = "Run a command in a new container."
+
+
+def _env_files(paths: tuple[str, ...]) -> list[str]:
+    """docker's --env-file: KEY=value lines, # comments, a bare KEY takes the caller's."""
+    from pybuild.errors import UsageError
+
+    out = []
+    for path in paths:
+        try:
+            lines = open(path, encoding="utf-8").read().splitlines()
+        except OSError as err:
+            raise UsageError(f"open {path}: {err.strerror}") from None
+        for line in lines:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, sep, _ = line.partition("=")
+            if not sep:
+                if key in os.environ:
+                    out.append(f"{key}={os.environ[key]}")
+                continue
+            out.append(line)
+    return out
+
+
+def _env(values: tuple[str, ...]) -> list[str]:
+    """-e KEY=value, or -e KEY for the caller's value (dropped when it has none)."""
+    return [v if "=" in v else f"{v}={os.environ[v]}" for v in values
+            if "=" in v or v in os.environ]
+
+
+def _labels(values: tuple[str, ...]) -> dict[str, str]:
+    return dict(v.partition("=")[::2] for v in values)
+
+
+def _ulimits(values: tuple[str, ...]) -> list[tuple[str, int, int]]:
+    from pybuild.errors import UsageError
+
+    out = []
+    for value in values:
+        name, _, limits = value.partition("=")
+        soft, _, hard = limits.partition(":")
+        try:
+            out.append((name, int(soft), int(hard or soft)))
+        except ValueError:
+            raise UsageError(f"invalid --ulimit {value!r}: use NAME=SOFT[:HARD]") from None
+    return out
+
+
+def create_options(f):
+    options = [
+        click.option("--name", default=None, help="Assign a name to the container."),
+        click.option("-e", "--env", "env", multiple=True, help="Set an environment variable."),
+        click.option("--env-file", multiple=True, help="Read environment variables from a file."),
+        click.option("-w", "--workdir", default="", help="Working directory in the container."),
+        click.option("-u", "--user", default=None, help="User (name|uid[:group|gid])."),
+        click.option("-h", "--hostname", default="", help="Container host name."),
+        click.option("--entrypoint", default=None, help="Override the image's ENTRYPOINT."),
+        click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open."),
+        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
+        click.option("--rm", "auto_remove", is_flag=True,
+                     help="Remove the container when it exits."),
+        click.option("-v", "--volume", "volume", multiple=True,
+                     help="Bind mount or volume: SRC:DST[:ro], or DST for an anonymous one."),
+        click.option("--mount", multiple=True, help="type=bind|volume|tmpfs,src=..,dst=.."),
+        click.option("--tmpfs", multiple=True, help="Mount a tmpfs: PATH[:OPTIONS]."),
+        click.option("--read-only", is_flag=True, help="Mount the root filesystem read-only."),
+        click.option("--restart", default="no", help="no|always|on-failure[:N]|unless-stopped"),
+        click.option("--stop-signal", default=None, help="Signal to stop the container."),
+        click.option("--stop-timeout", type=int, default=None,
+                     help="Seconds to wait for it to stop before killing it."),
+        click.option("-l", "--label", multiple=True, help="Set a label (KEY=VALUE)."),
+        click.option("--network", "--net", "network", default="none",
+                     help="none or host (bridge networks are not there yet)."),
+        click.option("--add-host", multiple=True, help="Add HOST:IP to /etc/hosts."),
+        click.option("--dns", multiple=True, help="Set a DNS server."),
+        click.option("--dns-search", multiple=True, help="Set a DNS search domain."),
+        click.option("--cap-add", multiple=True, help="Add a Linux capability."),
+        click.option("--cap-drop", multiple=True, help="Drop a Linux capability."),
+        click.option("--privileged", is_flag=True, help="Give all capabilities, no confinement."),
+        click.option("--security-opt", multiple=True,
+                     help="no-new-privileges[:true|false], seccomp=PROFILE.json|unconfined"),
+        click.option("--ulimit", multiple=True, help="NAME=SOFT[:HARD]"),
+        click.option("--init", is_flag=True, help="Run an init inside (not there yet)."),
+        click.option("-m", "--memory", default=None, help="Memory limit (e.g. 256m)."),
+        click.option("--memory-swap", default=None, help="Memory + swap limit, -1: unlimited."),
+        click.option("--memory-reservation", default=None, help="Memory soft limit."),
+        click.option("--memory-swappiness", type=int, default=None, help="0 to 100."),
+        click.option("--kernel-memory", default=None, help="Kernel memory limit."),
+        click.option("--oom-kill-disable", is_flag=True, help="Disable the OOM killer."),
+        click.option("--cpus", default=None, help="Number of CPUs (e.g. 0.5)."),
+        click.option("-c", "--cpu-shares", type=int, default=None, help="CPU shares."),
+        click.option("--cpu-period", type=int, default=None, help="CFS period (µs)."),
+        click.option("--cpu-quota", type=int, default=None, help="CFS quota (µs)."),
+        click.option("--cpuset-cpus", default=None, help="CPUs to run on (0-3, 0,1)."),
+        click.option("--cpuset-mems", default=None, help="Memory nodes (0-3, 0,1)."),
+        click.option("--pids-limit", type=int, default=None, help="Process limit."),
+        click.option("--blkio-weight", type=int, default=None, help="10 to 1000."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _kwargs(o: dict[str, Any]) -> dict[str, Any]:
+    from pybuild.containers.mountspec import parse_mount, parse_tmpfs, parse_volume
+    from pybuild.errors import UsageError
+
+    if o["init"]:
+        raise UsageError("--init is not supported yet")
+    cwd = os.getcwd()
+    mounts = [*(parse_volume(v, cwd) for v in o["volume"]),
+              *(parse_mount(m, cwd) for m in o["mount"]), *(parse_tmpfs(t) for t in o["tmpfs"])]
+    entrypoint = o["entrypoint"]
+    return {
+        "name": o["name"], "environment": [*_env_files(o["env_file"]), *_env(o["env"])],
+        "working_dir": o["workdir"], "user": o["user"], "hostname": o["hostname"],
+        "entrypoint": None if entrypoint is None else ([entrypoint] if entrypoint else []),
+        "stdin_open": o["interactive"], "tty": o["tty"], "auto_remove": o["auto_remove"],
+        "mounts": mounts, "read_only": o["read_only"], "restart_policy": o["restart"],
+        "stop_signal": o["stop_signal"], "stop_timeout": o["stop_timeout"],
+        "labels": _labels(o["label"]), "network_mode": o["network"],
+        "extra_hosts": list(o["add_host"]), "dns": list(o["dns"]),
+        "dns_search": list(o["dns_search"]), "cap_add": list(o["cap_add"]),
+        "cap_drop": list(o["cap_drop"]), "privileged": o["privileged"],
+        "security_opt": list(o["security_opt"]), "ulimits": _ulimits(o["ulimit"]),
+        "mem_limit": o["memory"], "memswap_limit": o["memory_swap"],
+        "mem_reservation": o["memory_reservation"], "mem_swappiness": o["memory_swappiness"],
+        "kernel_memory": o["kernel_memory"], "oom_kill_disable": o["oom_kill_disable"],
+        "nano_cpus": None if o["cpus"] is None else _nano(o["cpus"]),
+        "cpu_shares": o["cpu_shares"], "cpu_period": o["cpu_period"],
+        "cpu_quota": o["cpu_quota"], "cpuset_cpus": o["cpuset_cpus"],
+        "cpuset_mems": o["cpuset_mems"], "pids_limit": o["pids_limit"],
+        "blkio_weight": o["blkio_weight"],
+    }
+
+
+def _nano(text: str) -> int:
+    from pybuild.errors import UsageError
+
+    try:
+        return int(round(float(text) * 1e9))
+    except ValueError:
+        raise UsageError(f'invalid argument "{text}" for "--cpus" flag') from None
+
+
+@click.command("create", context_settings={"allow_interspersed_args": False})
+@create_options
+@click.argument("image")
+@click.argument("command", nargs=-1)
+@click.pass_context
+def create_command(ctx: click.Context, image: str, command: tuple[str, ...], **o: Any) -> None:
+    """Create a new container (not started)."""
+    container = get_client(ctx).containers.create(image, list(command) or None, **_kwargs(o))
+    click.echo(container.id)
+
+
+@click.command("run", context_settings={"allow_interspersed_args": False})
+@click.option("-d", "--detach", is_flag=True, help="Run in the background, print its id.")
+@create_options
+@click.argument("image")
+@click.argument("command", nargs=-1)
+@click.pass_context
+def run_command(ctx: click.Context, image: str, command: tuple[str, ...], detach: bool,
+                **o: Any) -> None:
+    """Run a command in a new container."""
+    from pybuild.errors import UsageError
+
+    if o["interactive"] or o["tty"]:
+        if not detach:
+            raise UsageError("-i and -t (attaching a terminal or stdin) are not supported "
+                             "yet; run with -d, or without -i/-t")
+    client = get_client(ctx)
+    container = client.containers.create(image, list(command) or None, **_kwargs(o))
+    if detach:
+        _start_or_remove(container)
+        click.echo(container.id)
+        return
+    with container.attached():
+        _start_or_remove(container)
+        code = _attach(container)
+    if o["auto_remove"]:  # the monitor removes it now; return once that is done
+        _gone(container)
+    ctx.exit(code)
+
+
+def _start_or_remove(container) -> None:
+    """Start a container ``run`` just made; one that cannot start is not left behind."""
+    from pybuild.errors import ContainerError
+
+    try:
+        container.start()
+    except ContainerError:
+        container.remove(force=True)
+        raise
+
+
+def _gone(container, timeout: float = 10.0) -> None:
+    from pybuild.errors import ContainerError
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            container.reload()
+        except ContainerError:
+            return
+        time.sleep(0.01)
+
+
+def _attach(container) -> int:
+    """Print the container's output as it comes, pass SIGINT/SIGTERM on, and return its exit
+    code once it is done (as docker's attached run)."""
+    from pybuild.errors import ContainerError
+
+    def forward(signum, _frame) -> None:
+        try:
+            container.kill(signum)
+        except ContainerError:
+            pass
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, forward)
+    for line in container.log_lines(follow_=True):
+        out = sys.stdout if line.stream == "stdout" else sys.stderr
+        out.write(line.text)
+        out.flush()
+    return int(container.wait()["StatusCode"])
+
+
+def _each(ctx: click.Context, names: tuple[str, ...], action) -> None:
+    """Run ``action`` on each named container, docker's way: go on after a failure, print
+    what failed, exit non-zero at the end."""
+    from pybuild.errors import PybuildError
+
+    client = get_client(ctx)
+    failed: PybuildError | None = None
+    for name in names:
+        try:
+            action(client.containers.get(name), name)
+        except PybuildError as err:
+            click.echo(f"Error response from daemon: {err}", err=True)
+            failed = err
+    if failed is not None:
+        ctx.exit(failed.exit_code)
+
+
+@click.command("start")
+@click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def start_command(ctx: click.Context, attach: bool, containers: tuple[str, ...]) -> None:
+    """Start one or more stopped containers."""
+    codes: list[int] = []
+
+    def start(container, name: str) -> None:
+        if not attach:
+            container.start()
+            click.echo(name)
+            return
+        with container.attached():
+            container.start()
+            codes.append(_attach(container))
+        if container.config.auto_remove:
+            _gone(container)
+
+    _each(ctx, containers, start)
+    if codes:
+        ctx.exit(codes[-1])
+
+
+@click.command("stop")
+@click.option("-t", "--time", "timeout", type=int, default=None,
+              help="Seconds to wait before killing it.")
+@click.option("-s", "--signal", "sig", default=None, help="Signal to send (default: its own).")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def stop_command(ctx: click.Context, timeout: int | None, sig: str | None,
+                 containers: tuple[str, ...]) -> None:
+    """Stop running containers: the stop signal, then SIGKILL after the timeout."""
+    def stop(container, name: str) -> None:
+        if sig:
+            from dataclasses import replace
+
+            container._config = replace(container.config, stop_signal=sig)
+        container.stop(timeout)
+        click.echo(name)
+
+    _each(ctx, containers, stop)
+
+
+@click.command("restart")
+@click.option("-t", "--time", "timeout", type=int, default=None)
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def restart_command(ctx: click.Context, timeout: int | None, containers: tuple[str, ...]) -> None:
+    """Restart containers."""
+    def restart(container, name: str) -> None:
+        container.restart(timeout)
+        click.echo(name)
+
+    _each(ctx, containers, restart)
+
+
+@click.command("kill")
+@click.option("-s", "--signal", "sig", default="SIGKILL", help="Signal to send.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def kill_command(ctx: click.Context, sig: str, containers: tuple[str, ...]) -> None:
+    """Send a signal to running containers (SIGKILL by default)."""
+    def kill(container, name: str) -> None:
+        container.kill(sig)
+        click.echo(name)
+
+    _each(ctx, containers, kill)
+
+
+@click.command("rm")
+@click.option("-f", "--force", is_flag=True, help="Kill a running container first.")
+@click.option("-v", "--volumes", is_flag=True, help="Remove its anonymous volumes too.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def rm_command(ctx: click.Context, force: bool, volumes: bool,
+               containers: tuple[str, ...]) -> None:
+    """Remove containers."""
+    def rm(container, name: str) -> None:
+        container.remove(force=force, v=volumes)
+        click.echo(name)
+
+    _each(ctx, containers, rm)
+
+
+@click.command("wait")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def wait_command(ctx: click.Context, containers: tuple[str, ...]) -> None:
+    """Block until containers stop, then print their exit codes."""
+    _each(ctx, containers, lambda c, _n: click.echo(c.wait()["StatusCode"]))
+
+
+@click.command("logs")
+@click.option("-f", "--follow", is_flag=True, help="Follow the output.")
+@click.option("-n", "--tail", default="all", help="Lines from the end (default all).")
+@click.option("-t", "--timestamps", is_flag=True, help="Show timestamps.")
+@click.argument("container")
+@click.pass_context
+def logs_command(ctx: click.Context, follow: bool, tail: str, timestamps: bool,
+                 container: str) -> None:
+    """Show a container's output (stdout to stdout, stderr to stderr)."""
+    from pybuild.errors import UsageError
+
+    if tail != "all" and not tail.isdigit():
+        raise UsageError(f"invalid --tail {tail!r}: a number or all")
+    found = get_client(ctx).containers.get(container)
+    for line in found.log_lines(follow_=follow, tail=None if tail == "all" else int(tail)):
+        out = sys.stdout if line.stream == "stdout" else sys.stderr
+        out.write((f"{line.time} " if timestamps else "") + line.text)
+        out.flush()
+
+
+_PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
+               "RunningFor": "CREATED", "Status": "STATUS", "Ports": "PORTS", "Names": "NAMES",
+               "Labels": "LABELS", "State": "STATE", "CreatedAt": "CREATED AT"}
+_PS_TABLE = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t"
+             "{{.Ports}}\t{{.Names}}")
+
+
+def _status(container) -> str:
+    from pybuild.cli.common import human_duration
+    from pybuild.image.config import parse_rfc3339
+
+    state = container.state()
+    now = time.time()
+    if state.status == "running":
+        started = parse_rfc3339(state.started_at) or now
+        return f"Up {human_duration(now - started)}"
+    if state.status == "restarting":
+        return f"Restarting ({state.exit_code})"
+    if state.status == "exited":
+        finished = parse_rfc3339(state.finished_at) or now
+        return f"Exited ({state.exit_code}) {human_duration(now - finished)} ago"
+    return state.status.capitalize()
+
+
+def _ps_row(container, trunc: bool) -> dict[str, Any]:
+    from pybuild.cli.common import created_at, created_since
+
+    config = container.config
+    command = " ".join(config.args)
+    if trunc and len(command) > 20:
+        command = command[:19] + "…"
+    return {"ID": config.id[:12] if trunc else config.id, "Image": config.image,
+            "Command": f'"{command}"', "RunningFor": created_since(config.created),
+            "CreatedAt": created_at(config.created), "Status": _status(container),
+            "State": container.state().status, "Ports": "", "Names": config.name,
+            "Labels": ",".join(f"{k}={v}" for k, v in config.labels.items())}
+
+
+@click.command("ps")
+@click.option("-a", "--all", "all_", is_flag=True, help="Show all containers.")
+@click.option("-q", "--quiet", is_flag=True, help="Only ids.")
+@click.option("-f", "--filter", "filters", multiple=True, help="KEY=VALUE (status, name, ...).")
+@click.option("--format", "fmt", default=None, help="A Go template, 'table ...' or 'json'.")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate.")
+@click.option("-n", "--last", type=int, default=-1, help="Show the n last created.")
+@click.option("-l", "--latest", is_flag=True, help="Show the latest created.")
+@click.pass_context
+def ps_command(ctx: click.Context, all_: bool, quiet: bool, filters: tuple[str, ...],
+               fmt: str | None, no_trunc: bool, last: int, latest: bool) -> None:
+    """List containers (running ones unless -a)."""
+    import json
+
+    wanted: dict[str, list[str]] = {}
+    for item in filters:
+        key, _, value = item.partition("=")
+        wanted.setdefault(key, []).append(value)
+    limit = 1 if latest else last
+    found = get_client(ctx).containers.list(all=all_ or limit > 0, filters=wanted,
+                                            limit=limit)
+    if quiet:
+        for c in found:
+            click.echo(c.id if no_trunc else c.short_id)
+        return
+    rows = [_ps_row(c, not no_trunc) for c in found]
+    if fmt == "json":
+        for row in rows:
+            click.echo(json.dumps(row))
+    elif fmt and not fmt.startswith("table"):
+        for row in rows:
+            click.echo(render(fmt, row))
+    else:
+        click.echo(render_rows(fmt or _PS_TABLE, rows, _PS_HEADERS).rstrip("\n"))
+
+
+@click.group("container")
+def group() -> None:
+    """Manage containers."""
+
+
+for _name, _cmd in (("create", create_command), ("run", run_command), ("start", start_command),
+                    ("stop", stop_command), ("restart", restart_command),
+                    ("kill", kill_command), ("rm", rm_command), ("wait", wait_command),
+                    ("logs", logs_command), ("ps", ps_command), ("ls", ps_command)):
+    group.add_command(_cmd, _name)

@@ -1,0 +1,272 @@
+"""``client.containers``: docker-py's shape over the container records and monitors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pybuild.containers import lifecycle
+from pybuild.containers.create import CreateOptions, create
+from pybuild.containers.inspect import inspect
+from pybuild.containers.logs import LogLine, follow
+from pybuild.containers.model import ContainerConfig, State
+from pybuild.containers.options import environment, resources, restart_policy, volumes
+from pybuild.errors import ContainerError, UsageError
+
+if TYPE_CHECKING:
+    from pybuild.client import Client
+
+
+class Container:
+    def __init__(self, client: Client, config: ContainerConfig):
+        self.client = client
+        self._config = config
+
+    @property
+    def _store(self):
+        return self.client.store
+
+    @property
+    def id(self) -> str:
+        return self._config.id
+
+    @property
+    def short_id(self) -> str:
+        return self._config.id[:12]
+
+    @property
+    def name(self) -> str:
+        return self._config.name
+
+    @property
+    def config(self) -> ContainerConfig:
+        return self._config
+
+    def state(self) -> State:
+        return lifecycle.current_state(self._store, self.id)
+
+    @property
+    def status(self) -> str:
+        return self.state().status
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return inspect(self._config, self.state(), str(lifecycle.log_path(self._store,
+                                                                           self._config)),
+                       str(self._store.root / "volumes"))
+
+    def reload(self) -> None:
+        self._config = lifecycle.dirs_of(self._store).config(self.id)
+
+    def start(self) -> None:
+        lifecycle.start(self._store, self._config)
+
+    def stop(self, timeout: int | None = None) -> None:
+        lifecycle.stop(self._store, self._config, timeout)
+
+    def restart(self, timeout: int | None = None) -> None:
+        lifecycle.stop(self._store, self._config, timeout)
+        lifecycle.start(self._store, self._config)
+
+    def kill(self, signal: str | int = "SIGKILL") -> None:
+        lifecycle.signal_container(self._store, self._config, lifecycle.parse_signal(signal))
+
+    def wait(self, timeout: float | None = None) -> dict[str, Any]:
+        state = lifecycle.wait(self._store, self._config, timeout)
+        return {"StatusCode": state.exit_code, "Error": {"Message": state.error}
+                if state.error else None}
+
+    def remove(self, force: bool = False, v: bool = False) -> None:
+        lifecycle.remove(self._store, self._config, force=force, volumes=v)
+
+    def attached(self):
+        """Hold while reading its output: an ``--rm`` container waits for it before it goes."""
+        return lifecycle.attached(self._store, self._config)
+
+    def log_lines(self, *, follow_: bool = False, tail: int | None = None,
+                  since: float | None = None) -> Iterator[LogLine]:
+        path = lifecycle.log_path(self._store, self._config)
+
+        def alive() -> bool:
+            return follow_ and self.state().running
+
+        for line in follow(path, alive, tail=tail):
+            if since is None or _epoch(line.time) >= since:
+                yield line
+
+    def logs(self, stdout: bool = True, stderr: bool = True, stream: bool = False,
+             timestamps: bool = False, tail: str | int = "all", follow: bool | None = None,
+             since: float | None = None) -> bytes | Iterator[bytes]:
+        streams = {s for s, on in (("stdout", stdout), ("stderr", stderr)) if on}
+        count = None if tail == "all" else int(tail)
+        lines = self.log_lines(follow_=bool(stream if follow is None else follow),
+                               tail=count, since=since)
+        chunks = ((f"{ln.time} " if timestamps else "").encode() + ln.text.encode()
+                  for ln in lines if ln.stream in streams)
+        return chunks if stream else b"".join(chunks)
+
+    def __repr__(self) -> str:
+        return f"<Container: {self.short_id}>"
+
+
+def _epoch(stamp: str) -> float:
+    import datetime
+
+    base, _, frac = stamp.rstrip("Z").partition(".")
+    when = datetime.datetime.fromisoformat(base).replace(tzinfo=datetime.UTC)
+    return when.timestamp() + float(f"0.{frac or 0}")
+
+
+class ContainerCollection:
+    def __init__(self, client: Client):
+        self.client = client
+
+    def create(self, image: str, command: str | Sequence[str] | None = None,
+               **kwargs: Any) -> Container:
+        opts = _options(image, command, kwargs)
+        return Container(self.client, create(self.client.store, opts))
+
+    def run(self, image: str, command: str | Sequence[str] | None = None, *,
+            detach: bool = False, stdout: bool = True, stderr: bool = False,
+            remove: bool = False, **kwargs: Any) -> Container | bytes:
+        """As docker-py: detached, the started Container; else wait and return its output
+        (stdout by default), raising ContainerError with the exit status when it fails."""
+        if remove and detach:
+            raise UsageError("remove and detach are incompatible; use auto_remove")
+        container = self.create(image, command, **kwargs)
+        if detach:
+            container.start()
+            return container
+        with container.attached():
+            container.start()
+            status = container.wait()["StatusCode"]
+            out = container.logs(stdout=stdout, stderr=stderr)
+            err = container.logs(stdout=False, stderr=True) if status else b""
+        if remove:
+            container.remove(force=True)
+        assert isinstance(out, bytes) and isinstance(err, bytes)
+        if status:
+            raise ContainerError(
+                f"Command '{' '.join(container.config.args)}' in image '{image}' returned "
+                f"non-zero exit status {status}: {err.decode(errors='replace').strip()}",
+                exit_status=status)
+        return out
+
+    def get(self, container_id: str) -> Container:
+        dirs = lifecycle.dirs_of(self.client.store)
+        return Container(self.client, dirs.resolve(container_id))
+
+    def list(self, all: bool = False, filters: Mapping[str, Any] | None = None,  # noqa: A002
+             limit: int = -1) -> list[Container]:
+        dirs = lifecycle.dirs_of(self.client.store)
+        found = [Container(self.client, c) for c in dirs.configs()]
+        found.sort(key=lambda c: c.config.created, reverse=True)
+        if not all and not (filters and "status" in filters):
+            found = [c for c in found if c.state().running]
+        found = [c for c in found if _matches(c, filters or {})]
+        return found if limit < 0 else found[:limit]
+
+    def prune(self) -> dict[str, Any]:
+        deleted = []
+        for c in self.list(all=True):
+            if not c.state().running:
+                c.remove()
+                deleted.append(c.id)
+        return {"ContainersDeleted": deleted, "SpaceReclaimed": 0}
+
+
+def _matches(container: Container, filters: Mapping[str, Any]) -> bool:
+    config = container.config
+    checks = {
+        "status": lambda v: container.status == v,
+        "name": lambda v: str(v).lstrip("/") in config.name,
+        "id": lambda v: config.id.startswith(str(v)),
+        "label": lambda v: _label(config.labels, str(v)),
+        "exited": lambda v: container.status == "exited"
+        and container.state().exit_code == int(v),
+        "ancestor": lambda v: v in (config.image, config.image_id),
+    }
+    for key, wanted in filters.items():
+        values = [wanted] if isinstance(wanted, (str, int, bool)) else list(wanted)
+        if key not in checks:
+            raise UsageError(f"invalid filter {key!r}")
+        if not any(checks[key](v) for v in values):
+            return False
+    return True
+
+
+def _label(labels: Mapping[str, str], wanted: str) -> bool:
+    key, sep, value = wanted.partition("=")
+    return key in labels and (not sep or labels[key] == value)
+
+
+_KNOWN = {"name", "environment", "volumes", "mounts", "working_dir", "user", "hostname",
+          "entrypoint", "labels", "tty", "stdin_open", "auto_remove", "restart_policy",
+          "stop_signal", "stop_timeout", "network_mode", "network", "read_only", "tmpfs",
+          "cap_add", "cap_drop", "privileged", "security_opt", "ulimits", "extra_hosts", "dns",
+          "dns_search", "init", "mem_limit", "memswap_limit", "mem_reservation",
+          "mem_swappiness", "kernel_memory", "oom_kill_disable", "nano_cpus", "cpu_shares",
+          "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems", "pids_limit",
+          "blkio_weight", "seccomp"}
+
+
+def _options(image: str, command: str | Sequence[str] | None,
+             kw: dict[str, Any]) -> CreateOptions:
+    import shlex
+
+    from pybuild.containers.mountspec import parse_tmpfs
+
+    unknown = set(kw) - _KNOWN
+    if unknown:
+        raise UsageError(f"unknown container option(s): {', '.join(sorted(unknown))}")
+    if isinstance(command, str):
+        command = shlex.split(command)
+    entrypoint = kw.get("entrypoint")
+    if isinstance(entrypoint, str):
+        entrypoint = shlex.split(entrypoint) if entrypoint else []
+    security = list(kw.get("security_opt") or ())
+    seccomp = kw.get("seccomp", "default")
+    no_new_privs = True
+    for item in security:
+        key, _, value = item.partition("=") if "=" in item else item.partition(":")
+        if key == "no-new-privileges":
+            no_new_privs = value in ("", "true")
+        elif key == "seccomp":
+            seccomp = None if value == "unconfined" else value
+        else:
+            raise UsageError(f"invalid --security-opt: {item!r}")
+    tmpfs = kw.get("tmpfs") or {}
+    tmpfs_specs = [f"{p}:{o}" if o else p for p, o in tmpfs.items()] if isinstance(
+        tmpfs, Mapping) else list(tmpfs)
+    nano = kw.get("nano_cpus")
+    limits = resources(
+        memory=kw.get("mem_limit"), memory_swap=kw.get("memswap_limit"),
+        memory_reservation=kw.get("mem_reservation"),
+        memory_swappiness=kw.get("mem_swappiness"), kernel_memory=kw.get("kernel_memory"),
+        oom_kill_disable=kw.get("oom_kill_disable"),
+        cpus=None if nano is None else nano / 1e9, cpu_shares=kw.get("cpu_shares"),
+        cpu_period=kw.get("cpu_period"), cpu_quota=kw.get("cpu_quota"),
+        cpuset_cpus=kw.get("cpuset_cpus"), cpuset_mems=kw.get("cpuset_mems"),
+        pids_limit=kw.get("pids_limit"), blkio_weight=kw.get("blkio_weight"))
+    ulimits = tuple((u["Name"], int(u["Soft"]), int(u["Hard"])) if isinstance(u, Mapping)
+                    else tuple(u) for u in kw.get("ulimits") or ())
+    extra_hosts = kw.get("extra_hosts") or ()
+    if isinstance(extra_hosts, Mapping):
+        extra_hosts = [f"{h}:{ip}" for h, ip in extra_hosts.items()]
+    return CreateOptions(
+        image=image, command=tuple(command) if command else None,
+        entrypoint=None if entrypoint is None else tuple(entrypoint), name=kw.get("name"),
+        env=environment(kw.get("environment")), working_dir=kw.get("working_dir") or "",
+        user=kw.get("user"), hostname=kw.get("hostname") or "",
+        labels=dict(kw.get("labels") or {}), tty=bool(kw.get("tty")),
+        stdin_open=bool(kw.get("stdin_open")), auto_remove=bool(kw.get("auto_remove")),
+        restart=restart_policy(kw.get("restart_policy")), stop_signal=kw.get("stop_signal"),
+        stop_timeout=kw.get("stop_timeout"),
+        network_mode=kw.get("network_mode") or kw.get("network") or "none",
+        mounts=(*volumes(kw.get("volumes")), *tuple(kw.get("mounts") or ()),
+                *(parse_tmpfs(t) for t in tmpfs_specs)),
+        read_only=bool(kw.get("read_only")), cap_add=tuple(kw.get("cap_add") or ()),
+        cap_drop=tuple(kw.get("cap_drop") or ()), privileged=bool(kw.get("privileged")),
+        no_new_privileges=no_new_privs, seccomp=seccomp, resources=limits, ulimits=ulimits,
+        extra_hosts=tuple(extra_hosts), dns=tuple(kw.get("dns") or ()),
+        dns_search=tuple(kw.get("dns_search") or ()), init=bool(kw.get("init")))

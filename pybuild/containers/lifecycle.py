@@ -1,0 +1,239 @@
+"""Starting, signalling, stopping, waiting for and removing containers.
+
+Each container's monitor does the running; these functions start monitors, signal the pid
+state.json records, and wait on state.json. A container whose monitor died (killed, or the
+machine rebooted) reads as exited.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from pybuild.containers.model import ContainerConfig, State
+from pybuild.containers.records import ContainerDirs
+from pybuild.errors import ContainerError, UsageError
+from pybuild.store import Store
+
+_POLL = 0.01
+
+
+def dirs_of(store: Store) -> ContainerDirs:
+    return ContainerDirs(store.root / "containers", store.tmp)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def current_state(store: Store, container_id: str) -> State:
+    """state.json, corrected when its monitor is gone: running then means it died with it."""
+    state = dirs_of(store).state(container_id)
+    if state.running and not _alive(state.monitor_pid):
+        return state.update(status="exited", pid=0, exit_code=state.exit_code or 137,
+                            error=state.error or "the container's monitor is gone")
+    return state
+
+
+def parse_signal(name: str | int) -> int:
+    text = str(name).upper()
+    if text.isdigit():
+        return int(text)
+    text = text if text.startswith("SIG") else "SIG" + text
+    try:
+        return int(signal.Signals[text])
+    except KeyError:
+        raise UsageError(f"invalid signal: {name}") from None
+
+
+def start(store: Store, config: ContainerConfig, timeout: float = 30.0) -> State:
+    """Start a monitor for the container; returns once it runs (or could not start)."""
+    dirs = dirs_of(store)
+    state = current_state(store, config.id)
+    if state.running:
+        return state
+    path = dirs.path(config.id)
+    with contextlib.suppress(FileNotFoundError):
+        (path / "stop").unlink()
+    dirs.write_state(config.id, state.update(status="created", restart_count=0, pid=0))
+    ready_r, ready_w = os.pipe()
+    try:
+        with open(path / "monitor.log", "ab") as err:
+            subprocess.Popen(
+                [sys.executable, "-m", "pybuild.containers.monitor", str(store.root),
+                 config.id, str(ready_w)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                pass_fds=(ready_w,), start_new_session=True, close_fds=True)
+        os.close(ready_w)
+        ready_w = -1
+        line = _read_line(ready_r, timeout)
+    finally:
+        os.close(ready_r)
+        if ready_w >= 0:
+            os.close(ready_w)
+    if line.startswith("error "):
+        raise ContainerError(f"cannot start container {config.name}: {line[6:]}")
+    if not line:
+        raise ContainerError(f"cannot start container {config.name}: its monitor died "
+                             f"(see {path / 'monitor.log'})")
+    return current_state(store, config.id)
+
+
+def _read_line(fd: int, timeout: float) -> str:
+    import selectors
+
+    data = b""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while b"\n" not in data:
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                break
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            data += chunk
+    return data.decode(errors="replace").strip()
+
+
+def signal_container(store: Store, config: ContainerConfig, sig: int) -> None:
+    state = current_state(store, config.id)
+    if state.status != "running" or not state.pid:
+        raise ContainerError(f"Container {config.id} is not running")
+    try:
+        os.kill(state.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def wait(store: Store, config: ContainerConfig, timeout: float | None = None,
+         condition: str = "not-running") -> State:
+    """Block until the container is not running (docker's default wait condition)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    dirs = dirs_of(store)
+    while True:
+        state = current_state(store, config.id)
+        if condition == "not-running" and state.status in ("exited", "dead", "created") and (
+                not state.monitor_pid or not _alive(state.monitor_pid)
+                or not config.restart.should_restart(state.exit_code, state.restart_count)
+                or (dirs.path(config.id) / "stop").exists()):
+            return state
+        if deadline is not None and time.monotonic() > deadline:
+            return state
+        time.sleep(_POLL)
+
+
+def stop(store: Store, config: ContainerConfig, timeout: int | None = None) -> State:
+    """The stop signal, then SIGKILL after ``timeout`` seconds (the container's own by
+    default); no restart follows."""
+    path = dirs_of(store).path(config.id)
+    path.joinpath("stop").touch()
+    state = current_state(store, config.id)
+    if state.status not in ("running", "restarting"):
+        return state
+    grace = config.stop_timeout if timeout is None else timeout
+    if state.pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(state.pid, parse_signal(config.stop_signal))
+    state = wait(store, config, timeout=max(grace, 0))
+    if state.running:
+        with contextlib.suppress(ProcessLookupError):
+            if state.pid:
+                os.kill(state.pid, signal.SIGKILL)
+        state = wait(store, config, timeout=30)
+    _wait_monitor(store, config)
+    return current_state(store, config.id)
+
+
+def _wait_monitor(store: Store, config: ContainerConfig, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pid = dirs_of(store).state(config.id).monitor_pid
+        except ContainerError:
+            return
+        if not _alive(pid):
+            return
+        time.sleep(_POLL)
+
+
+def remove_files(store: Store, config: ContainerConfig, *, volumes: bool) -> None:
+    """The state dir, the gc root of its image, its cgroup if a crash left it, and with
+    ``volumes`` its anonymous volumes."""
+    from pybuild.containers.monitor import cgroup_name
+
+    dirs = dirs_of(store)
+    with contextlib.suppress(Exception):
+        from pybuild.runner.cgroups import open_cgroup
+
+        cgroup = open_cgroup(cgroup_name(config.id))
+        if any(p.exists() for p in cgroup.paths()):
+            cgroup.remove()
+    dirs.remove(config.id)
+    store.remove_gc_root(f"container-{config.id}")
+    if volumes:
+        from pybuild.containers.volumes import remove_anonymous
+
+        remove_anonymous(store, config)
+
+
+def remove(store: Store, config: ContainerConfig, *, force: bool = False,
+           volumes: bool = False) -> None:
+    state = current_state(store, config.id)
+    if state.running:
+        if not force:
+            raise ContainerError(
+                f"You cannot remove a running container {config.id}. Stop the container "
+                "before attempting removal or force remove")
+        dirs_of(store).path(config.id).joinpath("stop").touch()
+        with contextlib.suppress(ContainerError):
+            signal_container(store, config, signal.SIGKILL)
+        wait(store, config, timeout=30)
+        _wait_monitor(store, config)
+    remove_files(store, config, volumes=volumes)
+
+
+@contextlib.contextmanager
+def attached(store: Store, config: ContainerConfig) -> Iterator[None]:
+    """Hold while reading an ``--rm`` container's output: its monitor removes it only once
+    every attached reader is done (or dead: the kernel drops a dead reader's flock)."""
+    fd = os.open(dirs_of(store).path(config.id) / "attached", os.O_RDONLY | os.O_CREAT
+                 | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def wait_readers(store: Store, config: ContainerConfig) -> None:
+    """Block until no reader is attached (the monitor, before it removes the container)."""
+    try:
+        fd = os.open(dirs_of(store).path(config.id) / "attached", os.O_RDONLY | os.O_CREAT
+                     | os.O_CLOEXEC, 0o600)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    finally:
+        os.close(fd)
+
+
+def log_path(store: Store, config: ContainerConfig) -> Path:
+    return dirs_of(store).path(config.id) / f"{config.id}-json.log"

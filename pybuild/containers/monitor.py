@@ -1,0 +1,137 @@
+"""The per-container monitor: ``python -m pybuild.containers.monitor ROOT ID READY_FD``.
+
+Started detached (its own session, no terminal, stdio on /dev/null) so it outlives the CLI,
+as conmon does. It runs the sandbox, appends the output to the json-file log, records the
+pid, exit code, times and an OOM kill in state.json, applies the restart policy (docker's
+backoff: 100 ms, doubled each time) and removes an ``--rm`` container after its last run.
+``READY_FD`` gets one line once the container is running (``running PID``) or could not start
+(``error MESSAGE``), then is closed: what ``pybuild run`` and ``start`` wait for.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from pybuild.containers.create import now
+from pybuild.containers.logs import LogWriter
+from pybuild.containers.model import ContainerConfig
+from pybuild.containers.records import ContainerDirs
+from pybuild.errors import PybuildError
+from pybuild.store import Store
+
+SETUP_FAILED = 125  # docker's exit code when the container could not be started
+
+
+def cgroup_name(container_id: str) -> str:
+    return f"ctr-{container_id[:16]}"
+
+
+def _oom_killed(cgroup) -> bool:
+    probe = getattr(cgroup, "oom_killed", None)
+    if callable(probe):
+        return bool(probe())
+    for path in cgroup.paths():
+        for name in ("memory.oom_control", "memory.events"):
+            try:
+                text = (path / name).read_text()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill" and value.strip().isdigit() and int(value) > 0:
+                    return True
+    return False
+
+
+class Monitor:
+    def __init__(self, store: Store, container_id: str, ready_fd: int | None):
+        self.store = store
+        self.dirs = ContainerDirs(store.root / "containers", store.tmp)
+        self.id = container_id
+        self.dir = self.dirs.path(container_id)
+        self.config: ContainerConfig = self.dirs.config(container_id)
+        self.ready_fd = ready_fd
+        self.oom = False
+
+    def _ready(self, line: str) -> None:
+        if self.ready_fd is not None:
+            try:
+                os.write(self.ready_fd, line.encode() + b"\n")
+            except OSError:
+                pass
+            os.close(self.ready_fd)
+            self.ready_fd = None
+
+    def _started(self, pid: int) -> None:
+        state = self.dirs.state(self.id)
+        self.dirs.write_state(self.id, state.update(
+            status="running", pid=pid, monitor_pid=os.getpid(), started_at=now(),
+            finished_at="", exit_code=0, oom_killed=False, error=""))
+        self._ready(f"running {pid}")
+
+    def _exited(self, cgroup) -> None:
+        self.oom = _oom_killed(cgroup)
+
+    def run_once(self, log: LogWriter) -> tuple[int, str]:
+        from pybuild.containers.runspec import run_spec
+        from pybuild.containers.volumes import volume_path
+        from pybuild.runner.sandbox import run
+
+        self.oom = False
+        try:
+            spec = run_spec(self.config, self.dir, volume_path(self.store, self.config))
+            code = run(spec, stdout=log.sink("stdout"), stderr=log.sink("stderr"),
+                       cgroup_name=cgroup_name(self.id), on_start=self._started,
+                       on_exit=self._exited)
+            return code, ""
+        except PybuildError as err:
+            log.write("stderr", f"pybuild: {err}\n".encode())
+            return SETUP_FAILED, str(err)
+
+    def main(self) -> int:
+        log = LogWriter(self.dir / f"{self.id}-json.log")
+        restarts = self.dirs.state(self.id).restart_count
+        try:
+            while True:
+                code, error = self.run_once(log)
+                state = self.dirs.state(self.id)
+                self.dirs.write_state(self.id, state.update(
+                    status="exited", pid=0, exit_code=code, oom_killed=self.oom, error=error,
+                    finished_at=now(), restart_count=restarts))
+                self._ready(f"error {error}" if error else f"exited {code}")
+                stop = (self.dir / "stop").exists()
+                if stop or not self.config.restart.should_restart(code, restarts):
+                    break
+                time.sleep(min(0.1 * 2 ** restarts, 60))
+                if (self.dir / "stop").exists():
+                    break
+                restarts += 1
+                self.dirs.write_state(self.id, self.dirs.state(self.id).update(
+                    status="restarting", restart_count=restarts))
+        finally:
+            log.close()
+            state = self.dirs.state(self.id)
+            self.dirs.write_state(self.id, state.update(monitor_pid=0))
+        if self.config.auto_remove:
+            from pybuild.containers.lifecycle import remove_files, wait_readers
+
+            wait_readers(self.store, self.config)
+            remove_files(self.store, self.config, volumes=True)
+        return 0
+
+
+def main(argv: list[str]) -> int:
+    root, container_id = argv[1], argv[2]
+    ready_fd = int(argv[3]) if len(argv) > 3 else None
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_IGN)
+    store = Store(Path(root))
+    return Monitor(store, container_id, ready_fd).main()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,84 @@
+"""A container's record as the sandbox's ``RunSpec``: its overlay, process, mounts, /etc
+files, confinement and limits."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from pybuild.containers.model import ContainerConfig, MountSpec
+
+# docker's /etc/hosts for a container without a network of its own
+HOSTS = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+         "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
+         "ff02::2\tip6-allrouters\n")
+
+VolumePath = Callable[[MountSpec], Path]
+
+
+def etc_files(config: ContainerConfig, state_dir: Path) -> tuple[tuple[str, Path], ...]:
+    """hosts, hostname and resolv.conf in the state dir, written at each start."""
+    etc = state_dir / "etc"
+    etc.mkdir(exist_ok=True)
+    if config.network_mode == "host":
+        hosts = Path("/etc/hosts").read_text() if Path("/etc/hosts").is_file() else HOSTS
+    else:
+        hosts = HOSTS
+    extra = "".join(f"{ip}\t{host}\n" for host, _, ip in
+                    (h.partition(":") for h in config.extra_hosts))
+    (etc / "hosts").write_text(hosts + extra)
+    (etc / "hostname").write_text(config.hostname + "\n")
+    (etc / "resolv.conf").write_text(_resolv(config))
+    return tuple((f"/etc/{n}", etc / n) for n in ("hosts", "hostname", "resolv.conf"))
+
+
+def _resolv(config: ContainerConfig) -> str:
+    host = Path("/etc/resolv.conf")
+    lines = host.read_text().splitlines() if host.is_file() else []
+    if config.dns:
+        lines = [ln for ln in lines if not ln.startswith("nameserver")]
+        lines += [f"nameserver {ip}" for ip in config.dns]
+    if config.dns_search:
+        lines = [ln for ln in lines if not ln.startswith(("search", "domain"))]
+        lines.append("search " + " ".join(config.dns_search))
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def run_spec(config: ContainerConfig, state_dir: Path, volume_path: VolumePath):
+    from pybuild.runner.spec import (
+        DOCKER_MASKED_PATHS,
+        DOCKER_READONLY_PATHS,
+        Mount,
+        Process,
+        Resources,
+        Rlimit,
+        Rootfs,
+        RunSpec,
+    )
+
+    mounts = []
+    for m in config.mounts:
+        if m.type == "tmpfs":
+            mounts.append(Mount("tmpfs", "tmpfs", m.destination, m.readonly, m.options))
+        elif m.type == "bind":
+            if not os.path.exists(m.source):  # as docker's -v: a missing host dir is made
+                os.makedirs(m.source, exist_ok=True)
+            mounts.append(Mount("bind", m.source, m.destination, m.readonly))
+        else:
+            mounts.append(Mount("bind", str(volume_path(m)), m.destination, m.readonly))
+    return RunSpec(
+        rootfs=Rootfs(lowerdirs=tuple(Path(p) for p in config.lowerdirs),
+                      upperdir=state_dir / "upper", workdir=state_dir / "work",
+                      readonly=config.read_only),
+        process=Process(args=config.args, env=config.env, cwd=config.working_dir,
+                        uid=config.uid, gid=config.gid,
+                        additional_gids=config.additional_gids, terminal=config.tty),
+        hostname=config.hostname, network=config.network_mode, mounts=tuple(mounts),
+        etc_files=etc_files(config, state_dir), capabilities=config.capabilities,
+        no_new_privs=config.no_new_privileges and not config.privileged,
+        seccomp=config.seccomp,
+        masked_paths=() if config.privileged else DOCKER_MASKED_PATHS,
+        readonly_paths=() if config.privileged else DOCKER_READONLY_PATHS,
+        resources=Resources(**config.resources),  # always a cgroup: stats, OOM, cleanup
+        rlimits=tuple(Rlimit(n, s, h) for n, s, h in config.ulimits))
