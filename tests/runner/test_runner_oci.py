@@ -297,18 +297,32 @@ def test_cleanup_leaves_no_mount_and_no_container(boxes: tuple[Box, Box], runc_r
                                                   tmp_path: Path) -> None:
     box = boxes[1]
     bundle = tmp_path / "bundle"
-    for spec in (box.spec("exit 0"), replace(box.spec(""), process=Process(args=("nope",))),
-                 replace(box.spec("true"), process=replace(box.spec("true").process,
-                                                           cwd="/no/such/dir"))):
-        write_bundle(bundle, spec)
+    cg_path = f"/pybuild/oci-test-{os.getpid()}-{os.urandom(3).hex()}"
+    cg_dirs = [p / cg_path.lstrip("/") for p in (*cgroups.detect().v1.values(),)]
+    plain = box.spec("exit 0")
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    vanishing = replace(plain, mounts=(Mount("bind", str(gone), "/gone"),))
+    for spec, expected in ((plain, 0), (replace(plain, process=Process(args=("nope",))), 127),
+                           (vanishing, None)):
+        write_bundle(bundle, spec, cgroups_path=cg_path)
+        if spec is vanishing:  # a bind source removed after the bundle was written
+            gone.rmdir()
         assert mounts_under(bundle)  # the rootfs is mounted while the bundle exists
+        devnull = os.open(os.devnull, os.O_WRONLY)
         try:
-            run_runc(bundle, "oci-cleanup", stdout=None, stderr=os.open(os.devnull, os.O_WRONLY),
-                     root=runc_root)
-        except RunnerError:
-            pass  # the missing cwd: runc could not set the container up
+            if expected is None:  # runc cannot set the container up: an error, not a code
+                with pytest.raises(RunnerError, match="runc: .*gone"):
+                    run_runc(bundle, "oci-cleanup", stdout=devnull, stderr=devnull,
+                             root=runc_root)
+            else:
+                assert run_runc(bundle, "oci-cleanup", stdout=devnull, stderr=devnull,
+                                root=runc_root) == expected
+        finally:
+            os.close(devnull)
         assert mounts_under(bundle) == []
         assert Runc(runc_root).list() == []
+        assert not any(d.exists() for d in cg_dirs)
         remove_bundle(bundle)
         assert not bundle.exists()
 
