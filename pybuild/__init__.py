@@ -18,6 +18,8 @@ from pybuild.errors import (
     ArchiveError,
     BlobNotFound,
     BuildError,
+    ContainerError,
+    ContainerNotFound,
     ContextError,
     CorruptStore,
     DigestMismatch,
@@ -38,6 +40,7 @@ from pybuild.errors import (
     StoreError,
     UnsafePathError,
     UsageError,
+    VolumeError,
 )
 
 __version__ = "0.1.0"
@@ -81,13 +84,13 @@ _LAZY = {name: module for module, names in _LAZY_MODULES.items() for name in nam
 __all__ = [
     "ArchiveError", "BlobNotFound", "BuildDone", "BuildError", "BuildKeywords", "BuildOptions",
     "BuildReplayed", "BuildStages", "BuildStarted", "BuildWarning", "CacheMiss", "CheckWarning",
-    "Client",
+    "Client", "ContainerError", "ContainerNotFound",
     "ContextError", "CorruptStore", "DigestMismatch", "DockerfileError", "Event",
     "EventHandler", "ExpansionError", "From", "IgnorePatternError", "Image", "ImageError",
     "ImageNotFound", "Instruction", "InstructionError", "LayerError", "LockTimeout", "LogLine",
     "ParseError", "PybuildError", "ReferenceError_", "RegistryError", "RunnerError", "Stage",
     "StageError", "StepCached", "StepDone", "StepFailed", "StepStarted", "StoreError",
-    "UnsafePathError", "UsageError", "__version__", "parse", "parse_file",
+    "UnsafePathError", "UsageError", "VolumeError", "__version__", "parse", "parse_file",
     "parse_instructions", "resolve_stages", "run_checks",
 ]
 

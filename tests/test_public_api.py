@@ -14,13 +14,13 @@ import pybuild.errors
 PUBLIC_API = [
     "ArchiveError", "BlobNotFound", "BuildDone", "BuildError", "BuildKeywords", "BuildOptions",
     "BuildReplayed", "BuildStages", "BuildStarted", "BuildWarning", "CacheMiss", "CheckWarning",
-    "Client",
+    "Client", "ContainerError", "ContainerNotFound",
     "ContextError", "CorruptStore", "DigestMismatch", "DockerfileError", "Event",
     "EventHandler", "ExpansionError", "From", "IgnorePatternError", "Image", "ImageError",
     "ImageNotFound", "Instruction", "InstructionError", "LayerError", "LockTimeout", "LogLine",
     "ParseError", "PybuildError", "ReferenceError_", "RegistryError", "RunnerError", "Stage",
     "StageError", "StepCached", "StepDone", "StepFailed", "StepStarted", "StoreError",
-    "UnsafePathError", "UsageError", "__version__", "parse", "parse_file",
+    "UnsafePathError", "UsageError", "VolumeError", "__version__", "parse", "parse_file",
     "parse_instructions", "resolve_stages", "run_checks",
 ]
 

@@ -166,6 +166,12 @@ class ContainerCollection:
         found = [c for c in found if _matches(c, filters or {})]
         return found if limit < 0 else found[:limit]
 
+    def using_volume(self, name: str) -> list[str]:
+        """The ids of containers (in any state) that mount the volume ``name``."""
+        dirs = lifecycle.dirs_of(self.client.store)
+        return [c.id for c in dirs.configs()
+                if any(m.type == "volume" and m.source == name for m in c.mounts)]
+
     def prune(self) -> dict[str, Any]:
         deleted = []
         for c in self.list(all=True):

@@ -156,4 +156,13 @@ def create(store: Store, opts: CreateOptions) -> ContainerConfig:
                               blobs=(record.id, record.manifest_digest, *record.diff_ids),
                               chains=chain_ids(record.diff_ids))
             dirs.create(config)
+        try:
+            from pybuild.containers.volumes import prepare
+
+            prepare(store, mounts, lowerdirs)
+        except BaseException:
+            from pybuild.containers.lifecycle import remove_files
+
+            remove_files(store, config, volumes=True)
+            raise
     return config

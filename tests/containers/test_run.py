@@ -163,3 +163,29 @@ def test_memory_limit_kills_a_hungry_workload(cli, image):
     assert fed.returncode == 0 and "64+0 records out" in fed.stderr
     assert cli("inspect", "-f", "{{.State.OOMKilled}}", "fed").stdout.strip() == "false"
     cli("rm", "fed", check=True)
+
+
+def test_volumes_from_the_image_are_filled_once_and_anonymous_ones_go_with_rm_v(cli, image,
+                                                                              store, tmp_path):
+    from support.build import run_build
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {image}\nRUN mkdir -p /seed && echo from-image > "
+                                    "/seed/f && chown 7:8 /seed/f\nVOLUME /seed\n")
+    run_build(store, ctx, tags=("vol/seeded:1",))
+    named = cli("run", "--rm", "-v", "seeded-named:/seed", "vol/seeded:1", "sh", "-c",
+                "stat -c '%u:%g' /seed/f; cat /seed/f; echo changed > /seed/f", check=True)
+    assert named.stdout == "7:8\nfrom-image\n"
+    again = cli("run", "--rm", "-v", "seeded-named:/seed", "vol/seeded:1", "cat", "/seed/f",
+                check=True)
+    assert again.stdout == "changed\n"  # filled once, on first use
+    assert "seeded-named" in cli("volume", "ls", "-q", check=True).stdout.split()
+    assert cli("volume", "rm", "seeded-named").returncode == 0
+    cid = cli("create", "vol/seeded:1", "cat", "/seed/f", check=True).stdout.strip()
+    anon = json.loads(cli("inspect", cid).stdout)[0]["Mounts"][0]
+    assert anon["Type"] == "volume" and anon["Destination"] == "/seed"
+    assert cli("volume", "rm", anon["Name"]).returncode != 0  # in use by the container
+    assert cli("start", "-a", cid, check=True).stdout == "from-image\n"
+    cli("rm", "-v", cid, check=True)
+    assert anon["Name"] not in cli("volume", "ls", "-q").stdout
