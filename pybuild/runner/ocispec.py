@@ -244,9 +244,8 @@ def _seccomp(spec: RunSpec) -> dict[str, Any] | None:
     if choice is True or choice == "default":
         path = SECCOMP_DEFAULT
         if not path.exists():
-            # TODO(seccomp): the bundled docker profile lands with the libseccomp rework of
-            # runner/seccomp.py; until it exists runc runs without a filter while the sandbox
-            # installs its small denylist.
+            # The bundled profile ships with runner/seccomp.py's libseccomp rework; a tree
+            # without it has the old built-in denylist, which has no OCI form.
             return None
     else:
         path = Path(choice)
