@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "wait": ("container", "wait_command", "Wait for containers to stop; print exit codes."),
     "logs": ("container", "logs_command", "Show a container's output."),
     "ps": ("container", "ps_command", "List containers."),
+    "commit": ("container", "commit_command", "Create a new image from a container's changes."),
+    "diff": ("container", "diff_command", "Show a container's changed files."),
     "container": ("container", "group", "Manage containers."),
     "system": ("system", "group", "Manage the store (df, prune, check)."),
     "volume": ("volume", "group", "Manage volumes."),

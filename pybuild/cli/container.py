@@ -446,6 +446,35 @@ def ps_command(ctx: click.Context, all_: bool, quiet: bool, filters: tuple[str, 
         click.echo(render_rows(fmt or _PS_TABLE, rows, _PS_HEADERS).rstrip("\n"))
 
 
+@click.command("commit")
+@click.option("-c", "--change", "changes", multiple=True,
+              help="A Dockerfile instruction for the new image (CMD, ENV, ...).")
+@click.option("-m", "--message", default="", help="Commit message.")
+@click.option("-a", "--author", default="", help="Author.")
+@click.option("-p", "--pause", is_flag=True, default=True,
+              help="(pausing during commit is not done yet)")
+@click.argument("container")
+@click.argument("reference", required=False)
+@click.pass_context
+def commit_command(ctx: click.Context, changes: tuple[str, ...], message: str, author: str,
+                   pause: bool, container: str, reference: str | None) -> None:
+    """Create a new image from a container's changes."""
+    found = get_client(ctx).containers.get(container)
+    click.echo(found.commit(reference, message=message, author=author, changes=changes))
+
+
+@click.command("diff")
+@click.argument("container")
+@click.pass_context
+def diff_command(ctx: click.Context, container: str) -> None:
+    """Show the files a container added (A), changed (C) or deleted (D)."""
+    from pybuild.containers.commit import diff
+
+    found = get_client(ctx).containers.get(container)
+    for kind, path in diff(get_client(ctx).store, found.config):
+        click.echo(f"{kind} {path}")
+
+
 @click.group("container")
 def group() -> None:
     """Manage containers."""
@@ -454,5 +483,6 @@ def group() -> None:
 for _name, _cmd in (("create", create_command), ("run", run_command), ("start", start_command),
                     ("stop", stop_command), ("restart", restart_command),
                     ("kill", kill_command), ("rm", rm_command), ("wait", wait_command),
-                    ("logs", logs_command), ("ps", ps_command), ("ls", ps_command)):
+                    ("logs", logs_command), ("ps", ps_command), ("ls", ps_command),
+                    ("commit", commit_command), ("diff", diff_command)):
     group.add_command(_cmd, _name)

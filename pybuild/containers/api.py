@@ -79,6 +79,27 @@ class Container:
     def remove(self, force: bool = False, v: bool = False) -> None:
         lifecycle.remove(self._store, self._config, force=force, volumes=v)
 
+    def commit(self, repository: str | None = None, tag: str | None = None,
+               message: str = "", author: str = "",
+               changes: str | Sequence[str] | None = None) -> str:
+        """The container's changes as a new image on its image; the new image's id."""
+        from pybuild.containers.commit import commit
+
+        reference = None if repository is None else (
+            f"{repository}:{tag}" if tag else repository)
+        if isinstance(changes, str):
+            changes = [changes]
+        return commit(self._store, self._config, reference, changes=tuple(changes or ()),
+                      message=message, author=author).id
+
+    def diff(self) -> list[dict[str, Any]]:
+        """docker-py's shape: Kind 0 changed, 1 added, 2 deleted."""
+        from pybuild.containers.commit import diff
+
+        kinds = {"C": 0, "A": 1, "D": 2}
+        return [{"Path": path, "Kind": kinds[kind]} for kind, path in
+                diff(self._store, self._config)]
+
     def attached(self):
         """Hold while reading its output: an ``--rm`` container waits for it before it goes."""
         return lifecycle.attached(self._store, self._config)

@@ -189,3 +189,19 @@ def test_volumes_from_the_image_are_filled_once_and_anonymous_ones_go_with_rm_v(
     assert cli("start", "-a", cid, check=True).stdout == "from-image\n"
     cli("rm", "-v", cid, check=True)
     assert anon["Name"] not in cli("volume", "ls", "-q").stdout
+
+
+def test_commit_makes_an_image_with_the_change_and_diff_lists_it(cli, image):
+    cli("run", "--name", "changer", image, "sh", "-c",
+        "echo new > /added; rm /bin/vi; echo x >> /etc/passwd", check=True)
+    rows = cli("diff", "changer", check=True).stdout.splitlines()
+    assert {"A /added", "D /bin/vi", "C /etc/passwd", "C /etc"} <= set(rows)
+    image_id = cli("commit", "-c", "ENV COMMITTED=yes", "-m", "from a container", "changer",
+                   "committed/img:1", check=True).stdout.strip()
+    assert image_id.startswith("sha256:")
+    res = cli("run", "--rm", "committed/img:1", "sh", "-c",
+              'cat /added; test -e /bin/vi || echo "vi gone"; echo $COMMITTED', check=True)
+    assert res.stdout == "new\nvi gone\nyes\n"
+    history = cli("history", "--no-trunc", "committed/img:1", check=True).stdout
+    assert "from a container" in history
+    cli("rm", "changer", check=True)
