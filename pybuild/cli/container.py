@@ -167,6 +167,8 @@ def _nano(text: str) -> int:
 def create_command(ctx: click.Context, image: str, command: tuple[str, ...], **o: Any) -> None:
     """Create a new container (not started)."""
     container = get_client(ctx).containers.create(image, list(command) or None, **_kwargs(o))
+    for warning in container.warnings:
+        click.echo(f"WARNING: {warning}", err=True)
     click.echo(container.id)
 
 
@@ -181,12 +183,14 @@ def run_command(ctx: click.Context, image: str, command: tuple[str, ...], detach
     """Run a command in a new container."""
     from pybuild.errors import UsageError
 
-    if o["interactive"] or o["tty"]:
-        if not detach:
-            raise UsageError("-i and -t (attaching a terminal or stdin) are not supported "
-                             "yet; run with -d, or without -i/-t")
+    if detach and (o["interactive"] or o["tty"]):
+        raise UsageError("-d with -i/-t: attaching to a detached container is not there yet")
     client = get_client(ctx)
     container = client.containers.create(image, list(command) or None, **_kwargs(o))
+    for warning in container.warnings:
+        click.echo(f"WARNING: {warning}", err=True)
+    if o["interactive"] or o["tty"]:
+        ctx.exit(_run_here(container, o["interactive"], o["tty"]))
     if detach:
         _start_or_remove(container)
         click.echo(container.id)
@@ -197,6 +201,26 @@ def run_command(ctx: click.Context, image: str, command: tuple[str, ...], detach
     if o["auto_remove"]:  # the monitor removes it now; return once that is done
         _gone(container)
     ctx.exit(code)
+
+
+def _run_here(container, interactive: bool, tty: bool) -> int:
+    """``run -i``/``-t``: this process runs the container, with the terminal in raw mode
+    while a pty relays it (as docker's CLI puts it)."""
+    import contextlib
+    import termios
+    import tty as tty_module
+
+    stdin = 0 if interactive else None
+    saved = None
+    if tty and interactive and os.isatty(0):
+        saved = termios.tcgetattr(0)
+        tty_module.setraw(0)
+    try:
+        return container.run_attached(stdin)
+    finally:
+        if saved is not None:
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(0, termios.TCSADRAIN, saved)
 
 
 def _start_or_remove(container) -> None:

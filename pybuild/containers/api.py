@@ -21,6 +21,7 @@ class Container:
     def __init__(self, client: Client, config: ContainerConfig):
         self.client = client
         self._config = config
+        self.warnings: tuple[str, ...] = ()
 
     @property
     def _store(self):
@@ -60,6 +61,16 @@ class Container:
 
     def start(self) -> None:
         lifecycle.start(self._store, self._config)
+
+    def run_attached(self, stdin: int | None) -> int:
+        """Run it in this process with ``stdin`` (an fd, or None) and this process's stdout and
+        stderr (a pty when it was created with ``tty``); its exit code. It lives as long as
+        the caller does: ``run -i``/``-t`` without a monitor of its own."""
+        from pybuild.containers.monitor import Monitor
+
+        monitor = Monitor(self._store, self.id, None, attached=True, stdin=stdin)
+        monitor.main()
+        return self.state().exit_code if not self._config.auto_remove else monitor.last_code
 
     def stop(self, timeout: int | None = None) -> None:
         lifecycle.stop(self._store, self._config, timeout)
@@ -144,8 +155,12 @@ class ContainerCollection:
 
     def create(self, image: str, command: str | Sequence[str] | None = None,
                **kwargs: Any) -> Container:
-        opts = _options(image, command, kwargs)
-        return Container(self.client, create(self.client.store, opts))
+        """A new container, not started; its ``warnings`` are docker's (a limit the kernel
+        does not enforce, ...), for the caller to show."""
+        opts, warnings = _options(image, command, kwargs)
+        container = Container(self.client, create(self.client.store, opts))
+        container.warnings = warnings
+        return container
 
     def run(self, image: str, command: str | Sequence[str] | None = None, *,
             detach: bool = False, stdout: bool = True, stderr: bool = False,
@@ -238,7 +253,7 @@ _KNOWN = {"name", "environment", "volumes", "mounts", "working_dir", "user", "ho
 
 
 def _options(image: str, command: str | Sequence[str] | None,
-             kw: dict[str, Any]) -> CreateOptions:
+             kw: dict[str, Any]) -> tuple[CreateOptions, tuple[str, ...]]:
     import shlex
 
     from pybuild.containers.mountspec import parse_tmpfs
@@ -266,7 +281,7 @@ def _options(image: str, command: str | Sequence[str] | None,
     tmpfs_specs = [f"{p}:{o}" if o else p for p, o in tmpfs.items()] if isinstance(
         tmpfs, Mapping) else list(tmpfs)
     nano = kw.get("nano_cpus")
-    limits = resources(
+    limits, warnings = resources(
         memory=kw.get("mem_limit"), memory_swap=kw.get("memswap_limit"),
         memory_reservation=kw.get("mem_reservation"),
         memory_swappiness=kw.get("mem_swappiness"), kernel_memory=kw.get("kernel_memory"),
@@ -296,4 +311,4 @@ def _options(image: str, command: str | Sequence[str] | None,
         cap_drop=tuple(kw.get("cap_drop") or ()), privileged=bool(kw.get("privileged")),
         no_new_privileges=no_new_privs, seccomp=seccomp, resources=limits, ulimits=ulimits,
         extra_hosts=tuple(extra_hosts), dns=tuple(kw.get("dns") or ()),
-        dns_search=tuple(kw.get("dns_search") or ()), init=bool(kw.get("init")))
+        dns_search=tuple(kw.get("dns_search") or ()), init=bool(kw.get("init"))), warnings

@@ -139,12 +139,29 @@ def wait(store: Store, config: ContainerConfig, timeout: float | None = None,
         time.sleep(_POLL)
 
 
+def thaw(store: Store, config: ContainerConfig) -> None:
+    """Unfreeze a paused container (a frozen process cannot act on a signal, not even die),
+    and record it as running again."""
+    from pybuild.containers.monitor import cgroup_name
+    from pybuild.errors import RunnerError
+    from pybuild.runner import cgroups
+
+    with contextlib.suppress(RunnerError):
+        cgroups.open(cgroup_name(config.id)).thaw()
+    state = dirs_of(store).state(config.id)
+    if state.status == "paused":
+        dirs_of(store).write_state(config.id, state.update(status="running"))
+
+
 def stop(store: Store, config: ContainerConfig, timeout: int | None = None) -> State:
     """The stop signal, then SIGKILL after ``timeout`` seconds (the container's own by
-    default); no restart follows."""
+    default); no restart follows. A paused container is thawed first."""
     path = dirs_of(store).path(config.id)
     path.joinpath("stop").touch()
     state = current_state(store, config.id)
+    if state.status == "paused":
+        thaw(store, config)
+        state = current_state(store, config.id)
     if state.status not in ("running", "restarting"):
         return state
     grace = config.stop_timeout if timeout is None else timeout
@@ -202,6 +219,8 @@ def remove(store: Store, config: ContainerConfig, *, force: bool = False,
                 f"You cannot remove a running container {config.id}. Stop the container "
                 "before attempting removal or force remove")
         dirs_of(store).path(config.id).joinpath("stop").touch()
+        if state.status == "paused":
+            thaw(store, config)
         with contextlib.suppress(ContainerError):
             signal_container(store, config, signal.SIGKILL)
         wait(store, config, timeout=30)

@@ -47,8 +47,24 @@ def _oom_killed(cgroup) -> bool:
     return False
 
 
+def _tee(fd: int, log_sink):
+    """Output to the caller's fd and to the log, as docker logs an attached container too."""
+    def write(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        log_sink(data)
+    return write
+
+
 class Monitor:
-    def __init__(self, store: Store, container_id: str, ready_fd: int | None):
+    """``attached``: the caller's own process runs the container (``run -i``/``-t``) with
+    ``stdin`` (an fd, or None for none), its output to the caller's fds 1 and 2 as well."""
+
+    def __init__(self, store: Store, container_id: str, ready_fd: int | None, *,
+                 attached: bool = False, stdin: int | None = None):
+        self.attached = attached
+        self.stdin = stdin
         self.store = store
         self.dirs = ContainerDirs(store.root / "containers", store.tmp)
         self.id = container_id
@@ -56,6 +72,7 @@ class Monitor:
         self.config: ContainerConfig = self.dirs.config(container_id)
         self.ready_fd = ready_fd
         self.oom = False
+        self.last_code = 0
 
     def _ready(self, line: str) -> None:
         if self.ready_fd is not None:
@@ -84,7 +101,10 @@ class Monitor:
         self.oom = False
         try:
             spec = run_spec(self.config, self.dir, volume_path(self.store, self.config))
-            code = run(spec, stdout=log.sink("stdout"), stderr=log.sink("stderr"),
+            out, err = log.sink("stdout"), log.sink("stderr")
+            if self.attached:
+                out, err = _tee(1, out), _tee(2, err)
+            code = run(spec, stdout=out, stderr=err, stdin=self.stdin,
                        cgroup_name=cgroup_name(self.id), on_start=self._started,
                        on_exit=self._exited)
             return code, ""
@@ -98,6 +118,7 @@ class Monitor:
         try:
             while True:
                 code, error = self.run_once(log)
+                self.last_code = code
                 state = self.dirs.state(self.id)
                 self.dirs.write_state(self.id, state.update(
                     status="exited", pid=0, exit_code=code, oom_killed=self.oom, error=error,

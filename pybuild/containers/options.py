@@ -54,40 +54,16 @@ def environment(value: Mapping[str, str] | Sequence[str] | None) -> tuple[str, .
     return tuple(value)
 
 
-def resources(**flags: Any) -> dict[str, Any]:
-    """docker's limit flags as the sandbox's Resources fields, checked with docker's
-    messages; the warnings are returned for the caller to show."""
+def resources(**flags: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """docker's limit flags as the sandbox's Resources fields (those set), checked with
+    docker's messages, and docker's warnings for the caller to show."""
+    from pybuild.runner.limits import parse_limits
     from pybuild.runner.spec import Resources
 
     given = {k: v for k, v in flags.items() if v is not None and v is not False}
     if not given:
-        return {}
-    try:
-        from pybuild.runner.limits import parse_limits
-    except ImportError:
-        parse_limits = None
-    if parse_limits is not None:
-        res, _warnings = parse_limits(**given)
-    else:
-        res = Resources(memory=_size(given.get("memory")), cpus=_float(given.get("cpus")),
-                        pids_limit=given.get("pids_limit"))
+        return {}, ()
+    res, warnings = parse_limits(**given)
     defaults = Resources()
     return {f.name: getattr(res, f.name) for f in dataclasses.fields(res)
-            if getattr(res, f.name) != getattr(defaults, f.name)}
-
-
-def _size(value: Any) -> int | None:
-    if value is None or isinstance(value, int):
-        return value
-    text = str(value).strip().lower()
-    units = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-    mult = units.get(text[-1:], None)
-    number = text[:-1] if mult else text
-    try:
-        return int(float(number) * (mult or 1))
-    except ValueError:
-        raise UsageError(f"invalid size: {value!r}") from None
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
+            if getattr(res, f.name) != getattr(defaults, f.name)}, tuple(warnings)

@@ -1,0 +1,60 @@
+"""``run -i`` and ``run -it``: stdin reaches the container, a real pty when asked, the exit
+code comes back, and the terminal is given back as it was."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import sys
+import termios
+import time
+
+
+def test_run_i_feeds_stdin_and_returns_the_code(cli, image):
+    res = cli("run", "--rm", "-i", image, "sh", "-c", "read line; echo got $line; exit 5",
+              input="hello\n")
+    assert res.returncode == 5 and res.stdout == "got hello\n"
+    assert cli("ps", "-a", "-q").stdout == ""
+
+
+def test_run_t_gives_a_pty(cli, image):
+    res = cli("run", "--rm", "-t", image, "sh", "-c", "tty; test -t 0 && echo stdin-is-a-tty")
+    assert res.returncode == 0
+    assert res.stdout.replace("\r", "").splitlines() == ["/dev/pts/0", "stdin-is-a-tty"]
+
+
+def _read_until(fd: int, needle: bytes, timeout: float = 20) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while needle not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+def test_run_it_is_an_interactive_terminal(store, image):
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: pybuild on a terminal, as a user types it
+        os.execv(sys.executable, [sys.executable, "-m", "pybuild", "--root", str(store.root),
+                                  "run", "--rm", "-it", image, "sh"])
+    try:
+        before = termios.tcgetattr(fd)
+        assert b"# " in _read_until(fd, b"# ")
+        os.write(fd, b"echo $((6*7)); stty size >/dev/null && echo sized\r")
+        assert b"42" in _read_until(fd, b"42")
+        os.write(fd, b"exit 3\r")
+        _read_until(fd, b"\x00", timeout=5)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 3
+        with __import__("contextlib").suppress(termios.error):
+            assert termios.tcgetattr(fd)[3] & termios.ECHO == before[3] & termios.ECHO
+    finally:
+        os.close(fd)
