@@ -97,6 +97,9 @@ def create_options(f):
                      help="no-new-privileges[:true|false], seccomp=PROFILE.json|unconfined"),
         click.option("--ulimit", multiple=True, help="NAME=SOFT[:HARD]"),
         click.option("--init", is_flag=True, help="Run an init inside (not there yet)."),
+        click.option("--runtime", default=None, help="pybuild (default) or runc."),
+        click.option("--volumes-from", multiple=True, help="Mount a container's volumes: "
+                     "CONTAINER[:ro|rw]."),
         click.option("-m", "--memory", default=None, help="Memory limit (e.g. 256m)."),
         click.option("--memory-swap", default=None, help="Memory + swap limit, -1: unlimited."),
         click.option("--memory-reservation", default=None, help="Memory soft limit."),
@@ -146,7 +149,8 @@ def _kwargs(o: dict[str, Any]) -> dict[str, Any]:
         "cpu_shares": o["cpu_shares"], "cpu_period": o["cpu_period"],
         "cpu_quota": o["cpu_quota"], "cpuset_cpus": o["cpuset_cpus"],
         "cpuset_mems": o["cpuset_mems"], "pids_limit": o["pids_limit"],
-        "blkio_weight": o["blkio_weight"],
+        "blkio_weight": o["blkio_weight"], "runtime": o["runtime"],
+        "volumes_from": list(o["volumes_from"]),
     }
 
 

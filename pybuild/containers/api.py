@@ -249,7 +249,7 @@ _KNOWN = {"name", "environment", "volumes", "mounts", "working_dir", "user", "ho
           "dns_search", "init", "mem_limit", "memswap_limit", "mem_reservation",
           "mem_swappiness", "kernel_memory", "oom_kill_disable", "nano_cpus", "cpu_shares",
           "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems", "pids_limit",
-          "blkio_weight", "seccomp"}
+          "blkio_weight", "seccomp", "runtime", "volumes_from"}
 
 
 def _options(image: str, command: str | Sequence[str] | None,
@@ -311,4 +311,5 @@ def _options(image: str, command: str | Sequence[str] | None,
         cap_drop=tuple(kw.get("cap_drop") or ()), privileged=bool(kw.get("privileged")),
         no_new_privileges=no_new_privs, seccomp=seccomp, resources=limits, ulimits=ulimits,
         extra_hosts=tuple(extra_hosts), dns=tuple(kw.get("dns") or ()),
-        dns_search=tuple(kw.get("dns_search") or ()), init=bool(kw.get("init"))), warnings
+        dns_search=tuple(kw.get("dns_search") or ()), init=bool(kw.get("init")),
+        runtime=kw.get("runtime"), volumes_from=tuple(kw.get("volumes_from") or ())), warnings

@@ -20,6 +20,7 @@ from pybuild.store import Store
 from pybuild.store.layercache import chain_ids
 
 NETWORK_MODES = ("none", "host")
+RUNTIMES = ("pybuild", "runc")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class CreateOptions:
     dns: tuple[str, ...] = ()
     dns_search: tuple[str, ...] = ()
     init: bool = False
+    runtime: str | None = None  # None: the settings file's default-runtime, else pybuild
+    volumes_from: tuple[str, ...] = ()  # CONTAINER[:ro|rw]
 
 
 def now() -> str:
@@ -105,12 +108,48 @@ def capabilities(opts: CreateOptions) -> tuple[str, ...]:
     return tuple(caps)
 
 
+def default_runtime(store: Store) -> str:
+    """``default-runtime`` in ``<root>/settings.json`` (as dockerd's daemon.json), else
+    pybuild's own sandbox."""
+    import json
+
+    try:
+        data = json.loads((store.root / "settings.json").read_text())
+    except FileNotFoundError:
+        return "pybuild"
+    except ValueError as err:
+        raise UsageError(f"{store.root / 'settings.json'}: invalid JSON: {err}") from None
+    runtime = data.get("default-runtime", "pybuild") if isinstance(data, dict) else "pybuild"
+    return str(runtime)
+
+
+def volumes_from(dirs, specs: tuple[str, ...]) -> list[MountSpec]:
+    """``--volumes-from CONTAINER[:ro|rw]``: that container's volumes and binds, at the same
+    paths, read-only with ``:ro`` (else as they were)."""
+    from dataclasses import replace
+
+    out: list[MountSpec] = []
+    for spec in specs:
+        name, _, mode = spec.partition(":")
+        if mode not in ("", "ro", "rw"):
+            raise UsageError(f"invalid --volumes-from {spec!r}: the mode is ro or rw")
+        source = dirs.resolve(name)
+        for m in source.mounts:
+            if m.type in ("volume", "bind"):
+                readonly = m.readonly if not mode else mode == "ro"
+                out.append(replace(m, readonly=readonly, anonymous=False))
+    return out
+
+
 def create(store: Store, opts: CreateOptions) -> ContainerConfig:
     from pybuild.build.rootfs import RootfsView
     from pybuild.build.users import resolve_user
     from pybuild.containers.records import ContainerDirs
     from pybuild.store.images import resolve
 
+    runtime = opts.runtime or default_runtime(store)
+    if runtime not in RUNTIMES:
+        raise UsageError(f"unknown runtime {runtime!r}: use {' or '.join(RUNTIMES)}")
     if opts.network_mode not in NETWORK_MODES:
         raise UsageError(f"network {opts.network_mode!r}: only none and host for now "
                          "(bridge networks come with pybuild's networking)")
@@ -127,7 +166,8 @@ def create(store: Store, opts: CreateOptions) -> ContainerConfig:
             raise ContainerError(f"unable to find user {user}: {err}") from None
         dirs = ContainerDirs(store.root / "containers", store.tmp)
         container_id = dirs.new_id()
-        mounts = (*opts.mounts, *anonymous_volumes(image.config.volumes, opts.mounts))
+        given = (*opts.mounts, *volumes_from(dirs, opts.volumes_from))
+        mounts = (*given, *anonymous_volumes(image.config.volumes, given))
         with store.lock():
             name = opts.name or dirs.free_name()
             dirs.check_name(name)
@@ -150,7 +190,8 @@ def create(store: Store, opts: CreateOptions) -> ContainerConfig:
                 seccomp=None if opts.privileged else opts.seccomp,
                 resources=dict(opts.resources), ulimits=opts.ulimits,
                 extra_hosts=opts.extra_hosts, dns=opts.dns, dns_search=opts.dns_search,
-                init=opts.init, lowerdirs=tuple(str(p) for p in reversed(lowerdirs)))
+                init=opts.init, runtime=runtime, volumes_from=opts.volumes_from,
+                lowerdirs=tuple(str(p) for p in reversed(lowerdirs)))
             # the image's layers stay while the container does, even after an rmi
             store.set_gc_root(f"container-{container_id}",
                               blobs=(record.id, record.manifest_digest, *record.diff_ids),

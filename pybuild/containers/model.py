@@ -74,6 +74,8 @@ class ContainerConfig:
     dns: tuple[str, ...] = ()
     dns_search: tuple[str, ...] = ()
     init: bool = False
+    runtime: str = "pybuild"  # pybuild's own sandbox, or "runc" for the same bundle
+    volumes_from: tuple[str, ...] = ()
     lowerdirs: tuple[str, ...] = ()  # the image's unpacked layers, top first
 
     def to_json(self) -> bytes:
@@ -89,7 +91,7 @@ class ContainerConfig:
                               for m in raw.get("mounts", ()))
         raw["ulimits"] = tuple(tuple(u) for u in raw.get("ulimits", ()))
         for key in ("args", "entrypoint", "cmd", "env", "additional_gids", "capabilities",
-                    "extra_hosts", "dns", "dns_search", "lowerdirs"):
+                    "extra_hosts", "dns", "dns_search", "volumes_from", "lowerdirs"):
             raw[key] = tuple(raw.get(key, ()))
         return cls(**raw)
 

@@ -205,3 +205,15 @@ def test_commit_makes_an_image_with_the_change_and_diff_lists_it(cli, image):
     history = cli("history", "--no-trunc", "committed/img:1", check=True).stdout
     assert "from a container" in history
     cli("rm", "changer", check=True)
+
+
+def test_volumes_from_shares_a_containers_volumes(cli, image, tmp_path):
+    cli("create", "--name", "datastore", "-v", "shared-vol:/shared", image, "true", check=True)
+    cli("run", "--rm", "--volumes-from", "datastore", image, "sh", "-c",
+        "echo shared > /shared/f", check=True)
+    res = cli("run", "--rm", "--volumes-from", "datastore:ro", image, "sh", "-c",
+              "cat /shared/f; echo no > /shared/g")
+    assert res.stdout == "shared\n" and res.returncode != 0
+    assert "Read-only file system" in res.stderr
+    assert cli("run", "--rm", "--volumes-from", "nosuchbox", image, "true").returncode == 1
+    cli("rm", "datastore", check=True)
