@@ -1,8 +1,10 @@
 """Filesystem setup inside the sandbox's mount namespace (called from the sandbox init only).
 
-Paths inside the container are resolved with symlinks followed *within* the new root
-(``resolve_in_root``): the mounts happen before pivot_root, so a plain ``mount`` on
-``root + "/etc/resolv.conf"`` could follow an image's absolute symlink out to the host.
+Every mount into the new root goes through ``targets``: the container path is resolved with
+symlinks followed *within* the root, walked without following symlinks, and mounted onto
+the walked fd. The mounts happen before pivot_root, so a plain ``mount`` on
+``root + "/etc/resolv.conf"`` could follow an image's absolute symlink, or one swapped in
+by another container sharing a volume, out to the host (CVE-2021-30465).
 
 Mount points the image lacks have to be created, and on an overlay that writes them into
 the upper dir. Every created path is recorded in a :class:`MadePoints`: those made for the
@@ -18,10 +20,10 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pybuild import pathwalk
-from pybuild.runner import libc
+from pybuild.runner import libc, targets
 from pybuild.runner.cgroups import Layout
 from pybuild.runner.spec import Mount, Rootfs
+from pybuild.runner.targets import resolve_in_root as resolve_in_root  # tests use it here
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _NOSUID_NODEV_NOEXEC = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC
@@ -52,26 +54,29 @@ class MadePoints:
         return self.kept if path in self.keep else self.removed
 
 
-def resolve_in_root(root: str, path: str) -> str:
-    """``path`` inside ``root`` with every symlink resolved as if ``root`` were ``/``."""
-    return pathwalk.resolve(path, pathwalk.host_readlink(root))
+def mount_in(root: str, path: str, is_dir: bool, made: MadePoints | None,
+             source: str | None, fstype: str | None, flags: int = 0,
+             data: str | None = None) -> None:
+    """mount(2) onto container path ``path`` of ``root``, never outside it (see targets);
+    a missing mount point is made when ``made`` is given."""
+    created = None if made is None else made.for_path(path)
+    with targets.target(root, path, is_dir, created) as fd_path:
+        try:
+            libc.mount(source, fd_path, fstype, flags, data)
+        except OSError as e:
+            raise OSError(e.errno, f"mount {fstype or 'bind'} on {path}: "
+                          f"{os.strerror(e.errno)}") from e
 
 
-def ensure_mountpoint(root: str, path: str, is_dir: bool, created: list[str]) -> str:
-    """Resolve ``path`` in ``root``, create what is missing, return the host path."""
-    cpath = resolve_in_root(root, path)
-    parts = [p for p in cpath.split("/") if p]
-    for i in range(1, len(parts) + 1):
-        sub = "/" + "/".join(parts[:i])
-        host = root + sub
-        if os.path.lexists(host):
-            continue
-        if i < len(parts) or is_dir:
-            os.mkdir(host, 0o755)
-        else:
-            os.close(os.open(host, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-        created.append(sub)
-    return root + cpath
+def bind_in(root: str, path: str, source: str, is_dir: bool, made: MadePoints,
+            readonly: bool = False, flags: int = 0) -> None:
+    """``bind`` onto container path ``path``; the remount goes onto the new mount, found by
+    walking the path again."""
+    mount_in(root, path, is_dir, made, source, None, libc.MS_BIND | libc.MS_REC)
+    if readonly or flags:
+        ro = libc.MS_RDONLY if readonly else 0
+        mount_in(root, path, is_dir, None, None, None,
+                 libc.MS_BIND | libc.MS_REMOUNT | ro | flags)
 
 
 # Keep the upper dir self-describing for the layer differ: no redirect xattrs for renamed
@@ -135,63 +140,88 @@ def mount_rootfs(rootfs: Rootfs, target: str) -> None:
             os.close(fd)
 
 
-def _make_device(path: str, major: int, minor: int) -> None:
-    """mknod (one syscall) where allowed; else, as runc in a user namespace, bind-mount the
-    host's node over an empty file."""
+def make_node(dir_fd: int, name: str, kind: str, major: int, minor: int, host: str,
+              mode: int = 0o666, uid: int = 0, gid: int = 0) -> None:
+    """mknod ``name`` below ``dir_fd`` (a dir of the sandbox's own /dev tmpfs); where mknod
+    is refused (as runc in a user namespace) the host's node ``host`` is bind-mounted over
+    a file."""
+    kind_bits = stat.S_IFCHR if kind == "c" else stat.S_IFBLK
     try:
-        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
-        os.chmod(path, 0o666)  # mknod honours the umask
+        # through the fd's magic link: the same as dir_fd=, and the call tests can stub
+        os.mknod(f"/proc/self/fd/{dir_fd}/{name}", mode | kind_bits, os.makedev(major, minor))
     except PermissionError:
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o666))
-        libc.mount(f"/dev/{os.path.basename(path)}", path, None, libc.MS_BIND)
+        os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, mode, dir_fd=dir_fd))
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        try:
+            libc.mount(host, f"/proc/self/fd/{fd}", None, libc.MS_BIND)
+        finally:
+            os.close(fd)
+        return
+    os.chmod(name, mode, dir_fd=dir_fd)  # mknod honours the umask
+    if uid or gid:
+        os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
+
+
+def _make_device(path: str, major: int, minor: int) -> None:
+    """``make_node`` for a char device at a host path (tests/runner/test_runner_fs.py)."""
+    fd = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        name = os.path.basename(path)
+        make_node(fd, name, "c", major, minor, f"/dev/{name}")
+    finally:
+        os.close(fd)
 
 
 def mount_standard(root: str, made: MadePoints, with_sys: bool = True) -> None:
     """/proc, a tmpfs /dev with the usual nodes and links, /dev/pts, /dev/shm, /sys."""
-    proc = ensure_mountpoint(root, "/proc", True, made.for_path("/proc"))
-    libc.mount("proc", proc, "proc", _NOSUID_NODEV_NOEXEC)
-    dev = ensure_mountpoint(root, "/dev", True, made.for_path("/dev"))
-    libc.mount("tmpfs", dev, "tmpfs", libc.MS_NOSUID | libc.MS_STRICTATIME,
-               "mode=755,size=65536k")
-    for name, major, minor in _DEVICES:
-        _make_device(f"{dev}/{name}", major, minor)
-    for name, target in _DEV_LINKS:
-        os.symlink(target, f"{dev}/{name}")
-    for name, fstype, flags, data in (
+    mount_in(root, "/proc", True, made, "proc", "proc", _NOSUID_NODEV_NOEXEC)
+    mount_in(root, "/dev", True, made, "tmpfs", "tmpfs", libc.MS_NOSUID | libc.MS_STRICTATIME,
+             "mode=755,size=65536k")
+    subdirs = (
         ("pts", "devpts", libc.MS_NOSUID | libc.MS_NOEXEC,
          "newinstance,ptmxmode=0666,mode=0620,gid=5"),
         ("shm", "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k"),
         ("mqueue", "mqueue", _NOSUID_NODEV_NOEXEC, None),
-    ):
-        os.mkdir(f"{dev}/{name}", 0o755)
-        libc.mount(fstype, f"{dev}/{name}", fstype, flags, data)
+    )
+    with targets.opened(root, "/dev", True) as dev:
+        for name, major, minor in _DEVICES:
+            make_node(dev, name, "c", major, minor, f"/dev/{name}")
+        for name, link in _DEV_LINKS:
+            os.symlink(link, name, dir_fd=dev)
+        for name, *_ in subdirs:
+            os.mkdir(name, 0o755, dir_fd=dev)
+    for name, fstype, flags, data in subdirs:
+        mount_in(root, f"/dev/{name}", True, None, fstype, fstype, flags, data)
     if with_sys:
-        sys_dir = ensure_mountpoint(root, "/sys", True, made.for_path("/sys"))
-        libc.mount("sysfs", sys_dir, "sysfs", _NOSUID_NODEV_NOEXEC | libc.MS_RDONLY)
+        mount_in(root, "/sys", True, made, "sysfs", "sysfs",
+                 _NOSUID_NODEV_NOEXEC | libc.MS_RDONLY)
 
 
 def mount_cgroups(root: str, layout: Layout) -> None:
     """/sys/fs/cgroup read-only, as docker: the sandbox's cgroup namespace makes its own
     cgroup the root of what it sees, so tools can read their limits (JVM, Go runtime)."""
-    target = f"{root}/sys/fs/cgroup"
+    where, ro = "/sys/fs/cgroup", _NOSUID_NODEV_NOEXEC | libc.MS_RDONLY
     if layout.kind == "v2" and layout.v2 is not None:
-        libc.mount("cgroup2", target, "cgroup2", _NOSUID_NODEV_NOEXEC | libc.MS_RDONLY)
+        mount_in(root, where, True, None, "cgroup2", "cgroup2", ro)
         return
-    if layout.kind not in ("v1", "hybrid") or not os.path.isdir(target):
+    if layout.kind not in ("v1", "hybrid"):
         return
-    libc.mount("tmpfs", target, "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=755")
+    try:
+        mount_in(root, where, True, None, "tmpfs", "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=755")
+    except FileNotFoundError:  # a sysfs without the cgroup dir
+        return
     mounted = [(point.name, "cgroup", data) for point, data in layout.hierarchies]
     if layout.v2 is not None:
         mounted.append((layout.v2.name, "cgroup2", None))
     for name, fstype, data in mounted:
-        os.mkdir(f"{target}/{name}", 0o755)
+        with targets.opened(root, where, True) as fd:
+            os.mkdir(name, 0o755, dir_fd=fd)
         try:
-            libc.mount(fstype, f"{target}/{name}", fstype,
-                       _NOSUID_NODEV_NOEXEC | libc.MS_RDONLY, data)
+            mount_in(root, f"{where}/{name}", True, None, fstype, fstype, ro, data)
         except OSError:  # a hierarchy this host will not mount twice: leave it out
-            os.rmdir(f"{target}/{name}")
-    libc.mount(None, target, None,
-               libc.MS_REMOUNT | libc.MS_RDONLY | _NOSUID_NODEV_NOEXEC, "mode=755")
+            with targets.opened(root, where, True) as fd:
+                os.rmdir(name, dir_fd=fd)
+    mount_in(root, where, True, None, None, None, libc.MS_REMOUNT | ro, "mode=755")
 
 
 def _split_options(options: Iterable[str]) -> tuple[int, str]:
@@ -217,22 +247,19 @@ def mount_spec(root: str, mounts: Iterable[Mount], made: MadePoints) -> None:
     for m in sorted(mounts, key=lambda m: len([p for p in m.target.split("/") if p])):
         flags, data = _split_options(m.options)
         if m.type == "tmpfs":
-            target = ensure_mountpoint(root, m.target, True, made.for_path(m.target))
             ro = libc.MS_RDONLY if m.readonly else 0
-            libc.mount("tmpfs", target, "tmpfs", flags | ro | libc.MS_NOSUID | libc.MS_NODEV,
-                       data or None)
+            mount_in(root, m.target, True, made, "tmpfs", "tmpfs",
+                     flags | ro | libc.MS_NOSUID | libc.MS_NODEV, data or None)
         else:
-            is_dir = os.path.isdir(m.source)
-            target = ensure_mountpoint(root, m.target, is_dir, made.for_path(m.target))
-            bind(m.source, target, m.readonly or bool(flags & libc.MS_RDONLY),
-                 flags & ~libc.MS_RDONLY)
+            bind_in(root, m.target, m.source, os.path.isdir(m.source), made,
+                    m.readonly or bool(flags & libc.MS_RDONLY), flags & ~libc.MS_RDONLY)
 
 
 def mount_etc_files(root: str, files: Iterable[tuple[str, os.PathLike[str]]],
                     made: MadePoints) -> None:
+    """hosts, hostname, resolv.conf: an image's symlink there resolves inside the root."""
     for cpath, host in files:
-        target = ensure_mountpoint(root, cpath, False, made.for_path(cpath))
-        bind(os.fspath(host), target, readonly=False)
+        bind_in(root, cpath, os.fspath(host), False, made)
 
 
 def pivot(root: str) -> None:
