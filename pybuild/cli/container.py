@@ -98,6 +98,14 @@ def create_options(f):
         click.option("--ulimit", multiple=True, help="NAME=SOFT[:HARD]"),
         click.option("--init", is_flag=True, help="Run an init inside (not there yet)."),
         click.option("--runtime", default=None, help="pybuild (default) or runc."),
+        click.option("--health-cmd", default=None, help="Command to check health."),
+        click.option("--health-interval", default=None, help="Time between checks (30s)."),
+        click.option("--health-timeout", default=None, help="A check's time limit (30s)."),
+        click.option("--health-retries", type=int, default=None,
+                     help="Failures in a row that make it unhealthy (3)."),
+        click.option("--health-start-period", default=None,
+                     help="Time to start before failures count (0s)."),
+        click.option("--no-healthcheck", is_flag=True, help="Disable the image's HEALTHCHECK."),
         click.option("--volumes-from", multiple=True, help="Mount a container's volumes: "
                      "CONTAINER[:ro|rw]."),
         click.option("-m", "--memory", default=None, help="Memory limit (e.g. 256m)."),
@@ -151,7 +159,29 @@ def _kwargs(o: dict[str, Any]) -> dict[str, Any]:
         "cpuset_mems": o["cpuset_mems"], "pids_limit": o["pids_limit"],
         "blkio_weight": o["blkio_weight"], "runtime": o["runtime"],
         "volumes_from": list(o["volumes_from"]),
+        "healthcheck": _health_flags(o),
     }
+
+
+def _health_flags(o: dict[str, Any]) -> dict[str, Any] | None:
+    """The --health-* flags in docker-py's healthcheck shape (times in nanoseconds)."""
+    from pybuild.containers.health import duration
+    from pybuild.errors import UsageError
+
+    given: dict[str, Any] = {}
+    if o["health_cmd"] is not None:
+        given["test"] = ["CMD-SHELL", o["health_cmd"]]
+    for key in ("interval", "timeout", "start_period"):
+        if o[f"health_{key}"] is not None:
+            flag = f"--health-{key.replace('_', '-')}"
+            given[key] = int(duration(o[f"health_{key}"], flag) * 1e9)
+    if o["health_retries"] is not None:
+        given["retries"] = o["health_retries"]
+    if o["no_healthcheck"]:
+        if given:
+            raise UsageError("--no-healthcheck conflicts with --health-* options")
+        given["test"] = ["NONE"]
+    return given or None
 
 
 def _nano(text: str) -> int:
@@ -413,9 +443,13 @@ def _status(container) -> str:
 
     state = container.state()
     now = time.time()
-    if state.status == "running":
+    if state.status in ("running", "paused"):
         started = parse_rfc3339(state.started_at) or now
-        return f"Up {human_duration(now - started)}"
+        extra = " (Paused)" if state.status == "paused" else (
+            f" ({container.health})" if container.health else "")
+        if container.health == "starting":
+            extra = " (health: starting)"
+        return f"Up {human_duration(now - started)}{extra}"
     if state.status == "restarting":
         return f"Restarting ({state.exit_code})"
     if state.status == "exited":

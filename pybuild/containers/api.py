@@ -52,9 +52,21 @@ class Container:
 
     @property
     def attrs(self) -> dict[str, Any]:
-        return inspect(self._config, self.state(), str(lifecycle.log_path(self._store,
-                                                                           self._config)),
-                       str(self._store.root / "volumes"))
+        from pybuild.containers.health import read
+
+        found = read(lifecycle.dirs_of(self._store).path(self.id))
+        return inspect(self._config, self.state(),
+                       str(lifecycle.log_path(self._store, self._config)),
+                       str(self._store.root / "volumes"),
+                       found.to_docker() if found is not None else None)
+
+    @property
+    def health(self) -> str:
+        """starting, healthy or unhealthy; "" without a check or while it is not running."""
+        from pybuild.containers.health import read
+
+        found = read(lifecycle.dirs_of(self._store).path(self.id))
+        return found.status if found is not None and self.state().running else ""
 
     def reload(self) -> None:
         self._config = lifecycle.dirs_of(self._store).config(self.id)
@@ -249,7 +261,7 @@ _KNOWN = {"name", "environment", "volumes", "mounts", "working_dir", "user", "ho
           "dns_search", "init", "mem_limit", "memswap_limit", "mem_reservation",
           "mem_swappiness", "kernel_memory", "oom_kill_disable", "nano_cpus", "cpu_shares",
           "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems", "pids_limit",
-          "blkio_weight", "seccomp", "runtime", "volumes_from"}
+          "blkio_weight", "seccomp", "runtime", "volumes_from", "healthcheck"}
 
 
 def _options(image: str, command: str | Sequence[str] | None,
@@ -312,4 +324,22 @@ def _options(image: str, command: str | Sequence[str] | None,
         no_new_privileges=no_new_privs, seccomp=seccomp, resources=limits, ulimits=ulimits,
         extra_hosts=tuple(extra_hosts), dns=tuple(kw.get("dns") or ()),
         dns_search=tuple(kw.get("dns_search") or ()), init=bool(kw.get("init")),
-        runtime=kw.get("runtime"), volumes_from=tuple(kw.get("volumes_from") or ())), warnings
+        runtime=kw.get("runtime"), volumes_from=tuple(kw.get("volumes_from") or ()),
+        health=_health(kw.get("healthcheck"))), warnings
+
+
+def _health(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    """docker-py's healthcheck dict (test, interval, timeout, retries, start_period; times
+    in nanoseconds) as health.merged()'s keywords (seconds)."""
+    if not value:
+        return {}
+    out: dict[str, Any] = {}
+    test = value.get("test")
+    if test:
+        out["test"] = ["CMD-SHELL", test] if isinstance(test, str) else list(test)
+    for key in ("interval", "timeout", "start_period"):
+        if value.get(key) is not None:
+            out[key] = int(value[key]) / 1e9
+    if value.get("retries") is not None:
+        out["retries"] = int(value["retries"])
+    return out

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pybuild.containers.health import from_image, merged
 from pybuild.containers.model import ContainerConfig, MountSpec, RestartPolicy
 from pybuild.containers.mountspec import anonymous_volumes
 from pybuild.errors import BuildError, ContainerError, UsageError
@@ -56,6 +57,7 @@ class CreateOptions:
     init: bool = False
     runtime: str | None = None  # None: the settings file's default-runtime, else pybuild
     volumes_from: tuple[str, ...] = ()  # CONTAINER[:ro|rw]
+    health: Mapping[str, Any] = field(default_factory=dict)  # health.merged()'s keywords
 
 
 def now() -> str:
@@ -191,6 +193,7 @@ def create(store: Store, opts: CreateOptions) -> ContainerConfig:
                 resources=dict(opts.resources), ulimits=opts.ulimits,
                 extra_hosts=opts.extra_hosts, dns=opts.dns, dns_search=opts.dns_search,
                 init=opts.init, runtime=runtime, volumes_from=opts.volumes_from,
+                healthcheck=merged(from_image(image.config.healthcheck), **opts.health),
                 lowerdirs=tuple(str(p) for p in reversed(lowerdirs)))
             # the image's layers stay while the container does, even after an rmi
             store.set_gc_root(f"container-{container_id}",

@@ -10,7 +10,7 @@ _ZERO = "0001-01-01T00:00:00Z"
 
 
 def inspect(config: ContainerConfig, state: State, log_path: str,
-            volume_dir: str) -> dict[str, Any]:
+            volume_dir: str, health: dict[str, Any] | None = None) -> dict[str, Any]:
     mounts = []
     binds = []
     for m in config.mounts:
@@ -38,6 +38,7 @@ def inspect(config: ContainerConfig, state: State, log_path: str,
             "OOMKilled": state.oom_killed, "Dead": state.status == "dead", "Pid": state.pid,
             "ExitCode": state.exit_code, "Error": state.error,
             "StartedAt": state.started_at or _ZERO, "FinishedAt": state.finished_at or _ZERO,
+            **({"Health": health} if health is not None else {}),
         },
         "Image": config.image_id,
         "LogPath": log_path,
@@ -70,5 +71,13 @@ def inspect(config: ContainerConfig, state: State, log_path: str,
             "Image": config.image, "WorkingDir": config.working_dir,
             "Entrypoint": list(config.entrypoint) or None, "Labels": dict(config.labels),
             "StopSignal": config.stop_signal, "StopTimeout": config.stop_timeout,
+            **({"Healthcheck": _healthcheck(config.healthcheck)} if config.healthcheck else {}),
         },
     }
+
+
+def _healthcheck(check: dict[str, Any]) -> dict[str, Any]:
+    """docker's shape: times in nanoseconds."""
+    return {"Test": list(check["test"]), "Interval": int(check["interval"] * 1e9),
+            "Timeout": int(check["timeout"] * 1e9),
+            "StartPeriod": int(check["start_period"] * 1e9), "Retries": check["retries"]}

@@ -75,6 +75,7 @@ class ContainerConfig:
     dns_search: tuple[str, ...] = ()
     init: bool = False
     runtime: str = "pybuild"  # pybuild's own sandbox, or "runc" for the same bundle
+    healthcheck: dict[str, Any] | None = None  # health.merged(): test, interval, ... (s)
     volumes_from: tuple[str, ...] = ()
     lowerdirs: tuple[str, ...] = ()  # the image's unpacked layers, top first
 

@@ -1,0 +1,75 @@
+"""HEALTHCHECK's rules (the loop, with a stand-in for running the test, as the layer above
+the exec that really runs it), and how a container records its check."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from pybuild.containers import health
+from pybuild.errors import UsageError
+
+
+def run_loop(codes: list[int], **check) -> list[health.Health]:
+    check = {**health.DEFAULTS, "test": ["CMD", "probe"], "interval": 0.001, **check}
+    seen: list[health.Health] = []
+    stopped = threading.Event()
+    calls = iter(codes)
+
+    def run(argv, timeout):
+        assert argv == ["probe"] and timeout == check["timeout"]
+        try:
+            return next(calls), "out"
+        except StopIteration:
+            stopped.set()
+            return 0, ""
+
+    health.loop(check, run, seen.append, stopped)
+    return seen
+
+
+def test_retries_failures_in_a_row_make_it_unhealthy_and_one_success_heals():
+    seen = run_loop([0, 1, 1, 1, 0], retries=3)
+    assert [h.status for h in seen] == ["starting", "healthy", "healthy", "healthy",
+                                        "unhealthy", "healthy"]
+    assert seen[4].failing_streak == 3 and seen[5].failing_streak == 0
+    assert len(seen[-1].log) == 5 and seen[-1].log[-1]["ExitCode"] == 0
+
+
+def test_failures_in_the_start_period_do_not_count():
+    seen = run_loop([1, 1, 1, 1], retries=1, start_period=3600)
+    assert {h.status for h in seen} == {"starting"}
+
+
+def test_durations_and_merging():
+    assert health.duration("1m30s", "--x") == 90 and health.duration("500ms", "--x") == 0.5
+    with pytest.raises(UsageError, match='invalid duration "5 s"'):
+        health.duration("5 s", "--health-interval")
+    image = {"test": ["CMD-SHELL", "true"], "interval": 5.0, "timeout": 1.0,
+             "start_period": 0.0, "retries": 2}
+    assert health.merged(image, test=["NONE"]) is None
+    assert health.merged(image, interval=1.0)["interval"] == 1.0
+    assert health.merged(None, test=["CMD-SHELL", "x"])["retries"] == 3
+    assert health.argv_of(["CMD-SHELL", "curl -f x"]) == ["/bin/sh", "-c", "curl -f x"]
+
+
+def test_the_image_check_and_the_flags_are_recorded(cli, image, store, tmp_path):
+    from support.build import run_build
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {image}\nHEALTHCHECK --interval=5s --retries=2 "
+                                    "CMD test -e /tmp/ok\n")
+    run_build(store, ctx, tags=("health/img:1",))
+    cid = cli("create", "--health-timeout", "2s", "health/img:1", "sleep", "1",
+              check=True).stdout.strip()
+    check = json.loads(cli("inspect", cid).stdout)[0]["Config"]["Healthcheck"]
+    assert check == {"Test": ["CMD-SHELL", "test -e /tmp/ok"], "Interval": 5_000_000_000,
+                     "Timeout": 2_000_000_000, "StartPeriod": 0, "Retries": 2}
+    off = cli("create", "--no-healthcheck", "health/img:1", "true", check=True).stdout.strip()
+    assert "Healthcheck" not in json.loads(cli("inspect", off).stdout)[0]["Config"]
+    bad = cli("create", "--no-healthcheck", "--health-cmd", "x", "health/img:1", "true")
+    assert bad.returncode != 0 and "conflicts" in bad.stderr
+    cli("rm", cid, off, check=True)
