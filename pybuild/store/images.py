@@ -83,15 +83,29 @@ def remove(store: Store, name_or_id: str, *, force: bool = False) -> list[Remova
         tags, digests = table.names_for(record.id)
         ref = _try_reference(name_or_id)
         key = str(ref.normalized()) if ref is not None else None
+        users = _containers_using(store, record.id)
+        last = key is None or not [n for n in tags + digests if n != key]
+        if users and last and not force:
+            raise ImageError(f'conflict: unable to remove repository reference "{name_or_id}" '
+                             f"(must force) - container {users[0][:12]} is using its "
+                             f"referenced image {record.id[7:19]}")
         if key is not None and (key in tags or key in digests):
-            return _untag(store, record, key)
+            return _untag(store, record, key, keep=bool(users))
         if not force and len({parse_reference(n).name for n in tags + digests}) > 1:
             raise ImageError(f"conflict: unable to delete {record.id[7:19]} (must be forced) - "
                              "image is referenced in multiple repositories")
+        if users:  # forced: the names go, the image stays for its containers (as docker)
+            return [r for n in tags + digests for r in _untag(store, record, n, keep=True)]
         return _delete(store, record, tags + digests)
 
 
-def _untag(store: Store, record: ImageRecord, key: str) -> list[Removal]:
+def _containers_using(store: Store, image_id: str) -> list[str]:
+    """The containers whose image this is (each keeps a gc root ``container-<id>``)."""
+    return [name.removeprefix("container-") for name, blobs, _chains in store.gc_roots()
+            if name.startswith("container-") and image_id in blobs]
+
+
+def _untag(store: Store, record: ImageRecord, key: str, *, keep: bool = False) -> list[Removal]:
     out = [Removal("Untagged", parse_reference(key).familiar())]
     repo = parse_reference(key).name
 
@@ -105,7 +119,7 @@ def _untag(store: Store, record: ImageRecord, key: str) -> list[Removal]:
                     out.append(Removal("Untagged", parse_reference(name).familiar()))
 
     table = store.refs.update(change)
-    if record.id not in table.targets() and not _children(store, record.id):
+    if record.id not in table.targets() and not keep and not _children(store, record.id):
         out += _delete(store, record, [])  # with children it stays, as an intermediate image
     return out
 

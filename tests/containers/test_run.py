@@ -217,3 +217,20 @@ def test_volumes_from_shares_a_containers_volumes(cli, image, tmp_path):
     assert "Read-only file system" in res.stderr
     assert cli("run", "--rm", "--volumes-from", "nosuchbox", image, "true").returncode == 1
     cli("rm", "datastore", check=True)
+
+
+def test_rmi_of_an_image_a_container_uses_needs_force_and_keeps_the_image(cli, image, store,
+                                                                          tmp_path):
+    from support.build import run_build
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {image}\nLABEL used=yes\n")
+    image_id, _ = run_build(store, ctx, tags=("used/img:1",))
+    cid = cli("create", "used/img:1", "true", check=True).stdout.strip()
+    res = cli("rmi", "used/img:1")
+    assert res.returncode != 0 and f"container {cid[:12]} is using" in res.stderr
+    assert cli("rmi", "-f", "used/img:1", check=True).stdout.strip() == "Untagged: used/img:1"
+    assert store.records.has(image_id)  # still there for the container
+    assert cli("start", "-a", cid, check=True).returncode == 0
+    cli("rm", cid, check=True)
