@@ -28,7 +28,7 @@ import struct
 import termios
 from dataclasses import dataclass
 
-from pybuild.runner import caps, cgroups, libc, mounts, seccomp
+from pybuild.runner import caps, cgroups, devices, libc, mounts, seccomp
 from pybuild.runner.spec import DEFAULT_PATH, RLIMITS, RunSpec
 
 SETUP_FAILED = 125
@@ -73,6 +73,7 @@ class Fds:
 
 def intermediate(spec: RunSpec, root: str, fds: Fds, caller: int) -> None:
     code = SETUP_FAILED
+    confined: devices.Confined | None = None
     try:
         # Die with the caller: a SIGKILLed pybuild must not leave a sandbox behind.
         libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -81,6 +82,8 @@ def intermediate(spec: RunSpec, root: str, fds: Fds, caller: int) -> None:
         # Drop every fd inherited from the caller (other threads' pipes, a stdin pipe's write
         # end) so pipes see EOF when the workload, not this process, closes them.
         close_fds_except({fds.status, *fds.stdio, *fds.optional()})
+        # PID 1 is forked into the devices cgroup (devices.py), so it never runs outside it.
+        confined = devices.confine(spec.devices)
         libc.unshare(namespace_flags(spec))
         alive_r, alive_w = os.pipe()  # EOF for PID 1 once this process is gone
         pid = os.fork()
@@ -88,6 +91,8 @@ def intermediate(spec: RunSpec, root: str, fds: Fds, caller: int) -> None:
             os.close(alive_w)
             container_init(spec, root, fds, alive_r)
         os.close(alive_r)
+        if confined is not None:
+            confined.leave()
         # The caller puts PID 1 (only: this process stays out of the limits) in its cgroups.
         _report(fds.status, "P", str(pid))
         for fd in {fds.status, *fds.stdio, *fds.optional()}:
@@ -97,7 +102,11 @@ def intermediate(spec: RunSpec, root: str, fds: Fds, caller: int) -> None:
     except BaseException as e:  # noqa: B036 - nothing may escape a forked child
         _report_error(fds.status, e)
     finally:
-        os._exit(code)
+        try:
+            if confined is not None:
+                confined.remove()
+        finally:
+            os._exit(code)
 
 
 def close_fds_except(keep: set[int]) -> None:
@@ -187,6 +196,7 @@ def _setup_filesystem(spec: RunSpec, root: str, status_fd: int,
     #    then etc files and the spec's mounts on top (they may land inside /dev etc.).
     mounts.mount_rootfs(spec.rootfs, root)
     mounts.mount_standard(root, made)
+    mounts.make_devices(root, spec.devices)
     mounts.mount_cgroups(root, cgroups.detect())
     mounts.mount_etc_files(root, spec.etc_files, made)
     mounts.mount_spec(root, spec.mounts, made)
@@ -210,7 +220,7 @@ def _drop_privileges(spec: RunSpec) -> None:
     # 13. cwd while still root (it may be reachable by root only), as runc; retried below.
     cwd_done = _try_chdir(spec.process.cwd)
     # 14. Privileges: bounding set (needs CAP_SETPCAP), user switch, final cap sets.
-    keep = caps.mask(spec.capabilities)
+    keep = caps.mask(devices.granted_caps(spec.capabilities))  # no MKNOD without a cgroup
     caps.drop_bounding(keep)
     caps.change_user(keep, lambda: _switch_user(spec))
     # 15. no_new_privs: setuid binaries can no longer gain privileges, and step 16 may

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from pybuild.runner import libc, targets
 from pybuild.runner.cgroups import Layout
-from pybuild.runner.spec import Mount, Rootfs
+from pybuild.runner.spec import Device, Mount, Rootfs
 from pybuild.runner.targets import resolve_in_root as resolve_in_root  # tests use it here
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -195,6 +195,23 @@ def mount_standard(root: str, made: MadePoints, with_sys: bool = True) -> None:
     if with_sys:
         mount_in(root, "/sys", True, made, "sysfs", "sysfs",
                  _NOSUID_NODEV_NOEXEC | libc.MS_RDONLY)
+
+
+def make_devices(root: str, devices: Iterable[Device]) -> None:
+    """The spec's ``--device`` nodes in the sandbox's /dev tmpfs (validate keeps them there),
+    replacing a standard node of the same name."""
+    for d in devices:
+        parent, _, name = d.target.removeprefix("/dev/").rpartition("/")
+        with targets.opened(root, "/dev", True) as dev:
+            fd = targets.open_walked(dev, parent, True, created=[])
+        try:
+            try:
+                os.unlink(name, dir_fd=fd)
+            except FileNotFoundError:
+                pass
+            make_node(fd, name, d.type, d.major, d.minor, d.path, d.mode, d.uid, d.gid)
+        finally:
+            os.close(fd)
 
 
 def mount_cgroups(root: str, layout: Layout) -> None:

@@ -100,6 +100,26 @@ class Rlimit:
 
 
 @dataclass(frozen=True)
+class Device:
+    """A host device node made in the container (docker's --device HOST:CONTAINER:PERMS)
+    and allowed in its devices cgroup with ``permissions`` (a subset of "rwm")."""
+
+    path: str                          # the host node (bind-mounted where mknod is refused)
+    type: str                          # "c" or "b"
+    major: int
+    minor: int
+    permissions: str = "rwm"
+    container_path: str = ""           # under /dev; "" for the same path as on the host
+    mode: int = 0o666                  # the node's permission bits, as the host's node
+    uid: int = 0
+    gid: int = 0
+
+    @property
+    def target(self) -> str:
+        return self.container_path or self.path
+
+
+@dataclass(frozen=True)
 class RunSpec:
     rootfs: Rootfs
     process: Process
@@ -122,6 +142,7 @@ class RunSpec:
     readonly_paths: tuple[str, ...] = DOCKER_READONLY_PATHS
     resources: Resources | None = None
     rlimits: tuple[Rlimit, ...] = field(default=())
+    devices: tuple[Device, ...] = ()
 
 
 def _fail(message: str) -> None:
@@ -208,7 +229,31 @@ def validate(spec: RunSpec) -> RunSpec:
             _fail(f"unknown rlimit {r.name!r}")
         if not _rlimit_ok(r.soft, r.hard):
             _fail(f"rlimit {r.name}: soft {r.soft} / hard {r.hard}")
+    _check_devices(spec.devices)
     return spec
+
+
+def _check_devices(devices: tuple[Device, ...]) -> None:
+    # Nodes go into the sandbox's own /dev tmpfs only, never into the image's upper dir.
+    seen: set[str] = set()
+    for d in devices:
+        where = f"device {d.path}"
+        _check_container_path(d.target, f"{where}: container path")
+        if not d.target.startswith("/dev/") or d.target.startswith(("/dev/pts/", "/dev/shm/",
+                                                                    "/dev/mqueue/")):
+            _fail(f"{where}: container path {d.target} must be in /dev (not pts, shm, mqueue)")
+        if d.target in seen:
+            _fail(f"{where}: container path {d.target} given twice")
+        seen.add(d.target)
+        if d.type not in ("c", "b"):
+            _fail(f"{where}: type {d.type!r} (c or b)")
+        if not (0 <= d.major < 2**12 and 0 <= d.minor < 2**20):
+            _fail(f"{where}: major:minor {d.major}:{d.minor} out of range")
+        if not d.permissions or set(d.permissions) - set("rwm") or \
+                len(set(d.permissions)) != len(d.permissions):
+            _fail(f"{where}: permissions {d.permissions!r} (some of r, w, m)")
+        if not 0 <= d.mode <= 0o7777:
+            _fail(f"{where}: mode {d.mode:o}")
 
 
 def _rlimit_ok(soft: int, hard: int) -> bool:
