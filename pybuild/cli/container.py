@@ -96,7 +96,8 @@ def create_options(f):
         click.option("--security-opt", multiple=True,
                      help="no-new-privileges[:true|false], seccomp=PROFILE.json|unconfined"),
         click.option("--ulimit", multiple=True, help="NAME=SOFT[:HARD]"),
-        click.option("--init", is_flag=True, help="Run an init inside (not there yet)."),
+        click.option("--init", is_flag=True,
+                     help="Run tini as PID 1: it reaps zombies and passes signals on."),
         click.option("--runtime", default=None, help="pybuild (default) or runc."),
         click.option("--health-cmd", default=None, help="Command to check health."),
         click.option("--health-interval", default=None, help="Time between checks (30s)."),
@@ -132,8 +133,6 @@ def _kwargs(o: dict[str, Any]) -> dict[str, Any]:
     from pybuild.containers.mountspec import parse_mount, parse_tmpfs, parse_volume
     from pybuild.errors import UsageError
 
-    if o["init"]:
-        raise UsageError("--init is not supported yet")
     cwd = os.getcwd()
     mounts = [*(parse_volume(v, cwd) for v in o["volume"]),
               *(parse_mount(m, cwd) for m in o["mount"]), *(parse_tmpfs(t) for t in o["tmpfs"])]
@@ -159,7 +158,7 @@ def _kwargs(o: dict[str, Any]) -> dict[str, Any]:
         "cpuset_mems": o["cpuset_mems"], "pids_limit": o["pids_limit"],
         "blkio_weight": o["blkio_weight"], "runtime": o["runtime"],
         "volumes_from": list(o["volumes_from"]),
-        "healthcheck": _health_flags(o),
+        "healthcheck": _health_flags(o), "init": o["init"],
     }
 
 

@@ -149,6 +149,11 @@ def create(store: Store, opts: CreateOptions) -> ContainerConfig:
     from pybuild.containers.records import ContainerDirs
     from pybuild.store.images import resolve
 
+    if opts.init:
+        from pybuild.containers.runspec import init_binary
+
+        if init_binary() is None:
+            raise UsageError("--init needs tini on the host (apt-get install tini)")
     runtime = opts.runtime or default_runtime(store)
     if runtime not in RUNTIMES:
         raise UsageError(f"unknown runtime {runtime!r}: use {' or '.join(RUNTIMES)}")

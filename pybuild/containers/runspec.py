@@ -15,6 +15,18 @@ HOSTS = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
          "ff02::2\tip6-allrouters\n")
 
 VolumePath = Callable[[MountSpec], Path]
+INIT_PATH = "/sbin/docker-init"  # where docker puts its init, bound in from the host
+
+
+def init_binary() -> str | None:
+    """A static tini on the host (Debian's tini package), which ``--init`` runs as PID 1."""
+    import shutil
+
+    for name in ("docker-init", "tini-static"):
+        found = shutil.which(name)
+        if found:
+            return os.path.realpath(found)
+    return None
 
 
 def etc_files(config: ContainerConfig, state_dir: Path) -> tuple[tuple[str, Path], ...]:
@@ -67,11 +79,20 @@ def run_spec(config: ContainerConfig, state_dir: Path, volume_path: VolumePath):
             mounts.append(Mount("bind", m.source, m.destination, m.readonly))
         else:
             mounts.append(Mount("bind", str(volume_path(m)), m.destination, m.readonly))
+    args = config.args
+    if config.init:  # tini reaps and passes signals on, as with docker's --init
+        tini = init_binary()
+        if tini is None:
+            from pybuild.errors import ContainerError
+
+            raise ContainerError("--init needs tini on the host (apt-get install tini)")
+        mounts.append(Mount("bind", tini, INIT_PATH, True))
+        args = (INIT_PATH, "--", *args)
     return RunSpec(
         rootfs=Rootfs(lowerdirs=tuple(Path(p) for p in config.lowerdirs),
                       upperdir=state_dir / "upper", workdir=state_dir / "work",
                       readonly=config.read_only),
-        process=Process(args=config.args, env=config.env, cwd=config.working_dir,
+        process=Process(args=args, env=config.env, cwd=config.working_dir,
                         uid=config.uid, gid=config.gid,
                         additional_gids=config.additional_gids, terminal=config.tty),
         hostname=config.hostname, network=config.network_mode, mounts=tuple(mounts),

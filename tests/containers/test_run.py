@@ -234,3 +234,16 @@ def test_rmi_of_an_image_a_container_uses_needs_force_and_keeps_the_image(cli, i
     assert store.records.has(image_id)  # still there for the container
     assert cli("start", "-a", cid, check=True).returncode == 0
     cli("rm", cid, check=True)
+
+
+def test_init_runs_tini_as_pid_1_which_reaps_and_forwards_signals(cli, image):
+    res = cli("run", "--rm", "--init", image, "sh", "-c",
+              "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$", check=True)
+    first, pid = res.stdout.splitlines()
+    assert first.startswith("/sbin/docker-init -- sh") and pid != "1"
+    cli("run", "-d", "--init", "--name", "inited", image, "sleep", "100", check=True)
+    started = time.monotonic()
+    cli("stop", "inited", check=True)  # tini passes SIGTERM on: no 10 s wait
+    assert time.monotonic() - started < 5
+    assert cli("inspect", "-f", "{{.State.ExitCode}}", "inited").stdout.strip() == "143"
+    cli("rm", "inited", check=True)
