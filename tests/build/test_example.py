@@ -43,3 +43,21 @@ def test_jdk_tomcat_example(tmp_path, busybox_tar):
     assert (root / "usr/local/tomcat/bin/catalina.sh").stat().st_mode & 0o111
     assert (root / "usr/local/jdk/bin/java").is_file()
     assert not (root / "usr/local/apache-tomcat").exists()
+
+    # ... and then run it, as the README's first command goes on
+    run = subprocess.run([*cmd, "run", "-d", "--init", "--name", "tomcat", "-m", "256m", "-v",
+                          "tomcat-logs:/usr/local/tomcat/logs", "user/jdk-tomcat"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    try:
+        ps = subprocess.run([*cmd, "ps"], check=True, capture_output=True, text=True).stdout
+        assert "tomcat" in ps and " Up " in ps
+        subprocess.run([*cmd, "logs", "tomcat"], check=True, capture_output=True)
+        subprocess.run([*cmd, "stop", "tomcat"], check=True, capture_output=True, timeout=30)
+        state = subprocess.run([*cmd, "inspect", "-f", "{{.State.Status}}", "tomcat"],
+                               check=True, capture_output=True, text=True).stdout.strip()
+        assert state == "exited"
+    finally:
+        subprocess.run([*cmd, "rm", "-f", "tomcat"], capture_output=True)
+    assert subprocess.run([*cmd, "ps", "-a", "-q"], capture_output=True,
+                          text=True).stdout == ""
