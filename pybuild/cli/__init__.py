@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ps": ("container", "ps_command", "List containers."),
     "commit": ("container", "commit_command", "Create a new image from a container's changes."),
     "diff": ("container", "diff_command", "Show a container's changed files."),
+    "exec": ("container_exec", "exec_command", "Run a command in a running container."),
     "container": ("container", "group", "Manage containers."),
     "system": ("system", "group", "Manage the store (df, prune, check)."),
     "volume": ("volume", "group", "Manage volumes."),

@@ -123,6 +123,23 @@ class Container:
         return [{"Path": path, "Kind": kinds[kind]} for kind, path in
                 diff(self._store, self._config)]
 
+    def exec_run(self, cmd: str | Sequence[str], stdout: bool = True, stderr: bool = True,
+                 stdin: bool = False, tty: bool = False, privileged: bool = False,
+                 user: str = "", detach: bool = False, stream: bool = False,
+                 environment: Mapping[str, str] | Sequence[str] | None = None,
+                 workdir: str | None = None):
+        """docker-py's: ``ExecResult(exit_code, output)``; with ``stream`` or ``detach``
+        exit_code is None and output an iterator of chunks or b""."""
+        from pybuild.containers.exec import ExecOptions, command, run_collected
+
+        env = environment or ()
+        if isinstance(env, Mapping):
+            env = [f"{k}={v}" for k, v in env.items()]
+        opts = ExecOptions(args=command(cmd), user=user or None, workdir=workdir or None,
+                           env=tuple(env), tty=tty, privileged=privileged, detach=detach)
+        return run_collected(self._store, self._config, opts, stdout=stdout, stderr=stderr,
+                             stdin=stdin, stream=stream)
+
     def attached(self):
         """Hold while reading its output: an ``--rm`` container waits for it before it goes."""
         return lifecycle.attached(self._store, self._config)

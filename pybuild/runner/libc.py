@@ -168,3 +168,17 @@ def mount_fsconfig(fstype: str, target: str, options: list[tuple[str, str]]) -> 
 def syncfs(fd: int) -> None:
     """Write out everything dirty on the filesystem holding ``fd`` (one call for a tree)."""
     _check(_libc.syncfs(ctypes.c_int(fd)), "syncfs")
+
+
+# --- joining a running container (pybuild.runner.enter) ---
+
+PR_SET_DUMPABLE = 4
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    """Move this process into the namespace ``fd`` (an open /proc/PID/ns/* file) refers to.
+
+    glibc has the wrapper, so no per-arch syscall number is needed; ``nstype`` 0 accepts any
+    kind, a CLONE_NEW* flag makes the kernel check the fd is that kind.
+    """
+    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), f"setns({nstype:#x})")

@@ -1,0 +1,226 @@
+"""Run one more process inside a running sandbox: ``enter(pid, spec) -> Entered``.
+
+What runc's ``exec`` (nsexec's setns path plus ``linux_setns_init``) does, as two processes:
+
+* the *helper*, forked by the caller, makes itself non-dumpable, joins the container's
+  cgroup, opens every namespace of the container's PID 1 through one ``/proc/PID`` dir fd
+  (so a recycled pid cannot swap them), ``setns`` into ipc, uts, net, cgroup, pid and mnt,
+  then takes PID 1's root with ``fchdir`` + ``chroot(".")`` and forks: a joined pid
+  namespace applies to children only. It waits and exits with the workload's status; with
+  ``detach`` it exits at once and the workload is reparented to the container's PID 1, so
+  it dies with the container.
+* the *workload* process sets up stdio (a pty from the container's own devpts for a
+  terminal), rlimits, cwd, capabilities, no_new_privs and seccomp in ``init``'s order and
+  execs the command, holding only fds 0-2.
+
+CVE-2019-5736: both processes are python (the host's interpreter) while inside the
+container. ``PR_SET_DUMPABLE 0`` before the first setns means no container process can open
+their ``/proc/PID/exe``, ``fd/`` or ``mem`` (the kernel's ptrace access check fails without
+CAP_SYS_PTRACE); the helper never enters the container's pid namespace, and the workload
+stops being python at its execve. CVE-2024-21626: every namespace and root fd is opened
+close-on-exec and closed before the exec, and the cwd is set inside the new root.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import termios
+from dataclasses import dataclass, field
+
+from pybuild.errors import RunnerError
+from pybuild.runner import caps, cgroups, init, libc, sandbox, seccomp, stdio
+from pybuild.runner.spec import Process, Rlimit, Rootfs, RunSpec
+from pybuild.runner.stdio import Sink, Source
+
+# In runc's order: the mount namespace last, once nothing more is needed from the host's
+# /proc. The cgroup is joined before the cgroup namespace, which then shows it as "/".
+NAMESPACES = (("ipc", libc.CLONE_NEWIPC), ("uts", libc.CLONE_NEWUTS),
+              ("net", libc.CLONE_NEWNET), ("cgroup", libc.CLONE_NEWCGROUP),
+              ("pid", libc.CLONE_NEWPID), ("mnt", libc.CLONE_NEWNS))
+_EXEC_FAILED = "exec-failed"  # the status line's prefix for a 126/127 of the workload
+
+
+@dataclass(frozen=True)
+class ExecSpec:
+    """The process to add and the confinement it gets (the container's, usually)."""
+
+    process: Process
+    cgroup: str | None = None          # pybuild/<name> to join, and to find in PID 1's
+    capabilities: tuple[str, ...] = caps.DOCKER_DEFAULT_CAPS
+    no_new_privs: bool = True
+    seccomp: str | None = "default"
+    rlimits: tuple[Rlimit, ...] = field(default=())
+
+    def run_spec(self) -> RunSpec:
+        """The same, in the shape ``init``'s per-process steps read (no rootfs of its own)."""
+        return RunSpec(rootfs=Rootfs(), process=self.process, capabilities=self.capabilities,
+                       no_new_privs=self.no_new_privs, seccomp=self.seccomp,
+                       rlimits=self.rlimits)
+
+
+@dataclass(frozen=True)
+class Entered:
+    exit_code: int       # the workload's (128+n for signal n); 0 once started with detach
+    pid: int             # its host pid
+    exec_error: str = ""  # why it could not be executed (exit_code 126 or 127)
+
+
+def enter(pid: int, spec: ExecSpec, *, stdin: Source = None, stdout: Sink = None,
+          stderr: Sink = None, detach: bool = False) -> Entered:
+    """Run ``spec.process`` in the namespaces, cgroup and root of host process ``pid``.
+
+    Streams as ``sandbox.run``'s. With ``detach`` the call returns once the command was
+    executed (or failed to be). RunnerError when the process cannot be joined.
+    """
+    if os.geteuid() != 0:
+        raise RunnerError("exec needs root (rootless mode is not implemented)")
+    run_spec = spec.run_spec()
+    seccomp.prepare(spec.seccomp, spec.capabilities)  # compiled here, only loaded inside
+    cgroup = cgroups.open_cgroup(spec.cgroup) if spec.cgroup else None
+    child = sandbox._Child()
+    io = stdio.open_io(stdin, stdout, stderr, spec.process.terminal)
+    status_r, status_w = os.pipe()
+    io.child_owned.append(status_w)
+    io.parent_owned.append(status_r)
+    fds = init.Fds(status_w, (io.child[0], io.child[1], io.child[2]),
+                   console=io.console_child)
+    try:
+        caller = os.getpid()
+        child.pid = os.fork()
+        if child.pid == 0:
+            try:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                _helper(pid, run_spec, cgroup, fds, caller, detach)
+            finally:
+                os._exit(init.SETUP_FAILED)
+        for fd in io.child_owned:
+            os.close(fd)
+        io.child_owned.clear()
+        code = sandbox._supervise(child, io, status_r, None)
+    finally:
+        stdio.close(io)
+    return _outcome(child, code, pid)
+
+
+def _outcome(child: sandbox._Child, code: int, pid: int) -> Entered:
+    workload = child.grandchild or 0
+    for error in child.errors:
+        kind, _, rest = error.partition(" ")
+        if kind == _EXEC_FAILED:
+            number, _, message = rest.partition(" ")
+            return Entered(int(number), workload, message)
+    if child.errors:
+        raise RunnerError(f"exec into process {pid} failed: {child.errors[-1]}")
+    return Entered(code, workload)
+
+
+def _helper(pid: int, spec: RunSpec, cgroup: cgroups.Cgroup | None, fds: init.Fds,
+            caller: int, detach: bool) -> None:
+    code = init.SETUP_FAILED
+    try:
+        libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != caller:
+            os._exit(code)
+        # Before anything of the container can see us: no /proc/PID/exe, fd/ or mem.
+        libc.prctl(libc.PR_SET_DUMPABLE, 0)
+        init.close_fds_except({fds.status, *fds.stdio, *fds.optional()})
+        _join(pid, cgroup)
+        workload = os.fork()
+        if workload == 0:
+            _workload(spec, fds, detach)
+        init._report(fds.status, "P", str(workload))
+        for fd in {fds.status, *fds.stdio, *fds.optional()}:
+            if fd > 2:
+                os.close(fd)
+        code = 0 if detach else init.status_of(os.waitpid(workload, 0)[1])
+    except BaseException as e:  # noqa: B036 - nothing may escape a forked child
+        init._report_error(fds.status, e)
+    finally:
+        os._exit(code)
+
+
+def _join(pid: int, cgroup: cgroups.Cgroup | None) -> None:
+    proc = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if cgroup is not None:
+            _check_cgroup(proc, pid, cgroup.name)
+            cgroup.add(os.getpid())
+        namespaces = [(os.open(f"ns/{name}", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc), flag)
+                      for name, flag in NAMESPACES]
+        root = os.open("root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc)
+    finally:
+        os.close(proc)
+    for fd, flag in namespaces:
+        libc.setns(fd, flag)
+        os.close(fd)
+    # setns(mnt) leaves root and cwd on the namespace's root mount; PID 1's root is the one
+    # its processes see (after pivot_root), and no path of the host stays reachable.
+    os.fchdir(root)
+    os.close(root)
+    os.chroot(".")
+    os.chdir("/")
+
+
+def _check_cgroup(proc: int, pid: int, name: str) -> None:
+    """A recycled pid must not be joined: PID 1 of the container sits in its cgroup."""
+    fd = os.open("cgroup", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
+    try:
+        text = os.read(fd, 65536).decode(errors="replace")
+    finally:
+        os.close(fd)
+    if f"/{name}\n" not in text and not text.rstrip().endswith(f"/{name}"):
+        raise RunnerError(f"process {pid} is not in cgroup {name}: the container is gone")
+
+
+def _workload(spec: RunSpec, fds: init.Fds, detach: bool) -> None:
+    """The exec'd process: ``init.container_init``'s per-process steps, in its order."""
+    code = init.SETUP_FAILED
+    try:
+        if not detach:  # a foreground exec dies with its helper (and so with the caller)
+            libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != 0:  # the helper is outside our pid namespace: ppid reads 0
+                os._exit(code)
+        os.setsid()
+        init._setup_stdio(fds.stdio)
+        os.umask(0o022)
+        if fds.console is not None:
+            _console(fds.console, spec.process.uid)
+        init._set_rlimits(spec)
+        cwd_done = init._try_chdir(spec.process.cwd)
+        keep = caps.mask(spec.capabilities)
+        caps.drop_bounding(keep)
+        caps.change_user(keep, lambda: init._switch_user(spec))
+        if spec.no_new_privs:
+            libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
+        if not cwd_done:
+            init._chdir(spec.process.cwd)
+        profile = seccomp.prepared(spec.seccomp)
+        if profile is not None:
+            seccomp.install(profile, spec.capabilities)
+        init._exec(spec, fds.status)
+    except init.ExecError as e:
+        code = e.code
+        if not detach:
+            init._write_stderr(f"pybuild: exec failed: {e}\n")
+        init._report(fds.status, "E", f"{_EXEC_FAILED} {e.code} {e}")
+    except BaseException as e:  # noqa: B036 - nothing may escape a forked child
+        init._report_error(fds.status, e)
+    finally:
+        os._exit(code)
+
+
+def _console(sock_fd: int, uid: int) -> None:
+    """A pty from the container's devpts as stdio and controlling terminal; the caller gets
+    the master. Unlike PID 1's, it is not bind-mounted on /dev/console."""
+    master, slave = os.openpty()
+    with socket.socket(fileno=sock_fd) as sock:
+        socket.send_fds(sock, [b"pty"], [master])
+    os.close(master)
+    if uid != 0:
+        os.fchown(slave, uid, -1)
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    init._setup_stdio((slave, slave, slave))
+    os.close(slave)
