@@ -90,11 +90,24 @@ def merged_env(image: ImageConfig, extra: Sequence[str], home: str) -> tuple[str
     return tuple(f"{k}={v}" for k, v in env.items())
 
 
+def _bounding(known: Mapping[str, int]) -> tuple[str, ...]:
+    """Every capability this process could hand on (its bounding set): all of them asks for
+    no more than pybuild has (root here may lack CAP_SYS_RESOURCE)."""
+    try:
+        with open("/proc/self/status") as f:
+            line = next(ln for ln in f if ln.startswith("CapBnd:"))
+        mask = int(line.split()[1], 16)
+    except (OSError, StopIteration, ValueError):
+        return tuple(sorted(known))
+    return tuple(sorted(name for name, bit in known.items() if mask >> bit & 1))
+
+
 def capabilities(opts: CreateOptions) -> tuple[str, ...]:
     from pybuild.runner.caps import CAPABILITIES, DOCKER_DEFAULT_CAPS, normalize
 
+    everything = _bounding(CAPABILITIES)
     if opts.privileged:
-        return tuple(sorted(CAPABILITIES))
+        return everything
     caps = list(DOCKER_DEFAULT_CAPS)
     adds = [normalize(c) for c in opts.cap_add]
     drops = [normalize(c) for c in opts.cap_drop]
@@ -105,7 +118,7 @@ def capabilities(opts: CreateOptions) -> tuple[str, ...]:
         caps = []
     caps = [c for c in caps if c not in drops]
     if "ALL" in adds:
-        return tuple(sorted(CAPABILITIES))
+        return everything
     caps += [c for c in adds if c not in caps]
     return tuple(caps)
 

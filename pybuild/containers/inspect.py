@@ -9,6 +9,14 @@ from pybuild.containers.model import ContainerConfig, State
 _ZERO = "0001-01-01T00:00:00Z"
 
 
+class MountPoint(dict):
+    """A mount as docker's JSON has it, printed by ``--format '{{.Mounts}}'`` as docker's Go
+    struct prints: its fields in this order, an absent one empty."""
+
+    __go_fields__ = ("Type", "Name", "Source", "Destination", "Driver", "Mode", "RW",
+                     "Propagation")
+
+
 def inspect(config: ContainerConfig, state: State, log_path: str,
             volume_dir: str, health: dict[str, Any] | None = None) -> dict[str, Any]:
     mounts = []
@@ -25,7 +33,7 @@ def inspect(config: ContainerConfig, state: State, log_path: str,
             binds.append(f"{m.source}:{m.destination}{':ro' if m.readonly else ''}")
         else:
             entry["Source"] = ""
-        mounts.append(entry)
+        mounts.append(MountPoint(entry))
     res = config.resources
     return {
         "Id": config.id,

@@ -247,3 +247,29 @@ def test_init_runs_tini_as_pid_1_which_reaps_and_forwards_signals(cli, image):
     assert time.monotonic() - started < 5
     assert cli("inspect", "-f", "{{.State.ExitCode}}", "inited").stdout.strip() == "143"
     cli("rm", "inited", check=True)
+
+
+def test_flags_a_course_uses(cli, image, tmp_path):
+    env_file = tmp_path / "env"
+    env_file.write_text("# comment\nFROM_FILE=1\n")
+    cli("run", "-d", "--name", "flags", "-v", "flag-vol:/data", "-v", f"{tmp_path}:/h:ro",
+        "--env-file", str(env_file), "-l", "tier=web", "--read-only", "--tmpfs", "/run",
+        image, "sleep", "30", check=True)
+    try:
+        mounts = cli("inspect", "-f", "{{.Mounts}}", "flags", check=True).stdout.strip()
+        assert mounts.startswith("[{volume flag-vol ") and " /data local " in mounts
+        assert f"{{bind  {tmp_path} /h  ro false rprivate}}" in mounts
+        listed = cli("ps", "--filter", "label=tier=web", "--format", "{{.Names}}").stdout
+        assert listed == "flags\n"
+        env = json.loads(cli("inspect", "flags").stdout)[0]["Config"]["Env"]
+        assert "FROM_FILE=1" in env
+    finally:
+        cli("rm", "-f", "-v", "flags")
+    ro = cli("run", "--rm", "--read-only", "--tmpfs", "/scratch", image, "sh", "-c",
+             "touch /scratch/ok && touch /nope")
+    assert ro.returncode == 1 and "Read-only file system" in ro.stderr
+    priv = cli("run", "--rm", "--privileged", image, "sh", "-c",
+               "mkdir -p /m && mount -t tmpfs none /m && echo mounted", check=True)
+    assert priv.stdout == "mounted\n"
+    plain = cli("run", "--rm", image, "sh", "-c", "mkdir -p /m && mount -t tmpfs none /m")
+    assert plain.returncode != 0

@@ -57,6 +57,9 @@ def go_str(value: Any, top: bool = False) -> str:
         return value
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
+    fields = getattr(value, "__go_fields__", None)
+    if fields is not None:  # a mapping that stands for a Go struct: its fields in order
+        return "{" + " ".join(go_str(value.get(f, "")) for f in fields) + "}"
     if isinstance(value, Mapping):
         return "map[" + " ".join(f"{go_str(k)}:{go_str(value[k])}"
                                  for k in sorted(value, key=_sort_key)) + "]"
