@@ -11,7 +11,6 @@ import contextlib
 import fcntl
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -67,18 +66,19 @@ def start(store: Store, config: ContainerConfig, timeout: float = 30.0) -> State
     state = current_state(store, config.id)
     if state.running:
         return state
+    if config.runtime == "runc":
+        from pybuild.runner.runc import binary
+
+        if binary() is None:
+            raise ContainerError(f"cannot start container {config.name}: runtime runc is "
+                                 "not installed (no runc on PATH)")
     path = dirs.path(config.id)
     with contextlib.suppress(FileNotFoundError):
         (path / "stop").unlink()
     dirs.write_state(config.id, state.update(status="created", restart_count=0, pid=0))
-    ready_r, ready_w = os.pipe()
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     try:
-        with open(path / "monitor.log", "ab") as err:
-            subprocess.Popen(
-                [sys.executable, "-m", "pybuild.containers.monitor", str(store.root),
-                 config.id, str(ready_w)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                pass_fds=(ready_w,), start_new_session=True, close_fds=True)
+        _fork_monitor(store.root, config.id, ready_w, path / "monitor.log")
         os.close(ready_w)
         ready_w = -1
         line = _read_line(ready_r, timeout)
@@ -92,6 +92,54 @@ def start(store: Store, config: ContainerConfig, timeout: float = 30.0) -> State
         raise ContainerError(f"cannot start container {config.name}: its monitor died "
                              f"(see {path / 'monitor.log'})")
     return current_state(store, config.id)
+
+
+_READY_FD = 3  # where the monitor finds the ready pipe
+
+
+def _fork_monitor(root: Path, container_id: str, ready_w: int, log: Path) -> None:
+    """The monitor, forked from this process: its modules are loaded already, so no new
+    interpreter starts. It is a daemon as conmon is: forked twice (nobody's child, so no
+    zombie for the caller to reap), its own session (no terminal, no signals of the caller's
+    process group), stdin and stdout on /dev/null, stderr to ``log``."""
+    from pybuild.containers import monitor
+
+    err = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+    for stream in (sys.stdout, sys.stderr):  # else the child's copy of a buffer comes out too
+        with contextlib.suppress(Exception):
+            stream.flush()
+    try:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setsid()
+                if os.fork() == 0:
+                    _detach_fds(ready_w, err)
+                    monitor.run_forked(root, container_id, _READY_FD)
+            finally:
+                os._exit(0)
+    finally:
+        os.close(err)
+    os.waitpid(pid, 0)
+
+
+def _detach_fds(ready_w: int, err: int) -> None:
+    """Every fd of the caller closed but the ready pipe (now fd 3) and the log (fd 2): a
+    pipe the monitor kept open would never reach EOF for whoever reads it, and an inherited
+    lock (the ``attached`` flock, the store's) would be held until the monitor exits."""
+    import gc
+
+    # No collection may run the finalizer of a parent's file object: it would close an fd
+    # number the monitor has reused by then.
+    gc.freeze()
+    ready = fcntl.fcntl(ready_w, fcntl.F_DUPFD_CLOEXEC, 10)
+    err = fcntl.fcntl(err, fcntl.F_DUPFD_CLOEXEC, 10)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.dup2(err, 2)
+    os.dup2(ready, _READY_FD, inheritable=False)
+    os.closerange(_READY_FD + 1, os.sysconf("SC_OPEN_MAX"))
 
 
 def _read_line(fd: int, timeout: float) -> str:

@@ -1,7 +1,8 @@
-"""The per-container monitor: ``python -m pybuild.containers.monitor ROOT ID READY_FD``.
+"""The per-container monitor: forked off the caller by ``lifecycle.start`` (``run_forked``),
+or as ``python -m pybuild.containers.monitor ROOT ID READY_FD``.
 
-Started detached (its own session, no terminal, stdio on /dev/null) so it outlives the CLI,
-as conmon does. It runs the sandbox, appends the output to the json-file log, records the
+Detached (its own session, no terminal, stdio on /dev/null) so it outlives the CLI, as
+conmon does. It runs the sandbox, appends the output to the json-file log, records the
 pid, exit code, times and an OOM kill in state.json, applies the restart policy (docker's
 backoff: 100 ms, doubled each time) and removes an ``--rm`` container after its last run.
 ``READY_FD`` gets one line once the container is running (``running PID``) or could not start
@@ -10,6 +11,7 @@ backoff: 100 ms, doubled each time) and removes an ``--rm`` container after its 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -20,7 +22,7 @@ from pybuild.containers.create import now
 from pybuild.containers.logs import LogWriter
 from pybuild.containers.model import ContainerConfig
 from pybuild.containers.records import ContainerDirs
-from pybuild.errors import PybuildError
+from pybuild.errors import PybuildError, RunnerError
 from pybuild.store import Store
 
 SETUP_FAILED = 125  # docker's exit code when the container could not be started
@@ -104,6 +106,8 @@ class Monitor:
             out, err = log.sink("stdout"), log.sink("stderr")
             if self.attached:
                 out, err = _tee(1, out), _tee(2, err)
+            if self.config.runtime == "runc":
+                return self._run_runc(spec, out, err), ""
             code = run(spec, stdout=out, stderr=err, stdin=self.stdin,
                        cgroup_name=cgroup_name(self.id), on_start=self._started,
                        on_exit=self._exited)
@@ -111,6 +115,27 @@ class Monitor:
         except PybuildError as err:
             log.write("stderr", f"pybuild: {err}\n".encode())
             return SETUP_FAILED, str(err)
+
+    def _run_runc(self, spec, out, err) -> int:
+        """The same RunSpec as an OCI bundle in the state dir, run by runc in runc's cgroup
+        ``/pybuild/<cgroup_name>``: where ``cgroups.open(cgroup_name(id))`` finds it (runc
+        takes a relative cgroupsPath as relative to its own cgroup, the monitor's)."""
+        from pybuild.runner import cgroups
+        from pybuild.runner.bundle import remove_bundle, write_bundle
+        from pybuild.runner.runc_supervise import supervise
+
+        name = cgroup_name(self.id)
+
+        def exited(code: int) -> None:
+            with contextlib.suppress(RunnerError):  # runc made none: nothing was killed
+                self.oom = cgroups.open(name).oom_killed(code)
+
+        bundle = write_bundle(self.dir / "bundle", spec, cgroups_path=f"/pybuild/{name}")
+        try:
+            return supervise(bundle, self.id, stdout=out, stderr=err, stdin=self.stdin,
+                             on_start=self._started, on_exit=exited)
+        finally:
+            remove_bundle(bundle)
 
     def main(self) -> int:
         log = LogWriter(self.dir / f"{self.id}-json.log")
@@ -145,11 +170,34 @@ class Monitor:
         return 0
 
 
+def _detach_signals() -> None:
+    # The caller's handlers are no use here (a forked monitor inherits them): a hangup or
+    # Ctrl-C of the terminal it came from must not end it, nor a reader gone away.
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def run_forked(root: Path, container_id: str, ready_fd: int) -> None:
+    """The monitor in a process forked from the caller (``lifecycle.start``); never
+    returns. The caller's Store (whose lock waits may print through click) is not reused."""
+    code = 1
+    try:
+        _detach_signals()
+        code = Monitor(Store(Path(root)), container_id, ready_fd).main()
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()  # to monitor.log
+    finally:
+        os._exit(code)
+
+
 def main(argv: list[str]) -> int:
     root, container_id = argv[1], argv[2]
     ready_fd = int(argv[3]) if len(argv) > 3 else None
-    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_IGN)
+    _detach_signals()
     store = Store(Path(root))
     return Monitor(store, container_id, ready_fd).main()
 

@@ -30,7 +30,8 @@ from pybuild.runner.ocispec import to_oci
 from pybuild.runner.runc import DEFAULT_ROOT, Runc, binary, check_id, log_errors
 from pybuild.runner.spec import RunSpec, validate
 
-__all__ = ["mounts_under", "remove_bundle", "run_runc", "unmount_rootfs", "write_bundle"]
+__all__ = ["exec_failure", "mounts_under", "remove_bundle", "run_runc", "unmount_rootfs",
+           "write_bundle"]
 
 Stream = int | IO[bytes] | IO[str] | None
 
@@ -141,7 +142,7 @@ def run_runc(bundle: Path, container_id: str, *, stdout: Stream, stderr: Stream,
         code = _wait(runc, container_id, command, (stdin, stdout, stderr), cancel)
         errors = log_errors(log)
         if errors and not (cancel is not None and cancel.is_set()):
-            return _exec_failure(errors[-1])
+            return exec_failure(errors[-1])
         return code
     finally:
         runc.delete(container_id)
@@ -155,7 +156,7 @@ _EXEC_FAILED = re.compile(r'exec: "[^"]*": (?:(executable file not found in \$PA
                           r'no such file or directory)|permission denied)')
 
 
-def _exec_failure(message: str) -> int:
+def exec_failure(message: str) -> int:
     """Docker's exit codes for a workload that cannot be executed (127 missing, 126 not
     executable), as the sandbox gives them; any other runc error is a setup failure."""
     match = _EXEC_FAILED.search(message)
