@@ -79,8 +79,7 @@ def test_proc_root_links_lead_to_the_containers_root(cli, image, tmp_path):
     res = sh(cli, image, f"for r in /proc/1/root /proc/self/root /proc/1/cwd; do"
                          f" cat $r{marker} 2>/dev/null || echo none;"
                          f" ls $r/../../../.. | grep -c busybox; done; ls -di / /proc/1/root/")
-    assert res.stdout.splitlines()[:6] == ["none", "0"] * 3 or \
-        res.stdout.splitlines()[:6] == ["none", "0", "none", "0", "none", "0"], res
+    assert res.stdout.splitlines()[:6] == ["none", "0"] * 3, res
     inodes = [ln.split()[0] for ln in res.stdout.splitlines()[6:]]
     assert len(inodes) == 2 and inodes[0] == inodes[1]
     assert marker.read_text() == "host\n"
@@ -228,9 +227,9 @@ def test_linked_targets_land_inside_the_root(cli, link_image, tmp_path):
     passwd = Path("/etc/passwd").read_bytes()
     (tmp_path / "marker").write_text("bound\n")
     res = cli("run", "--rm", "-v", f"{tmp_path}:/srv/a/up", "-v", f"{tmp_path}:/data/abs",
-              link_image, "sh", "-c", "cat /etc/marker /tmp/landing/marker; head -1 /etc/passwd")
-    assert res.stdout == "bound\nbound\n127.0.0.1\tlocalhost\n" or \
-        res.stdout.startswith("bound\nbound\n"), res
+              link_image, "sh", "-c", "cat /etc/marker /tmp/landing/marker; ls /etc")
+    # the bind on /srv/a/up covers the container's own /etc (what ../../etc is in there)
+    assert res.stdout == "bound\nbound\nmarker\n", res
     assert sorted(os.listdir("/etc")) == host_etc and Path("/etc/passwd").read_bytes() == passwd
 
 

@@ -54,9 +54,8 @@ def test_the_default_nodes_work(box: Box, v1_devices: Path) -> None:
 
 
 def test_a_terminal_is_allowed(box: Box, v1_devices: Path) -> None:
-    spec = box.spec("tty; echo hi > /dev/tty && echo wrote")
-    spec = spec.__class__(**{**spec.__dict__, "process": Process(
-        args=spec.process.args, terminal=True)})
+    script = ("/bin/sh", "-c", "tty; echo hi > /dev/tty && echo wrote")
+    spec = box.spec("", process=Process(args=script, terminal=True))
     result = run_capture(spec)
     assert result.code == 0, result
     assert "/dev/pts/" in result.out and "wrote" in result.out
