@@ -123,6 +123,109 @@ class Container:
         return [{"Path": path, "Kind": kinds[kind]} for kind, path in
                 diff(self._store, self._config)]
 
+    # cp, export, top, stats, pause, unpause, rename, update (pybuild.containers.ops & co.)
+    def copy_from(self, src: str, dest: str, *, archive: bool = False,
+                  follow_link: bool = False) -> None:
+        """``docker cp CONTAINER:SRC DEST``; ``archive`` keeps the owners."""
+        from pybuild.containers.transfer import copy_from
+
+        copy_from(self._store, self._config, src, dest, archive=archive, follow=follow_link)
+
+    def copy_to(self, src: str, dest: str, *, archive: bool = False,
+                follow_link: bool = False) -> None:
+        """``docker cp SRC CONTAINER:DEST``; ``archive`` keeps the owners."""
+        from pybuild.containers.transfer import copy_to
+
+        copy_to(self._store, self._config, src, dest, archive=archive, follow=follow_link)
+
+    def get_archive(self, path: str, out: Any = None, *,
+                    follow_link: bool = False) -> tuple[Any, dict[str, Any]]:
+        """docker-py's (tar chunks, stat); with ``out`` the tar goes there, chunks None."""
+        from pybuild.containers.transfer import chunks, get_archive, spool
+
+        if out is not None:
+            return None, get_archive(self._store, self._config, path, out, follow=follow_link)
+        buffer = spool()
+        info = get_archive(self._store, self._config, path, buffer, follow=follow_link)
+        return chunks(buffer), info
+
+    def put_archive(self, path: str, data: Any) -> bool:
+        """Extract a tar (bytes or a binary file) into the directory ``path``."""
+        import io
+
+        from pybuild.containers.transfer import put_archive
+
+        stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+        put_archive(self._store, self._config, path, stream)
+        return True
+
+    def export(self, out: Any = None) -> Any:
+        """The flattened filesystem as a tar: written to ``out``, or docker-py's chunks."""
+        from pybuild.containers.ops import export
+        from pybuild.containers.transfer import chunks, spool
+
+        if out is not None:
+            export(self._store, self._config, out)
+            return None
+        buffer = spool()
+        export(self._store, self._config, buffer)
+        return chunks(buffer)
+
+    def top(self, ps_args: str = "") -> dict[str, Any]:
+        from pybuild.containers.procinfo import top
+
+        return top(self._config, self.state().running, ps_args)
+
+    def stats(self, stream: bool = True, interval: float = 1.0) -> Any:
+        """docker's stats dicts, each with the sample ``interval`` seconds before as
+        precpu_stats; ``stream=False``: one."""
+        import time
+
+        from pybuild.containers.procinfo import sample
+
+        def samples() -> Iterator[dict[str, Any]]:
+            before = sample(self._config, self.state().running)
+            while True:
+                time.sleep(interval)
+                now = sample(self._config, self.state().running)
+                yield {**now, "precpu_stats": before["cpu_stats"]}
+                before = now
+
+        return samples() if stream else next(samples())
+
+    def pause(self) -> None:
+        from pybuild.containers.ops import pause
+
+        pause(self._store, self._config)
+
+    def unpause(self) -> None:
+        from pybuild.containers.ops import unpause
+
+        unpause(self._store, self._config)
+
+    def rename(self, name: str) -> None:
+        from pybuild.containers.ops import rename
+
+        self._config = rename(self._store, self._config, name)
+
+    def update(self, *, restart_policy: Any = None, **limits: Any) -> dict[str, Any]:
+        """docker-py's names (mem_limit, memswap_limit, nano_cpus, cpu_shares, cpu_period,
+        cpu_quota, cpuset_cpus, cpuset_mems, pids_limit, blkio_weight) or parse_limits'."""
+        from pybuild.containers.ops import update
+
+        names = {"mem_limit": "memory", "memswap_limit": "memory_swap",
+                 "mem_reservation": "memory_reservation"}
+        flags = {names.get(k, k): v for k, v in limits.items()}
+        if "nano_cpus" in flags:
+            nano = flags.pop("nano_cpus")
+            flags["cpus"] = None if nano is None else nano / 1e9
+        policy = restart_policy
+        if isinstance(policy, Mapping):
+            count = policy.get("MaximumRetryCount") or 0
+            policy = policy.get("Name", "no") + (f":{count}" if count else "")
+        self._config, warnings = update(self._store, self._config, restart=policy, **flags)
+        return {"Warnings": list(warnings)}
+
     def exec_run(self, cmd: str | Sequence[str], stdout: bool = True, stderr: bool = True,
                  stdin: bool = False, tty: bool = False, privileged: bool = False,
                  user: str = "", detach: bool = False, stream: bool = False,
