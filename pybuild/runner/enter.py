@@ -2,36 +2,41 @@
 
 What runc's ``exec`` (nsexec's setns path plus ``linux_setns_init``) does, as two processes:
 
-* the *helper*, forked by the caller, makes itself non-dumpable, joins the container's
-  cgroup, opens every namespace of the container's PID 1 through one ``/proc/PID`` dir fd
-  (so a recycled pid cannot swap them), ``setns`` into ipc, uts, net, cgroup, pid and mnt,
-  then takes PID 1's root with ``fchdir`` + ``chroot(".")`` and forks: a joined pid
-  namespace applies to children only. It waits and exits with the workload's status; with
-  ``detach`` it exits at once and the workload is reparented to the container's PID 1, so
-  it dies with the container.
+* the *helper*, this module's ``main``, started by the caller from a sealed memfd copy of
+  the interpreter (``selfclone``), makes itself non-dumpable, joins the container's cgroup,
+  opens every namespace of the container's PID 1 through one ``/proc/PID`` dir fd (so a
+  recycled pid cannot swap them), ``setns`` into ipc, uts, net, cgroup, pid and mnt, then
+  takes PID 1's root with ``fchdir`` + ``chroot(".")`` and forks: a joined pid namespace
+  applies to children only. It waits and exits with the workload's status; with ``detach``
+  it exits at once and the workload, whose parent is then outside the container (as under
+  docker's shim), dies with the container's pid namespace.
 * the *workload* process sets up stdio (a pty from the container's own devpts for a
   terminal), rlimits, cwd, capabilities, no_new_privs and seccomp in ``init``'s order and
   execs the command, holding only fds 0-2.
 
-CVE-2019-5736: both processes are python (the host's interpreter) while inside the
-container. ``PR_SET_DUMPABLE 0`` before the first setns means no container process can open
-their ``/proc/PID/exe``, ``fd/`` or ``mem`` (the kernel's ptrace access check fails without
-CAP_SYS_PTRACE); the helper never enters the container's pid namespace, and the workload
-stops being python at its execve. CVE-2024-21626: every namespace and root fd is opened
-close-on-exec and closed before the exec, and the cwd is set inside the new root.
+CVE-2019-5736: both processes are python while inside the container. ``PR_SET_DUMPABLE 0``
+before the first setns means no container process can open their ``/proc/PID/exe``,
+``fd/`` or ``mem`` (the kernel's ptrace access check fails without CAP_SYS_PTRACE); the
+helper never enters the container's pid namespace; and since their exe is the sealed copy,
+an image's ``#!/proc/self/exe`` (which makes the kernel exec the caller's own binary inside
+the container, where it is dumpable again) reaches a file no one can write, not the
+host's interpreter. CVE-2024-21626: every namespace and root fd is opened close-on-exec
+and closed before the exec, and the cwd is set inside the new root.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
 import socket
+import sys
 import termios
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from pybuild.errors import RunnerError
-from pybuild.runner import caps, cgroups, init, libc, sandbox, seccomp, stdio
+from pybuild.runner import caps, cgroups, init, libc, sandbox, seccomp, selfclone, stdio
 from pybuild.runner.spec import Process, Rlimit, Rootfs, RunSpec
 from pybuild.runner.stdio import Sink, Source
 
@@ -53,6 +58,16 @@ class ExecSpec:
     no_new_privs: bool = True
     seccomp: str | None = "default"
     rlimits: tuple[Rlimit, ...] = field(default=())
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ExecSpec:
+        raw = json.loads(data)
+        p = raw["process"]
+        process = Process(**{**p, **{k: tuple(p[k]) for k in ("args", "env",
+                                                              "additional_gids")}})
+        return cls(process=process, cgroup=raw["cgroup"],
+                   capabilities=tuple(raw["capabilities"]), no_new_privs=raw["no_new_privs"],
+                   seccomp=raw["seccomp"], rlimits=tuple(Rlimit(**r) for r in raw["rlimits"]))
 
     def run_spec(self) -> RunSpec:
         """The same, in the shape ``init``'s per-process steps read (no rootfs of its own)."""
@@ -77,25 +92,19 @@ def enter(pid: int, spec: ExecSpec, *, stdin: Source = None, stdout: Sink = None
     """
     if os.geteuid() != 0:
         raise RunnerError("exec needs root (rootless mode is not implemented)")
-    run_spec = spec.run_spec()
-    seccomp.prepare(spec.seccomp, spec.capabilities)  # compiled here, only loaded inside
-    cgroup = cgroups.open_cgroup(spec.cgroup) if spec.cgroup else None
+    seccomp.prepare(spec.seccomp, spec.capabilities)  # a bad profile fails here, readably
+    interpreter = selfclone.sealed_interpreter()
     child = sandbox._Child()
     io = stdio.open_io(stdin, stdout, stderr, spec.process.terminal)
     status_r, status_w = os.pipe()
     io.child_owned.append(status_w)
     io.parent_owned.append(status_r)
+    spec_fd = _spec_file(spec)
+    io.child_owned.append(spec_fd)
     fds = init.Fds(status_w, (io.child[0], io.child[1], io.child[2]),
                    console=io.console_child)
     try:
-        caller = os.getpid()
-        child.pid = os.fork()
-        if child.pid == 0:
-            try:
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-                _helper(pid, run_spec, cgroup, fds, caller, detach)
-            finally:
-                os._exit(init.SETUP_FAILED)
+        child.pid = _spawn(interpreter, pid, spec_fd, fds, detach)
         for fd in io.child_owned:
             os.close(fd)
         io.child_owned.clear()
@@ -103,6 +112,52 @@ def enter(pid: int, spec: ExecSpec, *, stdin: Source = None, stdout: Sink = None
     finally:
         stdio.close(io)
     return _outcome(child, code, pid)
+
+
+def _spec_file(spec: ExecSpec) -> int:
+    fd = os.memfd_create("pybuild-exec-spec", os.MFD_CLOEXEC)
+    os.write(fd, json.dumps(asdict(spec)).encode())
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _spawn(interpreter: int, pid: int, spec_fd: int, fds: init.Fds, detach: bool) -> int:
+    """The helper: this module's ``main`` in the sealed copy of the interpreter."""
+    passed = [spec_fd, fds.status, *fds.stdio, *fds.optional()]
+    argv = [selfclone.interpreter_path(), "-P", "-m", __name__, str(pid), str(os.getpid()),
+            "detach" if detach else "attach", ",".join(map(str, passed))]
+    env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "PYTHONNOUSERSITE": "1",
+           "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    helper = os.fork()
+    if helper == 0:
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller decides what happens
+            init.close_fds_except({*passed, interpreter})  # the interpreter's: close-on-exec
+            for fd in passed:
+                os.set_inheritable(fd, True)
+            os.execve(interpreter, argv, env)
+        finally:
+            os._exit(init.SETUP_FAILED)
+    return helper
+
+
+def main(argv: list[str]) -> None:
+    """The helper's entry: ``PID CALLER attach|detach SPEC,STATUS,IN,OUT,ERR[,CONSOLE]``."""
+    pid, caller, mode, numbers = int(argv[1]), int(argv[2]), argv[3], argv[4]
+    spec_fd, status, stdin, stdout, stderr, *console = (int(n) for n in numbers.split(","))
+    fds = init.Fds(status, (stdin, stdout, stderr), console=console[0] if console else None)
+    # EOF on the status pipe must still mean "the command was executed"
+    os.set_inheritable(status, False)
+    try:
+        with os.fdopen(spec_fd, "rb") as f:
+            spec = ExecSpec.from_json(f.read())
+        # Compiled here while the profile file is reachable; the workload only loads it.
+        seccomp.prepare(spec.seccomp, spec.capabilities)
+        cgroup = cgroups.open_cgroup(spec.cgroup) if spec.cgroup else None
+    except BaseException as e:  # noqa: B036 - reported, as every failure of the helper
+        init._report_error(status, e)
+        os._exit(init.SETUP_FAILED)
+    _helper(pid, spec.run_spec(), cgroup, fds, caller, mode == "detach")
 
 
 def _outcome(child: sandbox._Child, code: int, pid: int) -> Entered:
@@ -224,3 +279,7 @@ def _console(sock_fd: int, uid: int) -> None:
     fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
     init._setup_stdio((slave, slave, slave))
     os.close(slave)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

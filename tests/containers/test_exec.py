@@ -274,3 +274,52 @@ def test_execs_cannot_overwrite_the_host_interpreter(cli, ctr):
               check=True)
     assert res.stdout == ""  # no exe of python ever named, none written
     assert hashlib.sha256(open(python, "rb").read()).hexdigest() == before
+
+
+_SELF_EXE = """#!/proc/self/exe
+import os
+print(os.readlink("/proc/self/exe"), flush=True)
+fd = os.open("/proc/self/exe", os.O_RDONLY)
+os.set_inheritable(fd, True)
+# (later, when no helper runs it any more) reopen it for writing
+os.execv("/bin/sh", ["sh", "-c", f"(sleep 1; echo x >> /proc/self/fd/{fd} && echo WROTE || "
+                     f"echo refused) >/tmp/verdict 2>&1 &"])
+"""
+
+
+def _loader_dirs() -> list[str]:
+    """Where the interpreter's loader, libraries and stdlib are: bound into the container,
+    an image could carry them just as well (the CVE's attacker brings their own)."""
+    if shutil.which("ldd") is None:
+        pytest.skip("no ldd to find the interpreter's libraries")
+    out = subprocess.run(["ldd", os.path.realpath(sys.executable)], capture_output=True,
+                         text=True).stdout
+    paths = [word for word in out.split() if word.startswith("/")]
+    dirs = sorted({os.path.dirname(p) for p in paths} | {os.path.dirname(os.__file__)})
+    return [d for d in dirs if not any(d.startswith(o + "/") for o in dirs)]
+
+
+def test_a_self_exe_script_reaches_only_the_sealed_copy(store, cli, ctr, tmp_path, image):
+    """``#!/proc/self/exe`` makes the kernel exec the helper's own binary inside the
+    container. That must be the sealed memfd copy, and writing it must fail. The CLI runs
+    from a copy of the interpreter here, so a regression could only hit that copy."""
+    python = tmp_path / "python3-copy"
+    shutil.copy2(os.path.realpath(sys.executable), python)
+    before = hashlib.sha256(python.read_bytes()).hexdigest()
+    binds = [arg for d in _loader_dirs() for arg in ("-v", f"{d}:{d}:ro")]
+    cid = ctr(*binds)
+    script = tmp_path / "self-exe"
+    script.write_text(_SELF_EXE)
+    with open(script) as f:
+        cli("exec", "-i", cid, "sh", "-c", "cat > /tmp/evil; chmod +x /tmp/evil", stdin=f,
+            check=True)
+    res = subprocess.run([str(python), "-m", "pybuild", "--root", str(store.root), "exec",
+                          cid, "/tmp/evil"], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": REPO})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("/memfd:pybuild-python")
+    time.sleep(1.5)
+    verdict = cli("exec", cid, "cat", "/tmp/verdict", check=True).stdout
+    # it opens (nothing runs it any more), but the seal refuses the write
+    assert verdict.splitlines() == ["sh: write error: Operation not permitted", "refused"]
+    assert hashlib.sha256(python.read_bytes()).hexdigest() == before
