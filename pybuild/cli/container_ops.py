@@ -187,6 +187,7 @@ def stats_command(ctx: click.Context, all_: bool, no_stream: bool, no_trunc: boo
             click.echo(text)
             return
         click.echo("\033[2J\033[H" + text)  # docker's redraw: clear, home, the table
+        sys.stdout.flush()
         pre = now
 
 

@@ -137,8 +137,14 @@ def locate(root_fd: int, path: str, *, follow: bool) -> Entry | None:
             return None
         if not (follow and stat.S_ISLNK(st.st_mode)):
             return Entry(pfd, base, st, posixpath.normpath(posixpath.join(head, base)))
-        target = os.readlink(base, dir_fd=pfd)
-        os.close(pfd)
+        try:
+            target = os.readlink(base, dir_fd=pfd)
+        except OSError as err:
+            if err.errno not in (errno.ENOENT, errno.EINVAL):
+                raise
+            continue  # swapped meanwhile: look again
+        finally:
+            os.close(pfd)
         current = posixpath.join(head, target)  # an absolute target starts over at the root
     raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
 

@@ -47,6 +47,16 @@ def check_writable(config: ContainerConfig, path: str) -> None:
 
 
 @contextlib.contextmanager
+def _one_line(label: str) -> Iterator[None]:
+    """A system call's failure (a path the container changed meanwhile, say) as one line."""
+    try:
+        yield
+    except OSError as err:
+        where = f" {err.filename}" if err.filename else ""
+        raise ContainerError(f"copying {label}:{where} {err.strerror}") from None
+
+
+@contextlib.contextmanager
 def _root(store: Store, config: ContainerConfig, path: str, label: str) -> Iterator[Side]:
     from pybuild.containers.lifecycle import current_state, dirs_of
 
@@ -94,7 +104,8 @@ def _owner(archive: bool, uid: int = 0, gid: int = 0) -> Owner:
 def copy_from(store: Store, config: ContainerConfig, src: str, dest: str, *,
               archive: bool = False, follow: bool = False) -> None:
     """``docker cp CONTAINER:SRC DEST``: the copy is the caller's unless ``archive``."""
-    with _root(store, config, src, f"{config.name}:{src}") as side, _host(dest) as host:
+    with _one_line(f"{config.name}:{src}"), _root(store, config, src, f"{config.name}:{src}") \
+            as side, _host(dest) as host:
         cp.copy(side, host, follow=follow, owner=_owner(archive, os.getuid(), os.getgid()))
 
 
@@ -103,7 +114,8 @@ def copy_to(store: Store, config: ContainerConfig, src: str, dest: str, *,
     """``docker cp SRC CONTAINER:DEST``: the copy is root's in the container unless
     ``archive``."""
     check_writable(config, dest)
-    with _host(src) as host, _root(store, config, dest, f"{config.name}:{dest}") as side:
+    with _one_line(f"{config.name}:{dest}"), _host(src) as host, \
+            _root(store, config, dest, f"{config.name}:{dest}") as side:
         cp.copy(host, side, follow=follow, owner=_owner(archive))
 
 
@@ -111,7 +123,8 @@ def get_archive(store: Store, config: ContainerConfig, path: str, out: BinaryIO,
                 follow: bool = False) -> dict[str, object]:
     """``path`` as a tar on ``out`` (docker cp CONTAINER:SRC -), owners kept; returns
     docker's stat of it (name, size, mode, mtime, linkTarget)."""
-    with _root(store, config, path, f"{config.name}:{path}") as side:
+    with _one_line(f"{config.name}:{path}"), \
+            _root(store, config, path, f"{config.name}:{path}") as side:
         entry, _contents, name = cp.source(side, follow=follow)
         try:
             info = _stat(entry, path)
@@ -137,7 +150,7 @@ def put_archive(store: Store, config: ContainerConfig, path: str, data: BinaryIO
 
     check_writable(config, path)
     label = f"{config.name}:{path}"
-    with _root(store, config, path, label) as side:
+    with _one_line(label), _root(store, config, path, label) as side:
         found = locate(side.root_fd, side.path, follow=True)
         if found is not None:
             os.close(found.parent_fd)

@@ -259,3 +259,21 @@ def test_cli_arguments_and_read_only_targets(cli, image, tmp_path):
         assert os.listdir(ro_dir) == []
     finally:
         cli("rm", "-f", name)
+
+
+def test_a_stopped_containers_volume_is_copied_into(client, image, tmp_path):
+    volume = f"cp-vol-{uuid.uuid4().hex[:8]}"
+    c = client.containers.create(image, ["cat", "/data/file"], volumes={volume: {"bind": "/data"}})
+    try:
+        (tmp_path / "file").write_text("in the volume\n")
+        c.copy_to(str(tmp_path / "file"), "/data/")
+        c.copy_from("/data/file", str(tmp_path / "back"))
+        assert (tmp_path / "back").read_text() == "in the volume\n"
+        c.start()
+        assert c.wait(timeout=30)["StatusCode"] == 0
+        assert c.logs() == b"in the volume\n"
+        upper = client.store.root / "containers" / c.id / "upper"
+        assert not (upper / "data" / "file").exists()  # not under the mount point
+    finally:
+        c.remove(force=True)
+        client.volumes.get(volume).remove(force=True)

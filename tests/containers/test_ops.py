@@ -235,3 +235,16 @@ def test_export_round_trips_through_import(started, client, cli, store):
     assert client.containers.run(ref, ["sh", "-c", "test -e /etc/group || echo gone"],
                                  remove=True) == b"gone\n"
     out.unlink()
+
+
+def test_stats_streams_until_stopped(started, store):
+    c = started("sleep 100")
+    base = [sys.executable, "-m", "pybuild", "--root", str(store.root)]
+    proc = subprocess.Popen([*base, "stats", c.name], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    time.sleep(3.5)
+    proc.kill()
+    out, _ = proc.communicate(timeout=10)
+    # one table a second (on a terminal each after a clear screen, which click drops here)
+    frames = out.decode().split("CONTAINER ID")[1:]
+    assert len(frames) >= 2 and all(c.name in f and "PIDS" in f for f in frames)
