@@ -96,6 +96,8 @@ def create_options(f):
         click.option("--security-opt", multiple=True,
                      help="no-new-privileges[:true|false], seccomp=PROFILE.json|unconfined"),
         click.option("--ulimit", multiple=True, help="NAME=SOFT[:HARD]"),
+        click.option("--device", multiple=True, help="Add a host device: "
+                     "HOST[:CONTAINER][:PERMS]."),
         click.option("--init", is_flag=True,
                      help="Run tini as PID 1: it reaps zombies and passes signals on."),
         click.option("--runtime", default=None, help="pybuild (default) or runc."),
@@ -131,7 +133,6 @@ def create_options(f):
 
 def _kwargs(o: dict[str, Any]) -> dict[str, Any]:
     from pybuild.containers.mountspec import parse_mount, parse_tmpfs, parse_volume
-    from pybuild.errors import UsageError
 
     cwd = os.getcwd()
     mounts = [*(parse_volume(v, cwd) for v in o["volume"]),
@@ -158,7 +159,7 @@ def _kwargs(o: dict[str, Any]) -> dict[str, Any]:
         "cpuset_mems": o["cpuset_mems"], "pids_limit": o["pids_limit"],
         "blkio_weight": o["blkio_weight"], "runtime": o["runtime"],
         "volumes_from": list(o["volumes_from"]),
-        "healthcheck": _health_flags(o), "init": o["init"],
+        "healthcheck": _health_flags(o), "init": o["init"], "devices": list(o["device"]),
     }
 
 
@@ -536,14 +537,17 @@ def diff_command(ctx: click.Context, container: str) -> None:
         click.echo(f"{kind} {path}")
 
 
-@click.group("container")
-def group() -> None:
-    """Manage containers."""
+def _container_group() -> click.Group:
+    """``pybuild container ...``: every container command under its docker name, loaded
+    on first use as the top-level ones are."""
+    from pybuild.cli import COMMANDS, LazyGroup
+
+    names = ("create", "run", "start", "stop", "restart", "kill", "rm", "wait", "logs", "ps",
+             "commit", "diff", "exec", "cp", "export", "top", "stats", "pause", "unpause",
+             "rename", "update")
+    lazy = {name: COMMANDS[name] for name in names}
+    lazy["ls"] = COMMANDS["ps"]
+    return LazyGroup("container", lazy=lazy, help="Manage containers.")
 
 
-for _name, _cmd in (("create", create_command), ("run", run_command), ("start", start_command),
-                    ("stop", stop_command), ("restart", restart_command),
-                    ("kill", kill_command), ("rm", rm_command), ("wait", wait_command),
-                    ("logs", logs_command), ("ps", ps_command), ("ls", ps_command),
-                    ("commit", commit_command), ("diff", diff_command)):
-    group.add_command(_cmd, _name)
+group = _container_group()

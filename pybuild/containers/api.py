@@ -381,7 +381,7 @@ _KNOWN = {"name", "environment", "volumes", "mounts", "working_dir", "user", "ho
           "dns_search", "init", "mem_limit", "memswap_limit", "mem_reservation",
           "mem_swappiness", "kernel_memory", "oom_kill_disable", "nano_cpus", "cpu_shares",
           "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems", "pids_limit",
-          "blkio_weight", "seccomp", "runtime", "volumes_from", "healthcheck"}
+          "blkio_weight", "seccomp", "runtime", "volumes_from", "healthcheck", "devices"}
 
 
 def _options(image: str, command: str | Sequence[str] | None,
@@ -445,7 +445,7 @@ def _options(image: str, command: str | Sequence[str] | None,
         extra_hosts=tuple(extra_hosts), dns=tuple(kw.get("dns") or ()),
         dns_search=tuple(kw.get("dns_search") or ()), init=bool(kw.get("init")),
         runtime=kw.get("runtime"), volumes_from=tuple(kw.get("volumes_from") or ()),
-        health=_health(kw.get("healthcheck"))), warnings
+        health=_health(kw.get("healthcheck")), devices=tuple(kw.get("devices") or ())), warnings
 
 
 def _health(value: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -58,6 +58,7 @@ class CreateOptions:
     runtime: str | None = None  # None: the settings file's default-runtime, else pybuild
     volumes_from: tuple[str, ...] = ()  # CONTAINER[:ro|rw]
     health: Mapping[str, Any] = field(default_factory=dict)  # health.merged()'s keywords
+    devices: tuple[str, ...] = ()  # docker's HOST[:CONTAINER][:PERMS]
 
 
 def now() -> str:
@@ -123,6 +124,19 @@ def capabilities(opts: CreateOptions) -> tuple[str, ...]:
     return tuple(caps)
 
 
+def _devices(specs: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+    """``--device``: each checked now (the host node must exist), as runner Device fields."""
+    import dataclasses
+
+    from pybuild.errors import RunnerError
+    from pybuild.runner.devices import parse_device
+
+    try:
+        return tuple(dataclasses.asdict(parse_device(text)) for text in specs)
+    except RunnerError as err:
+        raise UsageError(f"--device: {err}") from None
+
+
 def default_runtime(store: Store) -> str:
     """``default-runtime`` in ``<root>/settings.json`` (as dockerd's daemon.json), else
     pybuild's own sandbox."""
@@ -167,6 +181,7 @@ def create(store: Store, opts: CreateOptions) -> ContainerConfig:
 
         if init_binary() is None:
             raise UsageError("--init needs tini on the host (apt-get install tini)")
+    devices = _devices(opts.devices)
     runtime = opts.runtime or default_runtime(store)
     if runtime not in RUNTIMES:
         raise UsageError(f"unknown runtime {runtime!r}: use {' or '.join(RUNTIMES)}")
@@ -212,6 +227,7 @@ def create(store: Store, opts: CreateOptions) -> ContainerConfig:
                 extra_hosts=opts.extra_hosts, dns=opts.dns, dns_search=opts.dns_search,
                 init=opts.init, runtime=runtime, volumes_from=opts.volumes_from,
                 healthcheck=merged(from_image(image.config.healthcheck), **opts.health),
+                devices=devices,
                 lowerdirs=tuple(str(p) for p in reversed(lowerdirs)))
             # the image's layers stay while the container does, even after an rmi
             store.set_gc_root(f"container-{container_id}",

@@ -70,6 +70,9 @@ def inspect(config: ContainerConfig, state: State, log_path: str,
             "CpuQuota": res.get("cpu_quota") or 0,
             "CpusetCpus": res.get("cpuset_cpus") or "",
             "PidsLimit": res.get("pids_limit"),
+            "Devices": [{"PathOnHost": d["path"], "PathInContainer": d["container_path"]
+                         or d["path"], "CgroupPermissions": d["permissions"]}
+                        for d in config.devices],
         },
         "Mounts": mounts,
         "Config": {

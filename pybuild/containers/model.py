@@ -76,6 +76,7 @@ class ContainerConfig:
     init: bool = False
     runtime: str = "pybuild"  # pybuild's own sandbox, or "runc" for the same bundle
     healthcheck: dict[str, Any] | None = None  # health.merged(): test, interval, ... (s)
+    devices: tuple[dict[str, Any], ...] = ()  # runner.spec.Device fields, from --device
     volumes_from: tuple[str, ...] = ()
     lowerdirs: tuple[str, ...] = ()  # the image's unpacked layers, top first
 
@@ -91,6 +92,7 @@ class ContainerConfig:
         raw["mounts"] = tuple(MountSpec(**{**m, "options": tuple(m.get("options", ()))})
                               for m in raw.get("mounts", ()))
         raw["ulimits"] = tuple(tuple(u) for u in raw.get("ulimits", ()))
+        raw["devices"] = tuple(raw.get("devices", ()))
         for key in ("args", "entrypoint", "cmd", "env", "additional_gids", "capabilities",
                     "extra_hosts", "dns", "dns_search", "volumes_from", "lowerdirs"):
             raw[key] = tuple(raw.get(key, ()))

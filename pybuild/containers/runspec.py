@@ -61,6 +61,7 @@ def run_spec(config: ContainerConfig, state_dir: Path, volume_path: VolumePath):
     from pybuild.runner.spec import (
         DOCKER_MASKED_PATHS,
         DOCKER_READONLY_PATHS,
+        Device,
         Mount,
         Process,
         Resources,
@@ -102,4 +103,5 @@ def run_spec(config: ContainerConfig, state_dir: Path, volume_path: VolumePath):
         masked_paths=() if config.privileged else DOCKER_MASKED_PATHS,
         readonly_paths=() if config.privileged else DOCKER_READONLY_PATHS,
         resources=Resources(**config.resources),  # always a cgroup: stats, OOM, cleanup
-        rlimits=tuple(Rlimit(n, s, h) for n, s, h in config.ulimits))
+        rlimits=tuple(Rlimit(n, s, h) for n, s, h in config.ulimits),
+        devices=tuple(Device(**d) for d in config.devices))

@@ -273,3 +273,13 @@ def test_flags_a_course_uses(cli, image, tmp_path):
     assert priv.stdout == "mounted\n"
     plain = cli("run", "--rm", image, "sh", "-c", "mkdir -p /m && mount -t tmpfs none /m")
     assert plain.returncode != 0
+
+
+def test_device_gives_a_host_device_and_a_bad_one_fails_first(cli, image):
+    res = cli("run", "--rm", "--device", "/dev/zero:/dev/myzero:rw", image, "sh", "-c",
+              "head -c 3 /dev/myzero | od -An -tx1", check=True)
+    assert res.stdout.split() == ["00", "00", "00"]
+    bad = cli("run", "--rm", "--device", "/dev/no-such-node", image, "true")
+    assert bad.returncode != 0 and "--device" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert cli("ps", "-a", "-q").stdout == ""
