@@ -53,7 +53,7 @@ class ExecSpec:
     """The process to add and the confinement it gets (the container's, usually)."""
 
     process: Process
-    cgroup: str | None = None          # pybuild/<name> to join, and to find in PID 1's
+    cgroup: str | None = None          # the last part of PID 1's cgroup: it is the container
     capabilities: tuple[str, ...] = caps.DOCKER_DEFAULT_CAPS
     no_new_privs: bool = True
     seccomp: str | None = "default"
@@ -153,11 +153,11 @@ def main(argv: list[str]) -> None:
             spec = ExecSpec.from_json(f.read())
         # Compiled here while the profile file is reachable; the workload only loads it.
         seccomp.prepare(spec.seccomp, spec.capabilities)
-        cgroup = cgroups.open_cgroup(spec.cgroup) if spec.cgroup else None
+        layout = cgroups.detect()
     except BaseException as e:  # noqa: B036 - reported, as every failure of the helper
         init._report_error(status, e)
         os._exit(init.SETUP_FAILED)
-    _helper(pid, spec.run_spec(), cgroup, fds, caller, mode == "detach")
+    _helper(pid, spec.run_spec(), (spec.cgroup, layout), fds, caller, mode == "detach")
 
 
 def _outcome(child: sandbox._Child, code: int, pid: int) -> Entered:
@@ -172,7 +172,7 @@ def _outcome(child: sandbox._Child, code: int, pid: int) -> Entered:
     return Entered(code, workload)
 
 
-def _helper(pid: int, spec: RunSpec, cgroup: cgroups.Cgroup | None, fds: init.Fds,
+def _helper(pid: int, spec: RunSpec, cgroup: tuple[str | None, cgroups.Layout], fds: init.Fds,
             caller: int, detach: bool) -> None:
     code = init.SETUP_FAILED
     try:
@@ -197,12 +197,10 @@ def _helper(pid: int, spec: RunSpec, cgroup: cgroups.Cgroup | None, fds: init.Fd
         os._exit(code)
 
 
-def _join(pid: int, cgroup: cgroups.Cgroup | None) -> None:
+def _join(pid: int, cgroup: tuple[str | None, cgroups.Layout]) -> None:
     proc = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        if cgroup is not None:
-            _check_cgroup(proc, pid, cgroup.name)
-            cgroup.add(os.getpid())
+        _join_cgroups(_read_at(proc, "cgroup"), pid, *cgroup)
         namespaces = [(os.open(f"ns/{name}", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc), flag)
                       for name, flag in NAMESPACES]
         root = os.open("root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc)
@@ -219,15 +217,30 @@ def _join(pid: int, cgroup: cgroups.Cgroup | None) -> None:
     os.chdir("/")
 
 
-def _check_cgroup(proc: int, pid: int, name: str) -> None:
-    """A recycled pid must not be joined: PID 1 of the container sits in its cgroup."""
-    fd = os.open("cgroup", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
+def _read_at(dir_fd: int, name: str) -> str:
+    fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
-        text = os.read(fd, 65536).decode(errors="replace")
+        return os.read(fd, 1 << 16).decode(errors="replace")
     finally:
         os.close(fd)
-    if f"/{name}\n" not in text and not text.rstrip().endswith(f"/{name}"):
+
+
+def _join_cgroups(text: str, pid: int, name: str | None, layout: cgroups.Layout) -> None:
+    """Into every cgroup PID 1 is in, each hierarchy's (runc's device cgroup too, where runc
+    runs it): accounted, limited and frozen with it. A recycled pid must not be joined: the
+    container's PID 1 sits in its named cgroup."""
+    entries = [line.split(":", 2) for line in text.splitlines() if line.count(":") >= 2]
+    if name is not None and not any(path.rstrip().endswith(f"/{name}")
+                                    for _, _, path in entries):
         raise RunnerError(f"process {pid} is not in cgroup {name}: the container is gone")
+    mounts = {frozenset(opts.split(",")): point for point, opts in layout.hierarchies}
+    for number, controllers, path in entries:
+        base = layout.v2 if number == "0" else mounts.get(frozenset(controllers.split(",")))
+        if base is None or path.startswith("/.."):  # not mounted here, or out of our view
+            continue
+        procs = base / path.lstrip("/") / "cgroup.procs"
+        with open(procs, "w") as f:
+            f.write(str(os.getpid()))
 
 
 def _workload(spec: RunSpec, fds: init.Fds, detach: bool) -> None:

@@ -96,7 +96,9 @@ def test_confinement_is_the_containers(cli, ctr):
     found = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p) == "sleep\x0030"]
     assert len(found) == 1
     with open(f"/proc/{found[0]}/cgroup") as f:
-        assert f"/pybuild/ctr-{cid[:16]}\n" in f.read()
+        joined = f.read()
+    assert f"/pybuild/ctr-{cid[:16]}\n" in joined
+    assert joined == _cgroups_of_pid1(cli, cid)  # every hierarchy's, the device cgroup too
     # seccomp is enforced: the default profile refuses unshare without SYS_ADMIN
     blocked = cli("exec", cid, "unshare", "-n", "true")
     assert blocked.returncode != 0
@@ -104,6 +106,28 @@ def test_confinement_is_the_containers(cli, ctr):
                      check=True)
     with open("/proc/self/status") as f:  # all there are: what this host lets us hand on
         assert int(privileged.stdout.split()[1], 16) == int(status(f.read(), "CapBnd"), 16)
+
+
+def _cgroups_of_pid1(cli, cid: str) -> str:
+    pid1 = int(cli("inspect", "--format", "{{.State.Pid}}", cid, check=True).stdout)
+    with open(f"/proc/{pid1}/cgroup") as f:
+        return f.read()
+
+
+@pytest.mark.skipif(shutil.which("runc") is None, reason="runc is not installed")
+def test_exec_into_a_runc_container(cli, ctr):
+    """The same setns path joins a container runc runs (its own cgroups, devices too)."""
+    cid = ctr("--runtime", "runc", "-h", "runc-host")
+    res = cli("exec", cid, "sh", "-c", "hostname; grep -E 'CapEff|Seccomp:' /proc/self/status;"
+              " ps -o pid,args | sed -n 2p", check=True)
+    host, cap, seccomp_mode, ps1 = res.stdout.splitlines()
+    assert host == "runc-host" and ps1.split()[:2] == ["1", "sleep"]
+    assert int(cap.split()[1], 16) == DEFAULT_CAPEFF and seccomp_mode.split()[1] == "2"
+    cli("exec", "-d", cid, "sleep", "31", check=True)
+    found = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p) == "sleep\x0031"]
+    assert len(found) == 1
+    with open(f"/proc/{found[0]}/cgroup") as f:
+        assert f.read() == _cgroups_of_pid1(cli, cid)
 
 
 def test_capabilities_follow_the_container(cli, ctr):
