@@ -33,11 +33,22 @@ def exec_command(ctx: click.Context, container: str, command: tuple[str, ...], d
     config = client.containers.get(container).config
     opts = ExecOptions(args=command, user=user, workdir=workdir,
                        env=(*_env_files(env_file), *_env(env)), tty=tty,
+                       console_size=_terminal_size() if tty else None,
                        privileged=privileged, detach=detach)
     stdin = 0 if interactive and not detach else None
     with _raw_terminal(tty and interactive and not detach):
         code = exec_in(client.store, config, opts, stdin=stdin)
     ctx.exit(code)
+
+
+def _terminal_size() -> tuple[int, int] | None:
+    for fd in (1, 0):
+        try:
+            size = os.get_terminal_size(fd)
+            return size.lines, size.columns
+        except OSError:
+            continue
+    return None
 
 
 @contextlib.contextmanager

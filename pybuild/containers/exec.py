@@ -28,6 +28,7 @@ class ExecOptions:
     workdir: str | None = None       # None: the container's
     env: tuple[str, ...] = ()        # KEY=value, over the container's
     tty: bool = False
+    console_size: tuple[int, int] | None = None  # (rows, columns) for the tty
     privileged: bool = False
     detach: bool = False
 
@@ -79,7 +80,8 @@ def exec_spec(store: Store, config: ContainerConfig, opts: ExecOptions) -> ExecS
         capabilities=_all_caps() if opts.privileged else config.capabilities,
         no_new_privs=config.no_new_privileges and not config.privileged,
         seccomp=config.seccomp,
-        rlimits=tuple(Rlimit(n, s, h) for n, s, h in config.ulimits))
+        rlimits=tuple(Rlimit(n, s, h) for n, s, h in config.ulimits),
+        console_size=opts.console_size if opts.tty else None)
 
 
 def _all_caps() -> tuple[str, ...]:

@@ -31,6 +31,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import sys
 import termios
 from dataclasses import asdict, dataclass, field
@@ -58,6 +59,7 @@ class ExecSpec:
     no_new_privs: bool = True
     seccomp: str | None = "default"
     rlimits: tuple[Rlimit, ...] = field(default=())
+    console_size: tuple[int, int] | None = None  # (rows, columns) of a terminal
 
     @classmethod
     def from_json(cls, data: bytes) -> ExecSpec:
@@ -67,7 +69,8 @@ class ExecSpec:
                                                               "additional_gids")}})
         return cls(process=process, cgroup=raw["cgroup"],
                    capabilities=tuple(raw["capabilities"]), no_new_privs=raw["no_new_privs"],
-                   seccomp=raw["seccomp"], rlimits=tuple(Rlimit(**r) for r in raw["rlimits"]))
+                   seccomp=raw["seccomp"], rlimits=tuple(Rlimit(**r) for r in raw["rlimits"]),
+                   console_size=tuple(raw["console_size"]) if raw["console_size"] else None)
 
     def run_spec(self) -> RunSpec:
         """The same, in the shape ``init``'s per-process steps read (no rootfs of its own)."""
@@ -157,7 +160,7 @@ def main(argv: list[str]) -> None:
     except BaseException as e:  # noqa: B036 - reported, as every failure of the helper
         init._report_error(status, e)
         os._exit(init.SETUP_FAILED)
-    _helper(pid, spec.run_spec(), (spec.cgroup, layout), fds, caller, mode == "detach")
+    _helper(pid, spec, (spec.cgroup, layout), fds, caller, mode == "detach")
 
 
 def _outcome(child: sandbox._Child, code: int, pid: int) -> Entered:
@@ -172,7 +175,7 @@ def _outcome(child: sandbox._Child, code: int, pid: int) -> Entered:
     return Entered(code, workload)
 
 
-def _helper(pid: int, spec: RunSpec, cgroup: tuple[str | None, cgroups.Layout], fds: init.Fds,
+def _helper(pid: int, spec: ExecSpec, cgroup: tuple[str | None, cgroups.Layout], fds: init.Fds,
             caller: int, detach: bool) -> None:
     code = init.SETUP_FAILED
     try:
@@ -185,7 +188,7 @@ def _helper(pid: int, spec: RunSpec, cgroup: tuple[str | None, cgroups.Layout], 
         _join(pid, cgroup)
         workload = os.fork()
         if workload == 0:
-            _workload(spec, fds, detach)
+            _workload(spec.run_spec(), fds, detach, spec.console_size)
         init._report(fds.status, "P", str(workload))
         for fd in {fds.status, *fds.stdio, *fds.optional()}:
             if fd > 2:
@@ -243,7 +246,8 @@ def _join_cgroups(text: str, pid: int, name: str | None, layout: cgroups.Layout)
             f.write(str(os.getpid()))
 
 
-def _workload(spec: RunSpec, fds: init.Fds, detach: bool) -> None:
+def _workload(spec: RunSpec, fds: init.Fds, detach: bool,
+              console_size: tuple[int, int] | None) -> None:
     """The exec'd process: ``init.container_init``'s per-process steps, in its order."""
     code = init.SETUP_FAILED
     try:
@@ -255,7 +259,7 @@ def _workload(spec: RunSpec, fds: init.Fds, detach: bool) -> None:
         init._setup_stdio(fds.stdio)
         os.umask(0o022)
         if fds.console is not None:
-            _console(fds.console, spec.process.uid)
+            _console(fds.console, spec.process.uid, console_size)
         init._set_rlimits(spec)
         cwd_done = init._try_chdir(spec.process.cwd)
         keep = caps.mask(spec.capabilities)
@@ -280,7 +284,7 @@ def _workload(spec: RunSpec, fds: init.Fds, detach: bool) -> None:
         os._exit(code)
 
 
-def _console(sock_fd: int, uid: int) -> None:
+def _console(sock_fd: int, uid: int, size: tuple[int, int] | None) -> None:
     """A pty from the container's devpts as stdio and controlling terminal; the caller gets
     the master. Unlike PID 1's, it is not bind-mounted on /dev/console."""
     master, slave = os.openpty()
@@ -289,6 +293,8 @@ def _console(sock_fd: int, uid: int) -> None:
     os.close(master)
     if uid != 0:
         os.fchown(slave, uid, -1)
+    if size is not None:  # the caller's terminal's, as docker exec -t sets it
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
     fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
     init._setup_stdio((slave, slave, slave))
     os.close(slave)

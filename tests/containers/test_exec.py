@@ -181,6 +181,28 @@ def _in_cgroup(pid: str, cid: str) -> bool:
         return False
 
 
+def test_tty_is_a_pty_of_the_containers_sized_as_the_callers(store, cli, ctr):
+    import fcntl
+    import struct
+    import termios
+
+    cid = ctr()
+    plain = cli("exec", "-t", cid, "sh", "-c", "tty; echo $TERM", check=True)
+    assert plain.stdout.replace("\r\n", "\n").split() == ["/dev/pts/0", "xterm"]
+    assert cli("exec", cid, "tty").stdout.strip() == "not a tty"
+    master, slave = os.openpty()  # the caller on a terminal of 33 rows, 101 columns
+    try:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+        res = subprocess.run([sys.executable, "-m", "pybuild", "--root", str(store.root),
+                              "exec", "-t", cid, "stty", "size"], stdout=slave,
+                             stderr=subprocess.PIPE, timeout=60)
+        assert res.returncode == 0, res.stderr
+        assert os.read(master, 1024).split() == [b"33", b"101"]
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
 def test_exec_into_a_stopped_container_fails(cli, ctr):
     cid = ctr(command=("true",))
     cli("wait", cid, check=True)
