@@ -79,7 +79,7 @@ def exec_spec(store: Store, config: ContainerConfig, opts: ExecOptions) -> ExecS
         process=process, cgroup=cgroup_name(config.id),
         capabilities=_all_caps() if opts.privileged else config.capabilities,
         no_new_privs=config.no_new_privileges and not config.privileged,
-        seccomp=config.seccomp,
+        seccomp=config.seccomp, seccomp_capabilities=config.capabilities,
         rlimits=tuple(Rlimit(n, s, h) for n, s, h in config.ulimits),
         console_size=opts.console_size if opts.tty else None)
 

@@ -60,6 +60,15 @@ class ExecSpec:
     seccomp: str | None = "default"
     rlimits: tuple[Rlimit, ...] = field(default=())
     console_size: tuple[int, int] | None = None  # (rows, columns) of a terminal
+    # The seccomp filter's rules follow these (the container's: a privileged exec keeps
+    # the filter its container has, as runc applies the container's to every process).
+    seccomp_capabilities: tuple[str, ...] | None = None
+
+    @property
+    def filter_capabilities(self) -> tuple[str, ...]:
+        if self.seccomp_capabilities is None:
+            return self.capabilities
+        return self.seccomp_capabilities
 
     @classmethod
     def from_json(cls, data: bytes) -> ExecSpec:
@@ -70,7 +79,9 @@ class ExecSpec:
         return cls(process=process, cgroup=raw["cgroup"],
                    capabilities=tuple(raw["capabilities"]), no_new_privs=raw["no_new_privs"],
                    seccomp=raw["seccomp"], rlimits=tuple(Rlimit(**r) for r in raw["rlimits"]),
-                   console_size=tuple(raw["console_size"]) if raw["console_size"] else None)
+                   console_size=tuple(raw["console_size"]) if raw["console_size"] else None,
+                   seccomp_capabilities=None if raw["seccomp_capabilities"] is None
+                   else tuple(raw["seccomp_capabilities"]))
 
     def run_spec(self) -> RunSpec:
         """The same, in the shape ``init``'s per-process steps read (no rootfs of its own)."""
@@ -95,7 +106,7 @@ def enter(pid: int, spec: ExecSpec, *, stdin: Source = None, stdout: Sink = None
     """
     if os.geteuid() != 0:
         raise RunnerError("exec needs root (rootless mode is not implemented)")
-    seccomp.prepare(spec.seccomp, spec.capabilities)  # a bad profile fails here, readably
+    seccomp.load_profile(spec.seccomp)  # a bad profile fails here, readably (the helper compiles)
     interpreter = selfclone.sealed_interpreter()
     child = sandbox._Child()
     io = stdio.open_io(stdin, stdout, stderr, spec.process.terminal)
@@ -155,7 +166,7 @@ def main(argv: list[str]) -> None:
         with os.fdopen(spec_fd, "rb") as f:
             spec = ExecSpec.from_json(f.read())
         # Compiled here while the profile file is reachable; the workload only loads it.
-        seccomp.prepare(spec.seccomp, spec.capabilities)
+        seccomp.prepare(spec.seccomp, spec.filter_capabilities)
         layout = cgroups.detect()
     except BaseException as e:  # noqa: B036 - reported, as every failure of the helper
         init._report_error(status, e)
@@ -188,7 +199,7 @@ def _helper(pid: int, spec: ExecSpec, cgroup: tuple[str | None, cgroups.Layout],
         _join(pid, cgroup)
         workload = os.fork()
         if workload == 0:
-            _workload(spec.run_spec(), fds, detach, spec.console_size)
+            _workload(spec, fds, detach)
         init._report(fds.status, "P", str(workload))
         for fd in {fds.status, *fds.stdio, *fds.optional()}:
             if fd > 2:
@@ -246,10 +257,10 @@ def _join_cgroups(text: str, pid: int, name: str | None, layout: cgroups.Layout)
             f.write(str(os.getpid()))
 
 
-def _workload(spec: RunSpec, fds: init.Fds, detach: bool,
-              console_size: tuple[int, int] | None) -> None:
+def _workload(exec_spec: ExecSpec, fds: init.Fds, detach: bool) -> None:
     """The exec'd process: ``init.container_init``'s per-process steps, in its order."""
     code = init.SETUP_FAILED
+    spec = exec_spec.run_spec()
     try:
         if not detach:  # a foreground exec dies with its helper (and so with the caller)
             libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -259,7 +270,7 @@ def _workload(spec: RunSpec, fds: init.Fds, detach: bool,
         init._setup_stdio(fds.stdio)
         os.umask(0o022)
         if fds.console is not None:
-            _console(fds.console, spec.process.uid, console_size)
+            _console(fds.console, spec.process.uid, exec_spec.console_size)
         init._set_rlimits(spec)
         cwd_done = init._try_chdir(spec.process.cwd)
         keep = caps.mask(spec.capabilities)
@@ -271,7 +282,7 @@ def _workload(spec: RunSpec, fds: init.Fds, detach: bool,
             init._chdir(spec.process.cwd)
         profile = seccomp.prepared(spec.seccomp)
         if profile is not None:
-            seccomp.install(profile, spec.capabilities)
+            seccomp.install(profile, exec_spec.filter_capabilities)
         init._exec(spec, fds.status)
     except init.ExecError as e:
         code = e.code

@@ -106,6 +106,9 @@ def test_confinement_is_the_containers(cli, ctr):
                      check=True)
     with open("/proc/self/status") as f:  # all there are: what this host lets us hand on
         assert int(privileged.stdout.split()[1], 16) == int(status(f.read(), "CapBnd"), 16)
+    # ...under the container's seccomp filter still (runc's, compiled for its capabilities)
+    assert cli("exec", "--privileged", cid, "unshare", "-n", "true").returncode != 0
+    assert "Seccomp:\t2" in cli("exec", "--privileged", cid, "cat", "/proc/self/status").stdout
 
 
 def _cgroups_of_pid1(cli, cid: str) -> str:
