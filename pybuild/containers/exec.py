@@ -133,10 +133,13 @@ def _home_of(store: Store, config: ContainerConfig, user: str) -> str | None:
 
 
 def exec_in(store: Store, config: ContainerConfig, opts: ExecOptions, *,
-            stdin: Source = None, stdout: Sink = None, stderr: Sink = None) -> int:
+            stdin: Source = None, stdout: Sink = None, stderr: Sink = None,
+            timeout: float | None = None) -> int:
     """Run ``opts.args`` in the running container; its exit code (0 once started, with
-    ``detach``). ExecFailed when it cannot be executed, ContainerError when not running."""
+    ``detach``; 137 when killed after ``timeout`` seconds). ExecFailed when it cannot be
+    executed, ContainerError when not running."""
     import os
+    import threading
 
     spec = exec_spec(store, config, opts)
     pid = running_pid(store, config)
@@ -144,10 +147,17 @@ def exec_in(store: Store, config: ContainerConfig, opts: ExecOptions, *,
     if opts.detach:  # its output goes nowhere, as docker exec -d's
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         stdin = stdout = stderr = null
+    cancel = threading.Event() if timeout is not None else None
+    timer = threading.Timer(timeout, cancel.set) if cancel is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
     try:
         entered: Entered = enter(pid, spec, stdin=stdin, stdout=stdout, stderr=stderr,
-                                 detach=opts.detach)
+                                 detach=opts.detach, cancel=cancel)
     finally:
+        if timer is not None:
+            timer.cancel()
         if null is not None:
             os.close(null)
     if entered.exec_error and opts.detach:

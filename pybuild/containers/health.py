@@ -133,3 +133,25 @@ def writer(state_dir: Path, tmp: Path) -> Callable[[Health], None]:
             atomic_write(state_dir / "health.json", json.dumps(asdict(health)).encode(), tmp)
 
     return record
+
+
+def exec_runner(store, config) -> Exec:
+    """The check run in the container, as ``docker exec`` of it: its output (up to 4 KiB)
+    and exit code; killed after the timeout (docker's -1 with its message)."""
+    from pybuild.containers.exec import ExecOptions, exec_in
+    from pybuild.errors import PybuildError
+
+    def run(argv: Sequence[str], timeout: float) -> tuple[int, str]:
+        out: list[bytes] = []
+        started = time.monotonic()
+        try:
+            code = exec_in(store, config, ExecOptions(args=tuple(argv)), stdout=out.append,
+                           stderr=out.append, timeout=timeout)
+        except PybuildError as err:
+            return -1, str(err)
+        text = b"".join(out).decode("utf-8", "replace")
+        if code == 137 and time.monotonic() - started >= timeout:
+            return -1, f"Health check exceeded timeout ({timeout:g}s)"
+        return code, text
+
+    return run

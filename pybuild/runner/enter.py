@@ -34,6 +34,7 @@ import socket
 import struct
 import sys
 import termios
+import threading
 from dataclasses import asdict, dataclass, field
 
 from pybuild.errors import RunnerError
@@ -98,11 +99,13 @@ class Entered:
 
 
 def enter(pid: int, spec: ExecSpec, *, stdin: Source = None, stdout: Sink = None,
-          stderr: Sink = None, detach: bool = False) -> Entered:
+          stderr: Sink = None, detach: bool = False,
+          cancel: threading.Event | None = None) -> Entered:
     """Run ``spec.process`` in the namespaces, cgroup and root of host process ``pid``.
 
     Streams as ``sandbox.run``'s. With ``detach`` the call returns once the command was
-    executed (or failed to be). RunnerError when the process cannot be joined.
+    executed (or failed to be). Setting ``cancel`` kills it (137), as a health check's
+    timeout does. RunnerError when the process cannot be joined.
     """
     if os.geteuid() != 0:
         raise RunnerError("exec needs root (rootless mode is not implemented)")
@@ -122,7 +125,7 @@ def enter(pid: int, spec: ExecSpec, *, stdin: Source = None, stdout: Sink = None
         for fd in io.child_owned:
             os.close(fd)
         io.child_owned.clear()
-        code = sandbox._supervise(child, io, status_r, None)
+        code = sandbox._supervise(child, io, status_r, cancel)
     finally:
         stdio.close(io)
     return _outcome(child, code, pid)

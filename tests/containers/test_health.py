@@ -73,3 +73,22 @@ def test_the_image_check_and_the_flags_are_recorded(cli, image, store, tmp_path)
     bad = cli("create", "--no-healthcheck", "--health-cmd", "x", "health/img:1", "true")
     assert bad.returncode != 0 and "conflicts" in bad.stderr
     cli("rm", cid, off, check=True)
+
+
+def test_a_check_runs_in_the_container_and_a_slow_one_is_cut_off(cli, image, store):
+    import time
+
+    from pybuild.containers.lifecycle import dirs_of
+
+    cli("run", "-d", "--name", "checked", image, "sh", "-c",
+        "echo ok > /tmp/flag; sleep 60", check=True)
+    try:
+        run = health.exec_runner(store, dirs_of(store).resolve("checked"))
+        assert run(["cat", "/tmp/flag"], 10) == (0, "ok\n")
+        assert run(["sh", "-c", "exit 2"], 10)[0] == 2
+        started = time.monotonic()
+        code, message = run(["sleep", "30"], 0.5)
+        assert code == -1 and "exceeded timeout" in message
+        assert time.monotonic() - started < 5
+    finally:
+        cli("rm", "-f", "checked")
