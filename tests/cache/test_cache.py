@@ -152,7 +152,10 @@ while True:
 
 def test_killed_writer_leaves_a_readable_index(tmp_path: Path):
     mid_write = 0
-    for attempt in range(20):  # until a kill has landed inside a write at least twice
+    deadline = time.monotonic() + 60
+    for attempt in range(200):  # until a kill has landed inside a write at least twice
+        if time.monotonic() > deadline:
+            break
         proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path)],
                                 stdout=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "ready"
