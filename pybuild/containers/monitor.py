@@ -91,6 +91,28 @@ class Monitor:
             status="running", pid=pid, monitor_pid=os.getpid(), started_at=now(),
             finished_at="", exit_code=0, oom_killed=False, error=""))
         self._ready(f"running {pid}")
+        self._start_health()
+
+    def _start_health(self) -> None:
+        """HEALTHCHECK's loop beside the run, a fresh one for each start (as docker)."""
+        import threading
+
+        from pybuild.containers import health
+
+        if self.config.healthcheck is None:
+            return
+        self._health_stop = threading.Event()
+        self._health = threading.Thread(
+            target=health.loop, name="pybuild-health", daemon=True,
+            args=(self.config.healthcheck, health.exec_runner(self.store, self.config),
+                  health.writer(self.dir, self.store.tmp), self._health_stop))
+        self._health.start()
+
+    def _stop_health(self) -> None:
+        stop, thread = getattr(self, "_health_stop", None), getattr(self, "_health", None)
+        if stop is not None and thread is not None:
+            stop.set()
+            thread.join(timeout=10)
 
     def _exited(self, cgroup) -> None:
         self.oom = _oom_killed(cgroup)
@@ -106,12 +128,15 @@ class Monitor:
             out, err = log.sink("stdout"), log.sink("stderr")
             if self.attached:
                 out, err = _tee(1, out), _tee(2, err)
-            if self.config.runtime == "runc":
-                return self._run_runc(spec, out, err), ""
-            code = run(spec, stdout=out, stderr=err, stdin=self.stdin,
-                       cgroup_name=cgroup_name(self.id), on_start=self._started,
-                       on_exit=self._exited)
-            return code, ""
+            try:
+                if self.config.runtime == "runc":
+                    return self._run_runc(spec, out, err), ""
+                code = run(spec, stdout=out, stderr=err, stdin=self.stdin,
+                           cgroup_name=cgroup_name(self.id), on_start=self._started,
+                           on_exit=self._exited)
+                return code, ""
+            finally:
+                self._stop_health()
         except PybuildError as err:
             log.write("stderr", f"pybuild: {err}\n".encode())
             return SETUP_FAILED, str(err)

@@ -92,3 +92,28 @@ def test_a_check_runs_in_the_container_and_a_slow_one_is_cut_off(cli, image, sto
         assert time.monotonic() - started < 5
     finally:
         cli("rm", "-f", "checked")
+
+
+def test_a_running_container_becomes_healthy_then_unhealthy(cli, image):
+    import time
+
+    cli("run", "-d", "--name", "probed", "--health-cmd", "test -e /tmp/ok",
+        "--health-interval", "200ms", "--health-retries", "2", image, "sh", "-c",
+        "touch /tmp/ok; sleep 2; rm /tmp/ok; sleep 60", check=True)
+    try:
+        def status() -> str:
+            return cli("inspect", "-f", "{{.State.Health.Status}}", "probed").stdout.strip()
+
+        deadline = time.monotonic() + 20
+        while status() != "healthy" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert status() == "healthy"
+        assert "(healthy)" in cli("ps").stdout
+        while status() != "unhealthy" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert status() == "unhealthy"
+        log = json.loads(cli("inspect", "probed").stdout)[0]["State"]["Health"]
+        assert log["FailingStreak"] >= 2 and log["Log"][-1]["ExitCode"] == 1
+        assert "(unhealthy)" in cli("ps").stdout
+    finally:
+        cli("rm", "-f", "probed")
