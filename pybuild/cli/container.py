@@ -269,15 +269,17 @@ def _start_or_remove(container) -> None:
 
 
 def _gone(container, timeout: float = 10.0) -> None:
+    from pybuild.containers.logs import naps
     from pybuild.errors import ContainerError
 
     deadline = time.monotonic() + timeout
+    sleeps = naps()
     while time.monotonic() < deadline:
         try:
             container.reload()
         except ContainerError:
             return
-        time.sleep(0.01)
+        time.sleep(next(sleeps))
 
 
 def _attach(container) -> int:

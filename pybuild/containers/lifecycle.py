@@ -16,12 +16,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from pybuild.containers.logs import naps
 from pybuild.containers.model import ContainerConfig, State
 from pybuild.containers.records import ContainerDirs
 from pybuild.errors import ContainerError, UsageError
 from pybuild.store import Store
-
-_POLL = 0.01
 
 
 def dirs_of(store: Store) -> ContainerDirs:
@@ -175,6 +174,7 @@ def wait(store: Store, config: ContainerConfig, timeout: float | None = None,
     """Block until the container is not running (docker's default wait condition)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     dirs = dirs_of(store)
+    sleeps = naps(0.05)
     while True:
         state = current_state(store, config.id)
         if condition == "not-running" and state.status in ("exited", "dead", "created") and (
@@ -184,7 +184,7 @@ def wait(store: Store, config: ContainerConfig, timeout: float | None = None,
             return state
         if deadline is not None and time.monotonic() > deadline:
             return state
-        time.sleep(_POLL)
+        time.sleep(next(sleeps))
 
 
 def thaw(store: Store, config: ContainerConfig) -> None:
@@ -228,6 +228,7 @@ def stop(store: Store, config: ContainerConfig, timeout: int | None = None) -> S
 
 def _wait_monitor(store: Store, config: ContainerConfig, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
+    sleeps = naps()
     while time.monotonic() < deadline:
         try:
             pid = dirs_of(store).state(config.id).monitor_pid
@@ -235,7 +236,7 @@ def _wait_monitor(store: Store, config: ContainerConfig, timeout: float = 10.0) 
             return
         if not _alive(pid):
             return
-        time.sleep(_POLL)
+        time.sleep(next(sleeps))
 
 
 def remove_files(store: Store, config: ContainerConfig, *, volumes: bool) -> None:

@@ -81,16 +81,28 @@ def read_lines(path: Path, offset: int = 0) -> tuple[list[LogLine], int]:
     return lines, offset + end
 
 
+def naps(cap: float = 0.02) -> Iterator[float]:
+    """Sleeps that start at 1 ms and double up to ``cap``: a short-lived container is seen
+    to end at once, a long one costs a wakeup per ``cap``."""
+    nap = 0.001
+    while True:
+        yield nap
+        nap = min(nap * 2, cap)
+
+
 def follow(path: Path, alive: Callable[[], bool], *, tail: int | None = None,
            poll: float = 0.02) -> Iterator[LogLine]:
     """Every line (the last ``tail`` first), then new ones while ``alive()``."""
     lines, offset = read_lines(path)
     yield from lines if tail is None else lines[len(lines) - min(tail, len(lines)):]
+    sleeps = naps(poll)
     while True:
         running = alive()
         lines, offset = read_lines(path, offset)
         yield from lines
         if not running:
             return
-        if not lines:
-            time.sleep(poll)
+        if lines:
+            sleeps = naps(poll)
+        else:
+            time.sleep(next(sleeps))
