@@ -118,6 +118,22 @@ def render_rows(fmt: str, rows: list[dict[str, Any]], headers: dict[str, str]) -
     return go_rows(fmt, rows, headers)
 
 
+def show_inspected(ctx: click.Context, found: list[Any], failed: Exception | None,
+                   fmt: str | None) -> None:
+    """``inspect``'s ending, as docker's: what was found (a JSON list, or each through a Go
+    template), then the last failure as one line and its exit code."""
+    import json
+
+    if fmt and fmt != "json":
+        for data in found:
+            click.echo(render(fmt, data))
+    else:
+        click.echo(json.dumps(found, indent=4))
+    if failed is not None:
+        click.echo(f"error: {failed}", err=True)
+        ctx.exit(getattr(failed, "exit_code", 1))
+
+
 def json_line(data: Any) -> str:
     import json
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -13,9 +12,9 @@ from pybuild.cli.common import (
     get_client,
     human_size,
     json_line,
-    render,
     render_rows,
     short_id,
+    show_inspected,
 )
 
 IMAGES_HEADERS = {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID",
@@ -156,14 +155,7 @@ def inspect_command(ctx: click.Context, images: tuple[str, ...], fmt: str | None
             found.append(client.images.inspect(name))
         except PybuildError as err:
             failed = err
-    if fmt and fmt != "json":
-        for data in found:
-            click.echo(render(fmt, data))
-    else:
-        click.echo(json.dumps(found, indent=4))
-    if failed is not None:
-        click.echo(f"error: {failed}", err=True)
-        ctx.exit(failed.exit_code)
+    show_inspected(ctx, found, failed, fmt)
 
 
 def _ellipsis(text: str, width: int) -> str:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
-from pybuild.cli.common import confirm_prune, get_client, human_size, json_line, render, render_rows
+from pybuild.cli.common import (
+    confirm_prune,
+    get_client,
+    human_size,
+    json_line,
+    render_rows,
+    show_inspected,
+)
 
 LS_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE",
               "Mountpoint": "MOUNTPOINT", "Labels": "LABELS", "Links": "LINKS", "Size": "SIZE",
@@ -101,14 +107,7 @@ def inspect_command(ctx: click.Context, names: tuple[str, ...], fmt: str | None)
             found.append(client.volumes.get(name).attrs)
         except PybuildError as err:  # docker shows the others, then fails
             failed = err
-    if fmt and fmt != "json":
-        for attrs in found:
-            click.echo(render(fmt, attrs))
-    else:
-        click.echo(json.dumps(found, indent=4))
-    if failed is not None:
-        click.echo(f"error: {failed}", err=True)
-        ctx.exit(failed.exit_code)
+    show_inspected(ctx, found, failed, fmt)
 
 
 @group.command("rm")
