@@ -53,6 +53,11 @@ def test_jdk_tomcat_example(tmp_path, busybox_tar):
         ps = subprocess.run([*cmd, "ps"], check=True, capture_output=True, text=True).stdout
         assert "tomcat" in ps and " Up " in ps
         subprocess.run([*cmd, "logs", "tomcat"], check=True, capture_output=True)
+        page = subprocess.run([*cmd, "exec", "tomcat", "sh", "-c",
+                               "for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- "
+                               "http://127.0.0.1:8080/ && exit; sleep 0.2; done; exit 1"],
+                              capture_output=True, text=True, timeout=60)
+        assert page.returncode == 0 and "Hello from jdk-tomcat" in page.stdout
         subprocess.run([*cmd, "stop", "tomcat"], check=True, capture_output=True, timeout=30)
         state = subprocess.run([*cmd, "inspect", "-f", "{{.State.Status}}", "tomcat"],
                                check=True, capture_output=True, text=True).stdout.strip()
