@@ -215,15 +215,12 @@ def create_command(ctx: click.Context, image: str, command: tuple[str, ...], **o
 def run_command(ctx: click.Context, image: str, command: tuple[str, ...], detach: bool,
                 **o: Any) -> None:
     """Run a command in a new container."""
-    from pybuild.errors import UsageError
 
-    if detach and (o["interactive"] or o["tty"]):
-        raise UsageError("-d with -i/-t: attaching to a detached container is not there yet")
     client = get_client(ctx)
     container = client.containers.create(image, list(command) or None, **_kwargs(o))
     for warning in container.warnings:
         click.echo(f"WARNING: {warning}", err=True)
-    if o["interactive"] or o["tty"]:
+    if not detach and (o["interactive"] or o["tty"]):
         ctx.exit(_run_here(container, o["interactive"], o["tty"]))
     if detach:
         _start_or_remove(container)

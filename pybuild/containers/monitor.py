@@ -128,6 +128,11 @@ class Monitor:
             out, err = log.sink("stdout"), log.sink("stderr")
             if self.attached:
                 out, err = _tee(1, out), _tee(2, err)
+            held = None
+            if not self.attached and self.config.open_stdin:
+                # -d -i: stdin stays open with nobody writing, so a shell waits, as docker's
+                held = os.pipe()
+                self.stdin = held[0]
             try:
                 if self.config.runtime == "runc":
                     return self._run_runc(spec, out, err), ""
@@ -137,6 +142,10 @@ class Monitor:
                 return code, ""
             finally:
                 self._stop_health()
+                if held is not None:
+                    self.stdin = None
+                    for fd in held:
+                        os.close(fd)
         except PybuildError as err:
             log.write("stderr", f"pybuild: {err}\n".encode())
             return SETUP_FAILED, str(err)

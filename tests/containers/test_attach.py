@@ -58,3 +58,15 @@ def test_run_it_is_an_interactive_terminal(store, image):
             assert termios.tcgetattr(fd)[3] & termios.ECHO == before[3] & termios.ECHO
     finally:
         os.close(fd)
+
+
+def test_run_dit_keeps_a_shell_waiting_in_the_background(cli, image):
+    cli("run", "-dit", "--name", "waiting-sh", image, "sh", check=True)
+    try:
+        time.sleep(0.5)
+        assert cli("inspect", "-f", "{{.State.Status}}", "waiting-sh").stdout == "running\n"
+        assert cli("exec", "waiting-sh", "echo", "still here", check=True).stdout == \
+            "still here\n"
+        assert "BusyBox" in cli("logs", "waiting-sh").stdout  # the shell's banner, on its pty
+    finally:
+        cli("rm", "-f", "waiting-sh")
