@@ -136,6 +136,11 @@ class Monitor:
             try:
                 if self.config.runtime == "runc":
                     return self._run_runc(spec, out, err), ""
+                from pybuild.runner.bundle import write_config
+
+                # the same spec as an OCI bundle beside it: what runc would run
+                write_config(self.dir / "bundle", spec,
+                             cgroups_path=f"/pybuild/{cgroup_name(self.id)}")
                 code = run(spec, stdout=out, stderr=err, stdin=self.stdin,
                            cgroup_name=cgroup_name(self.id), on_start=self._started,
                            on_exit=self._exited)

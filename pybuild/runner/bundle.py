@@ -36,6 +36,19 @@ __all__ = ["exec_failure", "mounts_under", "remove_bundle", "run_runc", "unmount
 Stream = int | IO[bytes] | IO[str] | None
 
 
+def write_config(dir: Path, spec: RunSpec, *, cgroups_path: str | None = None) -> Path:
+    """Only the bundle's config.json (and its empty ``rootfs``): what pybuild's own sandbox
+    runs is this spec, its rootfs mounted in the sandbox's private mount namespace."""
+    dir = Path(dir)
+    rootfs = dir / "rootfs"
+    rootfs.mkdir(parents=True, exist_ok=True)
+    config = to_oci(spec, os.fspath(rootfs), cgroups_path=cgroups_path)
+    tmp = dir / "config.json.tmp"
+    tmp.write_text(json.dumps(config, indent=2) + "\n")
+    tmp.replace(dir / "config.json")
+    return dir
+
+
 def write_bundle(dir: Path, spec: RunSpec, *, cgroups_path: str | None = None) -> Path:
     """Write config.json and mount the rootfs under ``dir`` (created); returns ``dir``."""
     validate(spec)
@@ -46,10 +59,7 @@ def write_bundle(dir: Path, spec: RunSpec, *, cgroups_path: str | None = None) -
     try:
         rootfs.mkdir(parents=True, exist_ok=True)
         _mount_rootfs(spec, os.fspath(rootfs))
-        config = to_oci(spec, os.fspath(rootfs), cgroups_path=cgroups_path)
-        tmp = dir / "config.json.tmp"
-        tmp.write_text(json.dumps(config, indent=2) + "\n")
-        tmp.replace(dir / "config.json")
+        write_config(dir, spec, cgroups_path=cgroups_path)
     except OSError as e:
         unmount_rootfs(dir)
         raise RunnerError(f"bundle {dir}: {e}") from e

@@ -283,3 +283,18 @@ def test_device_gives_a_host_device_and_a_bad_one_fails_first(cli, image):
     assert bad.returncode != 0 and "--device" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
     assert cli("ps", "-a", "-q").stdout == ""
+
+
+def test_the_state_dir_holds_the_containers_oci_bundle(cli, image, store):
+    from support.ocischema import schema_errors
+
+    cid = cli("run", "-d", "-m", "64m", "-h", "bundled", image, "sleep", "30",
+              check=True).stdout.strip()
+    try:
+        config = json.loads((store.root / "containers" / cid / "bundle" /
+                             "config.json").read_text())
+        assert config["hostname"] == "bundled" and config["process"]["args"] == ["sleep", "30"]
+        assert config["linux"]["resources"]["memory"]["limit"] == 64 << 20
+        assert schema_errors(config) == []
+    finally:
+        cli("rm", "-f", cid)

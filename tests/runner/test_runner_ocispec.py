@@ -3,38 +3,14 @@ docker's seccomp profile format resolved into the OCI seccomp object."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from support.paths import TESTDATA
+from support.ocischema import schema_errors
 
 from pybuild.errors import RunnerError
 from pybuild.runner import Mount, Process, Resources, Rlimit, Rootfs, RunSpec
 from pybuild.runner.ocispec import seccomp_to_oci, to_oci
-
-# The runtime-spec v1.0.2 schema (what runc 1.1 implements), vendored: see its README.
-SCHEMA_DIR = TESTDATA / "runtime-spec-v1.0.2"
-
-
-def _config_validator() -> object:
-    """A Draft 4 validator for config-schema.json with its sibling files as $ref targets."""
-    jsonschema = pytest.importorskip("jsonschema")
-    referencing = pytest.importorskip("referencing")
-    docs = {f"file:///schema/{p.name}": json.loads(p.read_text())
-            for p in SCHEMA_DIR.glob("*.json")}
-    registry = referencing.Registry().with_resources(
-        (uri, referencing.Resource.from_contents(
-            doc, default_specification=referencing.jsonschema.DRAFT4))
-        for uri, doc in docs.items())
-    root = "file:///schema/config-schema.json"
-    return jsonschema.Draft4Validator({**docs[root], "id": root}, registry=registry)
-
-
-def _schema_errors(config: dict[str, object]) -> list[str]:
-    validator = _config_validator()
-    return [f"{list(e.absolute_path)}: {e.message}"
-            for e in validator.iter_errors(config)]  # type: ignore[attr-defined]
 
 
 def _sample_config(tmp_path: Path) -> dict[str, object]:
@@ -54,7 +30,7 @@ def _sample_config(tmp_path: Path) -> dict[str, object]:
 
 def test_config_matches_the_runtime_spec_schema(tmp_path: Path) -> None:
     config = _sample_config(tmp_path)
-    assert _schema_errors(config) == []
+    assert schema_errors(config) == []
     assert config["linux"]["seccomp"]["syscalls"]  # type: ignore[index]
 
 
@@ -63,7 +39,7 @@ def test_schema_check_catches_a_bad_config(tmp_path: Path) -> None:
     config = _sample_config(tmp_path)
     config["process"]["args"] = "true"  # type: ignore[index]
     config["process"]["user"]["uid"] = -1  # type: ignore[index]
-    errors = _schema_errors(config)
+    errors = schema_errors(config)
     assert any("'args'" in e or "['process', 'args']" in e for e in errors), errors
     assert any("uid" in e for e in errors), errors
 
