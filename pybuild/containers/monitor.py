@@ -92,6 +92,20 @@ class Monitor:
             finished_at="", exit_code=0, oom_killed=False, error=""))
         self._ready(f"running {pid}")
         self._start_health()
+        self._watch_state_dir(pid)
+
+    def _watch_state_dir(self, pid: int) -> None:
+        """A container whose state dir is gone (its store removed under it) has nobody to
+        stop it or read its output: it is killed, so no monitor runs on for nothing."""
+        import threading
+
+        def watch() -> None:
+            while os.path.isdir(self.dir):
+                time.sleep(1)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+        threading.Thread(target=watch, name="pybuild-state-watch", daemon=True).start()
 
     def _start_health(self) -> None:
         """HEALTHCHECK's loop beside the run, a fresh one for each start (as docker)."""

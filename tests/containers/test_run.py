@@ -298,3 +298,18 @@ def test_the_state_dir_holds_the_containers_oci_bundle(cli, image, store):
         assert schema_errors(config) == []
     finally:
         cli("rm", "-f", cid)
+
+
+def test_a_container_whose_state_dir_is_removed_is_stopped(cli, image, store):
+    import shutil
+
+    cid = cli("run", "-d", image, "sleep", "100", check=True).stdout.strip()
+    state = json.loads((store.root / "containers" / cid / "state.json").read_text())
+    pid, monitor = state["pid"], state["monitor_pid"]
+    shutil.rmtree(store.root / "containers" / cid)
+    deadline = time.monotonic() + 10
+    while (Path(f"/proc/{pid}").exists() or Path(f"/proc/{monitor}").exists()) and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists() and not Path(f"/proc/{monitor}").exists()
+    assert leftovers(store, cid) == []
