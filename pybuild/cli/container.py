@@ -350,11 +350,7 @@ def stop_command(ctx: click.Context, timeout: int | None, sig: str | None,
                  containers: tuple[str, ...]) -> None:
     """Stop running containers: the stop signal, then SIGKILL after the timeout."""
     def stop(container, name: str) -> None:
-        if sig:
-            from dataclasses import replace
-
-            container._config = replace(container.config, stop_signal=sig)
-        container.stop(timeout)
+        container.stop(timeout, sig)
         click.echo(name)
 
     _each(ctx, containers, stop)

@@ -82,10 +82,10 @@ class Container:
 
         monitor = Monitor(self._store, self.id, None, attached=True, stdin=stdin)
         monitor.main()
-        return self.state().exit_code if not self._config.auto_remove else monitor.last_code
+        return monitor.last_code
 
-    def stop(self, timeout: int | None = None) -> None:
-        lifecycle.stop(self._store, self._config, timeout)
+    def stop(self, timeout: int | None = None, signal: str | int | None = None) -> None:
+        lifecycle.stop(self._store, self._config, timeout, signal)
 
     def restart(self, timeout: int | None = None) -> None:
         lifecycle.stop(self._store, self._config, timeout)

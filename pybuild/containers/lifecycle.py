@@ -201,9 +201,11 @@ def thaw(store: Store, config: ContainerConfig) -> None:
         dirs_of(store).write_state(config.id, state.update(status="running"))
 
 
-def stop(store: Store, config: ContainerConfig, timeout: int | None = None) -> State:
-    """The stop signal, then SIGKILL after ``timeout`` seconds (the container's own by
-    default); no restart follows. A paused container is thawed first."""
+def stop(store: Store, config: ContainerConfig, timeout: int | None = None,
+         sig: str | int | None = None) -> State:
+    """The stop signal (``sig``, else the container's), then SIGKILL after ``timeout``
+    seconds (the container's own by default); no restart follows. A paused container is
+    thawed first."""
     path = dirs_of(store).path(config.id)
     path.joinpath("stop").touch()
     state = current_state(store, config.id)
@@ -215,7 +217,7 @@ def stop(store: Store, config: ContainerConfig, timeout: int | None = None) -> S
     grace = config.stop_timeout if timeout is None else timeout
     if state.pid:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(state.pid, parse_signal(config.stop_signal))
+            os.kill(state.pid, parse_signal(sig or config.stop_signal))
     state = wait(store, config, timeout=max(grace, 0))
     if state.running:
         with contextlib.suppress(ProcessLookupError):

@@ -32,23 +32,6 @@ def cgroup_name(container_id: str) -> str:
     return f"ctr-{container_id[:16]}"
 
 
-def _oom_killed(cgroup) -> bool:
-    probe = getattr(cgroup, "oom_killed", None)
-    if callable(probe):
-        return bool(probe())
-    for path in cgroup.paths():
-        for name in ("memory.oom_control", "memory.events"):
-            try:
-                text = (path / name).read_text()
-            except OSError:
-                continue
-            for line in text.splitlines():
-                key, _, value = line.partition(" ")
-                if key == "oom_kill" and value.strip().isdigit() and int(value) > 0:
-                    return True
-    return False
-
-
 def _tee(fd: int, log_sink):
     """Output to the caller's fd and to the log, as docker logs an attached container too."""
     def write(data: bytes) -> None:
@@ -129,7 +112,7 @@ class Monitor:
             thread.join(timeout=10)
 
     def _exited(self, cgroup) -> None:
-        self.oom = _oom_killed(cgroup)
+        self.oom = cgroup.oom_killed()
 
     def run_once(self, log: LogWriter) -> tuple[int, str]:
         from pybuild.containers.runspec import run_spec
