@@ -28,6 +28,8 @@ exits with ``error.exit_code``.
     │   └── ContainerNotFound
     ├── RegistryError              talking to a registry
     ├── VolumeError                a volume: bad name, unknown driver, missing, in use
+    ├── NetworkError               networking: settings file, IPAM, links, nftables, networks
+    │   └── NetworkNotFound
     └── UsageError                 a bad combination of options given to the library or CLI
 """
 
@@ -172,6 +174,14 @@ class RegistryError(PybuildError):
 
 class VolumeError(PybuildError):
     """A volume operation was refused: a bad name or driver, no such volume, one in use."""
+
+
+class NetworkError(PybuildError):
+    """Networking refused or failed: the settings file, an address, a link, a firewall rule."""
+
+
+class NetworkNotFound(NetworkError):
+    """No network has that name or id (prefix)."""
 
 
 class UsageError(PybuildError):
