@@ -139,18 +139,22 @@ class Staging:
             if item.mtime is not None:
                 os.utime(path, (item.mtime, item.mtime), follow_symlinks=False)
             return
+        if self._link(path, item):
+            # Another name of the same source file, staged already: one inode, so the same
+            # owner, mode, xattrs and time, and it may be a pooled inode other layers use,
+            # which a chown (it clears setuid) or chmod would change under them.
+            return
         shared = self._share_key(item, uid, gid)
-        if not self._link(path, item):
-            if shared is not None and self.pool is not None and self.pool.link_to(shared, path):
-                self._pooled.add(shared)
-                self._remember(path, item)
-                return  # that inode has this metadata already, and others rely on it
-            if item.data is not None:
-                with open(path, "wb") as f:
-                    f.write(item.data)
-            else:
-                shutil.copyfile(item.host, path, follow_symlinks=True)  # type: ignore[arg-type]
+        if shared is not None and self.pool is not None and self.pool.link_to(shared, path):
+            self._pooled.add(shared)
             self._remember(path, item)
+            return  # that inode has this metadata already, and others rely on it
+        if item.data is not None:
+            with open(path, "wb") as f:
+                f.write(item.data)
+        else:
+            shutil.copyfile(item.host, path, follow_symlinks=True)  # type: ignore[arg-type]
+        self._remember(path, item)
         os.chown(path, uid, gid)
         os.chmod(path, item.mode)
         for key, value in item.xattrs:
