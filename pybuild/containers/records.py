@@ -57,7 +57,7 @@ class ContainerDirs:
         path = self.path(config.id)
         for sub in ("upper", "work", "etc"):
             (path / sub).mkdir(parents=True, exist_ok=True)
-        atomic_write(path / "state.json", State().to_json(), self.tmp)
+        atomic_write(path / "state.json", State().to_json(), self.tmp, durable=False)
         atomic_write(path / "config.json", config.to_json(), self.tmp)  # last: now it exists
         return path
 
@@ -72,13 +72,19 @@ class ContainerDirs:
 
     def state(self, container_id: str) -> State:
         try:
-            return State.from_json((self.path(container_id) / "state.json").read_bytes())
+            data = (self.path(container_id) / "state.json").read_bytes()
         except FileNotFoundError:
             raise ContainerNotFound(f"No such container: {container_id}") from None
+        try:
+            return State.from_json(data)
+        except ValueError:  # not written durably: a crash can leave it empty
+            return State(status="exited", exit_code=137, error="its state was lost in a crash")
 
     def write_state(self, container_id: str, state: State) -> None:
         if self.path(container_id).is_dir():
-            atomic_write(self.path(container_id) / "state.json", state.to_json(), self.tmp)
+            # not durable: a state lost to a crash reads as exited (its monitor is gone)
+            atomic_write(self.path(container_id) / "state.json", state.to_json(), self.tmp,
+                         durable=False)
 
     def ids(self) -> list[str]:
         if not self.root.is_dir():

@@ -313,3 +313,13 @@ def test_a_container_whose_state_dir_is_removed_is_stopped(cli, image, store):
         time.sleep(0.1)
     assert not Path(f"/proc/{pid}").exists() and not Path(f"/proc/{monitor}").exists()
     assert leftovers(store, cid) == []
+
+
+def test_a_state_record_a_crash_emptied_reads_as_exited(cli, image, store):
+    cid = cli("create", image, "true", check=True).stdout.strip()
+    try:
+        (store.root / "containers" / cid / "state.json").write_bytes(b"")
+        shown = cli("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", cid, check=True)
+        assert shown.stdout.split() == ["exited", "137"]
+    finally:
+        assert cli("rm", cid).returncode == 0

@@ -51,6 +51,20 @@ def test_a_failed_writer_leaves_the_old_file_and_no_temp(tmp_path):
     assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["f"]
 
 
+@pytest.mark.parametrize("durable, syncs", [(True, 2), (False, 0)])
+def test_only_a_durable_write_is_synced_and_both_replace_whole(tmp_path, monkeypatch,
+                                                                durable, syncs):
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd)))
+    target = tmp_path / "state.json"
+    atomic_write(target, b"old", durable=durable)
+    synced.clear()
+    atomic_write(target, b"new", durable=durable)
+    assert len(synced) == syncs  # the file, then the directory holding the rename
+    assert target.read_bytes() == b"new" and os.listdir(tmp_path) == ["state.json"]
+
+
 def test_destination_can_be_named_at_commit(tmp_path):
     out = AtomicFile(tmp_dir=tmp_path / "tmp", prefix="blob-")
     assert os.path.basename(out.tmp).startswith("blob-")
