@@ -134,6 +134,23 @@ def show_inspected(ctx: click.Context, found: list[Any], failed: Exception | Non
         ctx.exit(getattr(failed, "exit_code", 1))
 
 
+def each(ctx: click.Context, names: tuple[str, ...], action: Callable[[str], None], *,
+         prefix: str = "error: ") -> None:
+    """docker's way with several names: ``action`` on each in turn, a failure printed as one
+    line (after ``prefix``) and the rest still done, then the last failure's exit code."""
+    from pybuild.errors import PybuildError
+
+    failed: PybuildError | None = None
+    for name in names:
+        try:
+            action(name)
+        except PybuildError as err:
+            click.echo(f"{prefix}{err}", err=True)
+            failed = err
+    if failed is not None:
+        ctx.exit(failed.exit_code)
+
+
 def json_line(data: Any) -> str:
     import json
 

@@ -10,187 +10,8 @@ from typing import Any
 
 import click
 
-from pybuild.cli.common import get_client, render, render_rows
-
-_RUN_HELP = "Run a command in a new container."
-
-
-def _env_files(paths: tuple[str, ...]) -> list[str]:
-    """docker's --env-file: KEY=value lines, # comments, a bare KEY takes the caller's."""
-    from pybuild.errors import UsageError
-
-    out = []
-    for path in paths:
-        try:
-            lines = open(path, encoding="utf-8").read().splitlines()
-        except OSError as err:
-            raise UsageError(f"open {path}: {err.strerror}") from None
-        for line in lines:
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            key, sep, _ = line.partition("=")
-            if not sep:
-                if key in os.environ:
-                    out.append(f"{key}={os.environ[key]}")
-                continue
-            out.append(line)
-    return out
-
-
-def _env(values: tuple[str, ...]) -> list[str]:
-    """-e KEY=value, or -e KEY for the caller's value (dropped when it has none)."""
-    return [v if "=" in v else f"{v}={os.environ[v]}" for v in values
-            if "=" in v or v in os.environ]
-
-
-def _labels(values: tuple[str, ...]) -> dict[str, str]:
-    return dict(v.partition("=")[::2] for v in values)
-
-
-def _ulimits(values: tuple[str, ...]) -> list[tuple[str, int, int]]:
-    from pybuild.errors import UsageError
-
-    out = []
-    for value in values:
-        name, _, limits = value.partition("=")
-        soft, _, hard = limits.partition(":")
-        try:
-            out.append((name, int(soft), int(hard or soft)))
-        except ValueError:
-            raise UsageError(f"invalid --ulimit {value!r}: use NAME=SOFT[:HARD]") from None
-    return out
-
-
-def create_options(f):
-    options = [
-        click.option("--name", default=None, help="Assign a name to the container."),
-        click.option("-e", "--env", "env", multiple=True, help="Set an environment variable."),
-        click.option("--env-file", multiple=True, help="Read environment variables from a file."),
-        click.option("-w", "--workdir", default="", help="Working directory in the container."),
-        click.option("-u", "--user", default=None, help="User (name|uid[:group|gid])."),
-        click.option("-h", "--hostname", default="", help="Container host name."),
-        click.option("--entrypoint", default=None, help="Override the image's ENTRYPOINT."),
-        click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open."),
-        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
-        click.option("--rm", "auto_remove", is_flag=True,
-                     help="Remove the container when it exits."),
-        click.option("-v", "--volume", "volume", multiple=True,
-                     help="Bind mount or volume: SRC:DST[:ro], or DST for an anonymous one."),
-        click.option("--mount", multiple=True, help="type=bind|volume|tmpfs,src=..,dst=.."),
-        click.option("--tmpfs", multiple=True, help="Mount a tmpfs: PATH[:OPTIONS]."),
-        click.option("--read-only", is_flag=True, help="Mount the root filesystem read-only."),
-        click.option("--restart", default="no", help="no|always|on-failure[:N]|unless-stopped"),
-        click.option("--stop-signal", default=None, help="Signal to stop the container."),
-        click.option("--stop-timeout", type=int, default=None,
-                     help="Seconds to wait for it to stop before killing it."),
-        click.option("-l", "--label", multiple=True, help="Set a label (KEY=VALUE)."),
-        click.option("--network", "--net", "network", default="none",
-                     help="none or host (bridge networks are not there yet)."),
-        click.option("--add-host", multiple=True, help="Add HOST:IP to /etc/hosts."),
-        click.option("--dns", multiple=True, help="Set a DNS server."),
-        click.option("--dns-search", multiple=True, help="Set a DNS search domain."),
-        click.option("--cap-add", multiple=True, help="Add a Linux capability."),
-        click.option("--cap-drop", multiple=True, help="Drop a Linux capability."),
-        click.option("--privileged", is_flag=True, help="Give all capabilities, no confinement."),
-        click.option("--security-opt", multiple=True,
-                     help="no-new-privileges[:true|false], seccomp=PROFILE.json|unconfined"),
-        click.option("--ulimit", multiple=True, help="NAME=SOFT[:HARD]"),
-        click.option("--device", multiple=True, help="Add a host device: "
-                     "HOST[:CONTAINER][:PERMS]."),
-        click.option("--init", is_flag=True,
-                     help="Run tini as PID 1: it reaps zombies and passes signals on."),
-        click.option("--runtime", default=None, help="pybuild (default) or runc."),
-        click.option("--health-cmd", default=None, help="Command to check health."),
-        click.option("--health-interval", default=None, help="Time between checks (30s)."),
-        click.option("--health-timeout", default=None, help="A check's time limit (30s)."),
-        click.option("--health-retries", type=int, default=None,
-                     help="Failures in a row that make it unhealthy (3)."),
-        click.option("--health-start-period", default=None,
-                     help="Time to start before failures count (0s)."),
-        click.option("--no-healthcheck", is_flag=True, help="Disable the image's HEALTHCHECK."),
-        click.option("--volumes-from", multiple=True, help="Mount a container's volumes: "
-                     "CONTAINER[:ro|rw]."),
-        click.option("-m", "--memory", default=None, help="Memory limit (e.g. 256m)."),
-        click.option("--memory-swap", default=None, help="Memory + swap limit, -1: unlimited."),
-        click.option("--memory-reservation", default=None, help="Memory soft limit."),
-        click.option("--memory-swappiness", type=int, default=None, help="0 to 100."),
-        click.option("--kernel-memory", default=None, help="Kernel memory limit."),
-        click.option("--oom-kill-disable", is_flag=True, help="Disable the OOM killer."),
-        click.option("--cpus", default=None, help="Number of CPUs (e.g. 0.5)."),
-        click.option("-c", "--cpu-shares", type=int, default=None, help="CPU shares."),
-        click.option("--cpu-period", type=int, default=None, help="CFS period (µs)."),
-        click.option("--cpu-quota", type=int, default=None, help="CFS quota (µs)."),
-        click.option("--cpuset-cpus", default=None, help="CPUs to run on (0-3, 0,1)."),
-        click.option("--cpuset-mems", default=None, help="Memory nodes (0-3, 0,1)."),
-        click.option("--pids-limit", type=int, default=None, help="Process limit."),
-        click.option("--blkio-weight", type=int, default=None, help="10 to 1000."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def _kwargs(o: dict[str, Any]) -> dict[str, Any]:
-    from pybuild.containers.mountspec import parse_mount, parse_tmpfs, parse_volume
-
-    cwd = os.getcwd()
-    mounts = [*(parse_volume(v, cwd) for v in o["volume"]),
-              *(parse_mount(m, cwd) for m in o["mount"]), *(parse_tmpfs(t) for t in o["tmpfs"])]
-    entrypoint = o["entrypoint"]
-    return {
-        "name": o["name"], "environment": [*_env_files(o["env_file"]), *_env(o["env"])],
-        "working_dir": o["workdir"], "user": o["user"], "hostname": o["hostname"],
-        "entrypoint": None if entrypoint is None else ([entrypoint] if entrypoint else []),
-        "stdin_open": o["interactive"], "tty": o["tty"], "auto_remove": o["auto_remove"],
-        "mounts": mounts, "read_only": o["read_only"], "restart_policy": o["restart"],
-        "stop_signal": o["stop_signal"], "stop_timeout": o["stop_timeout"],
-        "labels": _labels(o["label"]), "network_mode": o["network"],
-        "extra_hosts": list(o["add_host"]), "dns": list(o["dns"]),
-        "dns_search": list(o["dns_search"]), "cap_add": list(o["cap_add"]),
-        "cap_drop": list(o["cap_drop"]), "privileged": o["privileged"],
-        "security_opt": list(o["security_opt"]), "ulimits": _ulimits(o["ulimit"]),
-        "mem_limit": o["memory"], "memswap_limit": o["memory_swap"],
-        "mem_reservation": o["memory_reservation"], "mem_swappiness": o["memory_swappiness"],
-        "kernel_memory": o["kernel_memory"], "oom_kill_disable": o["oom_kill_disable"],
-        "nano_cpus": None if o["cpus"] is None else _nano(o["cpus"]),
-        "cpu_shares": o["cpu_shares"], "cpu_period": o["cpu_period"],
-        "cpu_quota": o["cpu_quota"], "cpuset_cpus": o["cpuset_cpus"],
-        "cpuset_mems": o["cpuset_mems"], "pids_limit": o["pids_limit"],
-        "blkio_weight": o["blkio_weight"], "runtime": o["runtime"],
-        "volumes_from": list(o["volumes_from"]),
-        "healthcheck": _health_flags(o), "init": o["init"], "devices": list(o["device"]),
-    }
-
-
-def _health_flags(o: dict[str, Any]) -> dict[str, Any] | None:
-    """The --health-* flags in docker-py's healthcheck shape (times in nanoseconds)."""
-    from pybuild.containers.health import duration
-    from pybuild.errors import UsageError
-
-    given: dict[str, Any] = {}
-    if o["health_cmd"] is not None:
-        given["test"] = ["CMD-SHELL", o["health_cmd"]]
-    for key in ("interval", "timeout", "start_period"):
-        if o[f"health_{key}"] is not None:
-            flag = f"--health-{key.replace('_', '-')}"
-            given[key] = int(duration(o[f"health_{key}"], flag) * 1e9)
-    if o["health_retries"] is not None:
-        given["retries"] = o["health_retries"]
-    if o["no_healthcheck"]:
-        if given:
-            raise UsageError("--no-healthcheck conflicts with --health-* options")
-        given["test"] = ["NONE"]
-    return given or None
-
-
-def _nano(text: str) -> int:
-    from pybuild.errors import UsageError
-
-    try:
-        return int(round(float(text) * 1e9))
-    except ValueError:
-        raise UsageError(f'invalid argument "{text}" for "--cpus" flag') from None
+from pybuild.cli.common import each, get_client, render, render_rows
+from pybuild.cli.container_options import create_kwargs, create_options
 
 
 @click.command("create", context_settings={"allow_interspersed_args": False})
@@ -200,7 +21,8 @@ def _nano(text: str) -> int:
 @click.pass_context
 def create_command(ctx: click.Context, image: str, command: tuple[str, ...], **o: Any) -> None:
     """Create a new container (not started)."""
-    container = get_client(ctx).containers.create(image, list(command) or None, **_kwargs(o))
+    client = get_client(ctx)
+    container = client.containers.create(image, list(command) or None, **create_kwargs(o))
     for warning in container.warnings:
         click.echo(f"WARNING: {warning}", err=True)
     click.echo(container.id)
@@ -217,7 +39,7 @@ def run_command(ctx: click.Context, image: str, command: tuple[str, ...], detach
     """Run a command in a new container."""
 
     client = get_client(ctx)
-    container = client.containers.create(image, list(command) or None, **_kwargs(o))
+    container = client.containers.create(image, list(command) or None, **create_kwargs(o))
     for warning in container.warnings:
         click.echo(f"WARNING: {warning}", err=True)
     if not detach and (o["interactive"] or o["tty"]):
@@ -300,20 +122,10 @@ def _attach(container) -> int:
 
 
 def _each(ctx: click.Context, names: tuple[str, ...], action) -> None:
-    """Run ``action`` on each named container, docker's way: go on after a failure, print
-    what failed, exit non-zero at the end."""
-    from pybuild.errors import PybuildError
-
+    """``action(container, name)`` on each named container, docker's way (common.each)."""
     client = get_client(ctx)
-    failed: PybuildError | None = None
-    for name in names:
-        try:
-            action(client.containers.get(name), name)
-        except PybuildError as err:
-            click.echo(f"Error response from daemon: {err}", err=True)
-            failed = err
-    if failed is not None:
-        ctx.exit(failed.exit_code)
+    each(ctx, names, lambda name: action(client.containers.get(name), name),
+         prefix="Error response from daemon: ")
 
 
 @click.command("start")

@@ -26,13 +26,13 @@ def exec_command(ctx: click.Context, container: str, command: tuple[str, ...], d
                  interactive: bool, tty: bool, user: str | None, workdir: str | None,
                  env: tuple[str, ...], env_file: tuple[str, ...], privileged: bool) -> None:
     """Run a command in a running container."""
-    from pybuild.cli.container import _env, _env_files
+    from pybuild.cli.container_options import env_files, env_flags
     from pybuild.containers.exec import ExecOptions, exec_in
 
     client = get_client(ctx)
     config = client.containers.get(container).config
     opts = ExecOptions(args=command, user=user, workdir=workdir,
-                       env=(*_env_files(env_file), *_env(env)), tty=tty,
+                       env=(*env_files(env_file), *env_flags(env)), tty=tty,
                        console_size=_terminal_size() if tty else None,
                        privileged=privileged, detach=detach)
     stdin = 0 if interactive and not detach else None

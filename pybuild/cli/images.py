@@ -9,6 +9,7 @@ import click
 from pybuild.cli.common import (
     created_at,
     created_since,
+    each,
     get_client,
     human_size,
     json_line,
@@ -113,19 +114,13 @@ def tag_command(ctx: click.Context, source: str, target: str) -> None:
 @click.pass_context
 def rmi_command(ctx: click.Context, images: tuple[str, ...], force: bool) -> None:
     """Remove one or more images (untag; delete when no name is left)."""
-    from pybuild.errors import PybuildError
-
     client = get_client(ctx)
-    failed: PybuildError | None = None
-    for name in images:
-        try:
-            for removal in client.images.remove(name, force=force):
-                click.echo(f"{removal.action}: {removal.subject}")
-        except PybuildError as err:  # docker goes on with the others, then fails
-            click.echo(f"error: {err}", err=True)
-            failed = err
-    if failed is not None:
-        ctx.exit(failed.exit_code)
+
+    def remove(name: str) -> None:
+        for removal in client.images.remove(name, force=force):
+            click.echo(f"{removal.action}: {removal.subject}")
+
+    each(ctx, images, remove)
 
 
 @click.command("inspect")

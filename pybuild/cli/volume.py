@@ -8,6 +8,7 @@ import click
 
 from pybuild.cli.common import (
     confirm_prune,
+    each,
     get_client,
     human_size,
     json_line,
@@ -116,19 +117,13 @@ def inspect_command(ctx: click.Context, names: tuple[str, ...], fmt: str | None)
 @click.pass_context
 def rm_command(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
     """Remove volumes (never one a container uses)."""
-    from pybuild.errors import PybuildError
-
     client = get_client(ctx)
-    failed = None
-    for name in names:
-        try:
-            client.volumes.remove(name, force=force)
-            click.echo(name)
-        except PybuildError as err:  # docker goes on with the others, then fails
-            click.echo(f"error: {err}", err=True)
-            failed = err
-    if failed is not None:
-        ctx.exit(failed.exit_code)
+
+    def remove(name: str) -> None:
+        client.volumes.remove(name, force=force)
+        click.echo(name)
+
+    each(ctx, names, remove)
 
 
 group.add_command(rm_command, "remove")
