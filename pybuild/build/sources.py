@@ -39,7 +39,8 @@ def context_items(entries: Sequence[SourceEntry], root: str, chmod: str | None,
         big = content is not None and e.kind == "file" and st.st_size >= MIN_SIZE
         items.append(Item(e.dest, e.kind, mode, host=host, link_target=e.link_target,
                           mtime=mtime, group=first_group + e.match, inode=_inode(st),
-                          content=content(e) if big and content else None))
+                          content=content(e) if big and content else None,
+                          content_stat=e.stat_key))
     return items
 
 

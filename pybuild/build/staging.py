@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class Item:
     inode: tuple[int, int] | None = None  # (st_dev, st_ino) of a file with several names
     xattrs: tuple[tuple[str, bytes], ...] = ()  # set last: a chown drops a capability
     content: str | None = None  # sha256 of a big file's bytes: layers may share it (filepool)
+    content_stat: tuple[int, ...] = ()  # the stat key of ``host`` that ``content`` is for
 
 
 class Staging:
@@ -149,6 +151,7 @@ class Staging:
             self._pooled.add(shared)
             self._remember(path, item)
             return  # that inode has this metadata already, and others rely on it
+        started = time.time_ns()
         if item.data is not None:
             with open(path, "wb") as f:
                 f.write(item.data)
@@ -161,8 +164,9 @@ class Staging:
             os.setxattr(path, key, value)
         if item.mtime is not None:
             os.utime(path, (item.mtime, item.mtime))
-        if shared is not None and self.pool is not None:
-            self.pool.add(path, shared)
+        if shared is not None and self.pool is not None and item.host is not None:
+            self.pool.add(path, shared, source=item.host, source_stat=item.content_stat,
+                          copy_started_ns=started)
             self._pooled.add(shared)
 
     def _share_key(self, item: Item, uid: int, gid: int) -> str | None:

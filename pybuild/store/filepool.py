@@ -7,7 +7,8 @@ changes such a file changes a copy in its upper dir), so one inode can serve sev
 ``files/<key>`` links to each big file a COPY staged, the key naming its content sha256,
 owner, mode and mtime, and a later COPY that would stage the same links to it instead.
 
-Files with xattrs are not shared, and one layer uses an inode for one name only, so a layer's
+A file is pooled only if its source kept the stat its hash was taken for until the copy
+ended, so the bytes under a key are the bytes the key names. Files with xattrs are not shared, and one layer uses an inode for one name only, so a layer's
 tar never gains a hard link the source did not have. What a RUN can tell: such a file's
 st_nlink counts the layers sharing it. Garbage collection removes the entries no layer links
 to any more.
@@ -21,6 +22,7 @@ import os
 from pathlib import Path
 
 MIN_SIZE = 1 << 20  # below this a copy costs about what the lookup and link do
+RACY_NS = 50_000_000  # a file changed this close to its copy may change with its stat unchanged
 
 
 class FilePool:
@@ -40,11 +42,27 @@ class FilePool:
         except FileNotFoundError:
             return False
 
-    def add(self, path: str, key: str) -> None:
-        """Pool the staged file ``path`` (its metadata final) under ``key``."""
+    def add(self, path: str, key: str, *, source: str, source_stat: tuple[int, ...],
+            copy_started_ns: int) -> bool:
+        """Pool the staged file ``path`` (its metadata final), copied from ``source``, under
+        ``key``; False, pooling nothing, unless ``source`` still has ``source_stat``, the stat
+        key its hash in ``key`` was taken for. A file changed after it was hashed or while it
+        was copied would otherwise give later layers other bytes than their key names. As for
+        the context's hash memo, a stat changed too shortly before the copy is not trusted:
+        a write in the same timestamp tick need not change it."""
+        from pybuild.context.walk import stat_key
+
+        try:
+            if not source_stat or stat_key(os.lstat(source)) != source_stat:
+                return False
+        except FileNotFoundError:
+            return False
+        if copy_started_ns - max(source_stat[1], source_stat[6]) <= RACY_NS:  # mtime, ctime
+            return False
         self.root.mkdir(exist_ok=True)
         with contextlib.suppress(FileExistsError):
             os.link(path, self.root / key)
+        return True
 
     def sweep(self) -> int:
         """Remove entries nothing else links to; the bytes freed. Call with no writer active."""

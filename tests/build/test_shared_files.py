@@ -6,12 +6,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tarfile
+import time
 
 import pytest
 from support.build import BASE, new_store, run_build, sandbox_store
 
 from pybuild.archive.save import save
 from pybuild.store import Store
+from pybuild.store.filepool import RACY_NS
 from pybuild.store.gc import collect
 from pybuild.store.images import remove, resolve
 from pybuild.store.layercache import chain_ids
@@ -27,6 +29,7 @@ def context(tmp_path, dockerfile: str):
         (ctx / name).write_bytes(data)
         os.utime(ctx / name, (1e9, 1e9))
     (ctx / "Dockerfile").write_text(f"FROM {BASE}\n{dockerfile}")
+    time.sleep(RACY_NS / 1e9)  # a file changed just before its copy is not pooled
     return ctx
 
 

@@ -7,13 +7,14 @@ import hashlib
 import os
 import stat
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from pybuild.build.rootfs import RootfsView
 from pybuild.build.staging import Item, Staging
-from pybuild.store.filepool import FilePool
+from pybuild.store.filepool import RACY_NS, FilePool
 
 pytestmark = pytest.mark.root  # chown to other owners
 
@@ -76,3 +77,65 @@ def test_a_second_name_of_a_pooled_file_leaves_the_pool_inode_alone(tmp_path):
     assert (stat.S_IMODE(after.st_mode), after.st_uid, after.st_gid, after.st_mtime) == \
         (0o4755, 1000, 1000, OLD)
     assert after.st_ctime_ns >= before.st_ctime_ns and after.st_nlink == 3
+
+
+def hashed_source(tmp_path: Path) -> tuple[Path, Item]:
+    """A context file and its item, hashed as the context walk hashes it: content and the
+    stat key the hash is for."""
+    from pybuild.context.walk import stat_key
+
+    src = tmp_path / "big"
+    src.write_bytes(DATA)
+    os.utime(src, (OLD, OLD))
+    time.sleep(RACY_NS / 1e9 + 0.01)  # its ctime is now: let it be old enough to trust
+    return src, Item("big", "file", 0o644, host=str(src), mtime=OLD, content=SHA,
+                     content_stat=stat_key(os.lstat(src)))
+
+
+def test_an_unchanged_file_is_pooled(tmp_path):
+    s, pool = staging(tmp_path)
+    src, item = hashed_source(tmp_path)
+    s.put(s.ensure_dir("/data"), item, None)
+    entry = pool.root / pool.key(SHA, 0, 0, 0o644, OLD)
+    assert os.lstat(entry).st_ino == os.lstat(s.root / "data/big").st_ino
+
+
+def test_a_file_changed_after_it_was_hashed_is_staged_but_not_pooled(tmp_path):
+    s, pool = staging(tmp_path)
+    src, item = hashed_source(tmp_path)
+    src.write_bytes(DATA.upper())  # same size, other bytes
+    os.utime(src, (OLD, OLD))
+    s.put(s.ensure_dir("/data"), item, None)
+    assert (s.root / "data/big").read_bytes() == DATA.upper()
+    assert not pool.root.exists() or os.listdir(pool.root) == []
+
+
+def test_a_file_changed_while_it_was_copied_is_not_pooled(tmp_path):
+    pool = FilePool(tmp_path / "files")
+    src, item = hashed_source(tmp_path)
+    started = time.time_ns()
+    copy = tmp_path / "copy"
+    copy.write_bytes(DATA[:100])  # the copy read the start, then the source changed
+    with open(src, "r+b") as f:
+        f.write(b"X")
+    os.utime(src, (OLD, OLD))
+    key = pool.key(SHA, 0, 0, 0o644, OLD)
+    assert not pool.add(str(copy), key, source=str(src), source_stat=item.content_stat,
+                        copy_started_ns=started)
+    assert not (pool.root / key).exists()
+    (tmp_path / "again").mkdir()
+    kept, kept_item = hashed_source(tmp_path / "again")  # the same call, a source left alone
+    assert pool.add(str(copy), key, source=str(kept), source_stat=kept_item.content_stat,
+                    copy_started_ns=time.time_ns())
+    assert os.lstat(pool.root / key).st_ino == os.lstat(copy).st_ino
+
+
+def test_a_file_changed_just_before_its_copy_is_not_pooled(tmp_path):
+    from pybuild.context.walk import stat_key
+
+    pool = FilePool(tmp_path / "files")
+    src = tmp_path / "fresh"
+    src.write_bytes(DATA)  # a write in this timestamp tick could still come unseen
+    key = pool.key(SHA, 0, 0, 0o644, OLD)
+    assert not pool.add(str(src), key, source=str(src), source_stat=stat_key(os.lstat(src)),
+                        copy_started_ns=time.time_ns())
