@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pybuild.layers.create import write_layer_from_dir  # noqa: E402
+from pybuild.layers.create import write_layer_from_tree  # noqa: E402
 from pybuild.layers.extract import apply_layer  # noqa: E402
 
 BASE = Path("/var/tmp/pybuild-bench-layers")
@@ -85,8 +85,8 @@ def shell(cmd: str) -> None:
 def bench_create(size: int, runs: int) -> None:
     print(f"{'create':8} {'pybuild MB/s':>13} {'pipeline MB/s':>14} {'ratio':>6}")
     for compression, pipeline in PIPELINES.items():
-        ours = best(lambda c=compression: write_layer_from_dir(TREE, _Null(), compression=c),
-                    runs)
+        ours = best(lambda c=compression: write_layer_from_tree(TREE, _Null(), upper=False,
+                                                                compression=c), runs)
         theirs = best(lambda p=pipeline: shell(p.format(tree=TREE)), runs)
         print(f"{compression:8} {size / ours / 1e6:13.1f} {size / theirs / 1e6:14.1f}"
               f" {theirs / ours:6.2f}")
@@ -97,7 +97,7 @@ def bench_extract(size: int, runs: int) -> None:
     for compression, unpack in UNPACKERS.items():
         layer = BASE / f"layer.{compression}"
         with open(layer, "wb") as out:
-            write_layer_from_dir(TREE, out, compression=compression)
+            write_layer_from_tree(TREE, out, upper=False, compression=compression)
         dest = BASE / "out"
 
         def clean(dest=dest):

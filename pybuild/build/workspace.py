@@ -76,12 +76,11 @@ class Workspace:
     def commit_dir(self, state: StageState, tree: Path, *, upper: bool) -> LayerRef:
         """Adopt ``tree`` as the unpacked form of a new layer, whose tar is only hashed here
         and written when first read (``pybuild.store.lazyblobs``)."""
-        from pybuild.layers.create import write_layer_from_dir, write_layer_from_upper
+        from pybuild.layers.create import write_layer_from_tree
 
-        write = write_layer_from_upper if upper else write_layer_from_dir
         epoch = self.options.source_date_epoch
         with self.store.writing():
-            info = write(tree, None, source_date_epoch=epoch)
+            info = write_layer_from_tree(tree, None, upper=upper, source_date_epoch=epoch)
             chains = chain_ids(state.diff_ids)
             parent = chains[-1] if chains else None
             adopted = self.store.layers.adopt(parent, info.diff_id, tree)

@@ -22,7 +22,7 @@ def commit(store: Store, config: ContainerConfig, reference: str | None = None, 
     from pybuild.image.changes import apply_changes
     from pybuild.image.config import HistoryEntry, ImageConfig, created_now
     from pybuild.image.reference import parse as parse_reference
-    from pybuild.layers.create import write_layer_from_upper
+    from pybuild.layers.create import write_layer_from_tree
 
     base = store.records.get(config.image_id)
     image = ImageConfig.from_bytes(store.blobs.read_bytes(base.id))
@@ -30,7 +30,7 @@ def commit(store: Store, config: ContainerConfig, reference: str | None = None, 
     ref = parse_reference(reference).normalized() if reference else None
     with store.writing():
         with store.blobs.writer() as out:
-            info = write_layer_from_upper(upper, out)
+            info = write_layer_from_tree(upper, out, upper=True)
             blob = out.commit(info.diff_id, info.size)
         created = created_now()
         new = replace(

@@ -112,7 +112,7 @@ def export(store: Store, config: ContainerConfig, out: BinaryIO) -> None:
     """The container's filesystem flattened into one tar: the image's layers with the
     container's changes applied (whiteouts deleting, none left), as ``docker export``."""
     from pybuild.image.config import ImageConfig
-    from pybuild.layers.create import write_layer_from_dir, write_layer_from_upper
+    from pybuild.layers.create import write_layer_from_tree
     from pybuild.layers.extract import apply_layer
 
     image = ImageConfig.from_bytes(store.blobs.read_bytes(config.image_id))
@@ -123,10 +123,10 @@ def export(store: Store, config: ContainerConfig, out: BinaryIO) -> None:
         with store.writing():
             store.layers.unpack_to(image.diff_ids, tree)
         with tempfile.TemporaryFile(dir=store.tmp) as changes:
-            write_layer_from_upper(_dirs(store).path(config.id) / "upper", changes)
+            write_layer_from_tree(_dirs(store).path(config.id) / "upper", changes, upper=True)
             changes.seek(0)
             apply_layer(changes, tree, mode="apply")
-        write_layer_from_dir(tree, out)
+        write_layer_from_tree(tree, out, upper=False)
     finally:
         with contextlib.suppress(OSError):
             shutil.rmtree(tree)

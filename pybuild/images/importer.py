@@ -72,7 +72,7 @@ def _opened(source: str | Path | BinaryIO):
 
 
 def _write_layer(store: Store, stream: BinaryIO) -> LayerRef:
-    from pybuild.layers.create import write_layer_from_dir
+    from pybuild.layers.create import write_layer_from_tree
     from pybuild.layers.extract import apply_layer
 
     store.tmp.mkdir(parents=True, exist_ok=True)
@@ -82,8 +82,8 @@ def _write_layer(store: Store, stream: BinaryIO) -> LayerRef:
         rootfs.mkdir(mode=0o755)
         apply_layer(stream, rootfs, mode="apply", allow_devices=True)
         with store.blobs.writer() as out:
-            info = write_layer_from_dir(rootfs, out, compression="none",
-                                        source_date_epoch=_source_date_epoch())
+            info = write_layer_from_tree(rootfs, out, upper=False,
+                                         source_date_epoch=_source_date_epoch())
             blob = out.commit()
         if info.diff_id != blob.digest:
             raise LayerError(f"layer writer reported {info.diff_id}, wrote {blob.digest}")

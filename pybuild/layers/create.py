@@ -37,10 +37,12 @@ class LayerInfo:
     media_type: str
 
 
-def write_layer_from_upper(upper: Path, out: BinaryIO | None, *, compression: str = "none",
-                           source_date_epoch: int | None = None) -> LayerInfo:
-    """The layer for an overlayfs upper dir: whiteout devices and opaque dirs become OCI ones."""
-    return write_layer(walk_tree(Path(upper), upper=True), out, compression=compression,
+def write_layer_from_tree(tree: Path, out: BinaryIO | None, *, upper: bool,
+                          compression: str = "none",
+                          source_date_epoch: int | None = None) -> LayerInfo:
+    """Everything below ``tree`` as one layer (``tree`` itself is not an entry). With
+    ``upper`` it is an overlayfs upper dir: whiteout devices and opaque dirs become OCI ones."""
+    return write_layer(walk_tree(Path(tree), upper=upper), out, compression=compression,
                        source_date_epoch=source_date_epoch)
 
 
@@ -50,13 +52,6 @@ def write_layer_from_trees(before: Path | None, after: Path, out: BinaryIO | Non
     """The layer turning ``before`` into ``after``, as an upper dir would record it."""
     return write_layer(diff_trees(None if before is None else Path(before), Path(after)), out,
                        compression=compression, source_date_epoch=source_date_epoch)
-
-
-def write_layer_from_dir(root: Path, out: BinaryIO | None, *, compression: str = "none",
-                         source_date_epoch: int | None = None) -> LayerInfo:
-    """Everything below ``root`` as one layer (``root`` itself is not an entry)."""
-    return write_layer(walk_tree(Path(root)), out, compression=compression,
-                       source_date_epoch=source_date_epoch)
 
 
 def write_layer(nodes: Iterable[Node], out: BinaryIO | None, *, compression: str = "none",

@@ -81,11 +81,10 @@ class LazyBlobs:
     def write(self, layer: LazyLayer, out: BinaryIO | None) -> str:
         """The layer's tar from its first source into ``out`` (None: only hashed); the diff
         ID it hashes to."""
-        from pybuild.layers.create import write_layer_from_dir, write_layer_from_upper
+        from pybuild.layers.create import write_layer_from_tree
 
         tree, upper, epoch = layer.sources[0]
-        write = write_layer_from_upper if upper else write_layer_from_dir
-        return write(tree, out, source_date_epoch=epoch).diff_id
+        return write_layer_from_tree(tree, out, upper=upper, source_date_epoch=epoch).diff_id
 
     def remove(self, diff_id: str) -> bool:
         try:

@@ -27,9 +27,8 @@ from pybuild.layers.compression import (
     open_decompressed,
 )
 from pybuild.layers.create import (
-    write_layer_from_dir,
+    write_layer_from_tree,
     write_layer_from_trees,
-    write_layer_from_upper,
 )
 from pybuild.layers.tarformat import RECORD, TarWriter
 
@@ -62,7 +61,7 @@ def make_tree(root: Path) -> None:
 
 def layer(root: Path, **kw) -> bytes:
     out = io.BytesIO()
-    write_layer_from_dir(root, out, **kw)
+    write_layer_from_tree(root, out, upper=False, **kw)
     return out.getvalue()
 
 
@@ -133,7 +132,7 @@ def test_source_date_epoch_clamps_only_newer_times(tree: Path):
 def test_layer_info_digests(tree: Path):
     for compression in COMPRESSIONS:
         out = io.BytesIO()
-        info = write_layer_from_dir(tree, out, compression=compression)
+        info = write_layer_from_tree(tree, out, upper=False, compression=compression)
         blob = out.getvalue()
         plain = open_decompressed(io.BytesIO(blob)).read()
         assert info.diff_id == "sha256:" + hashlib.sha256(plain).hexdigest()
@@ -214,7 +213,7 @@ def test_upper_dir_markers_become_oci_whiteouts(workdir: Path):  # noqa: F811
     (upper / "x").write_bytes(b"")
     os.setxattr(upper / "x", "trusted.overlay.whiteout", b"")  # kernels >= 6.7 may do this
     out = io.BytesIO()
-    write_layer_from_upper(upper, out)
+    write_layer_from_tree(upper, out, upper=True)
     members = list(tarfile.open(fileobj=io.BytesIO(out.getvalue())))
     assert [m.name for m in members] == [".wh.gone", ".wh.x", "d", "d/.wh..wh..opq", "d/new"]
     assert all(m.isreg() or m.isdir() for m in members)
@@ -226,7 +225,7 @@ def test_upper_dir_with_redirects_is_refused(workdir: Path):  # noqa: F811
     (upper / "moved").mkdir(parents=True)
     os.setxattr(upper / "moved", "trusted.overlay.redirect", b"/old")
     with pytest.raises(LayerError, match="redirect_dir=off"):
-        write_layer_from_upper(upper, io.BytesIO())
+        write_layer_from_tree(upper, io.BytesIO(), upper=True)
 
 
 def test_tree_diff_from_nothing_is_the_whole_tree(tree: Path):

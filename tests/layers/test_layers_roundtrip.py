@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from support.layers import CAP, copy_tree, manifest, mounted_overlay, needs_overlay
 
-from pybuild.layers.create import write_layer_from_trees, write_layer_from_upper
+from pybuild.layers.create import write_layer_from_tree, write_layer_from_trees
 from pybuild.layers.extract import apply_layer
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -188,9 +188,9 @@ class Editor:
             os.removexattr(path, "user.x")
 
 
-def _layer(fn, *args) -> bytes:
+def _layer(fn, *args, **kw) -> bytes:
     out = io.BytesIO()
-    fn(*args, out, source_date_epoch=EPOCH)
+    fn(*args, out, source_date_epoch=EPOCH, **kw)
     return out.getvalue()
 
 
@@ -215,7 +215,7 @@ def _check(tmp: Path, entries, ops) -> None:
     with mounted_overlay([d["state1"]], d["mnt"], upper=d["upper"], work=d["work"]):
         Editor(d["mnt"], linked).run(ops, entries)
         assert manifest(d["mnt"]) == manifest(d["after"])
-    from_upper = _layer(write_layer_from_upper, d["upper"])
+    from_upper = _layer(write_layer_from_tree, d["upper"], upper=True)
     from_trees = _layer(write_layer_from_trees, d["state1"], d["after"])
     expected = manifest(d["after"])
     for layer, target in ((from_upper, d["t1"]), (from_trees, d["t2"])):
