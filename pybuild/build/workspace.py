@@ -84,10 +84,10 @@ class Workspace:
             chains = chain_ids(state.diff_ids)
             parent = chains[-1] if chains else None
             adopted = self.store.layers.adopt(parent, info.diff_id, tree)
-            blobs, chain = self.store.blobs, "sha256:" + adopted.name
-            if (blobs.lazy is not None and not blobs.path(info.diff_id).is_file()
-                    and chain not in blobs.lazy.chains(info.diff_id)):
-                blobs.lazy.add(info.diff_id, info.size, chain, upper=upper, epoch=epoch)
+            blobs = self.store.blobs
+            if blobs.lazy is not None and not blobs.path(info.diff_id).is_file():
+                blobs.lazy.add(info.diff_id, info.size, "sha256:" + adopted.name, upper=upper,
+                               epoch=epoch)
         return LayerRef(info.diff_id, info.size)
 
     def cleanup(self) -> None:

@@ -46,8 +46,12 @@ class LazyBlobs:
 
     def add(self, diff_id: str, size: int, chain: str, *, upper: bool,
             epoch: int | None) -> None:
-        """Name the unpacked dir of ``chain`` as a source of the layer ``diff_id``."""
+        """Name the unpacked dir of ``chain`` as a source of the layer ``diff_id``; a source
+        named already is left as it is (its tree was synced when it was named)."""
         tree = self.layers_root / chain.removeprefix("sha256:")
+        data = self._read(diff_id) or {"size": size, "sources": {}}
+        if tree.name in data["sources"]:
+            return
         fd = os.open(tree, os.O_RDONLY | os.O_DIRECTORY)
         try:
             from pybuild.runner.libc import syncfs
@@ -55,7 +59,6 @@ class LazyBlobs:
             syncfs(fd)
         finally:
             os.close(fd)
-        data = self._read(diff_id) or {"size": size, "sources": {}}
         data["sources"][tree.name] = {"upper": upper, "epoch": epoch}
         atomic_write(self._path(diff_id), json.dumps(data, sort_keys=True).encode(), self.tmp)
 

@@ -89,3 +89,23 @@ def test_a_rebuilt_layer_names_its_unpacked_dir_once(store, tmp_path):
     ctx = tmp_path / "ctx"
     run_build(store, ctx, tags=("lazy/x:2",), source_date_epoch=5, no_cache=True)
     assert len(store.blobs.lazy.get(diff_id).sources) == 1
+
+
+def test_naming_a_recorded_source_again_neither_syncs_nor_rewrites(tmp_path):
+    from pybuild.store.lazyblobs import LazyBlobs
+
+    layers, tmp = tmp_path / "layers", tmp_path / "tmp"
+    chain = "sha256:" + "c" * 64
+    (layers / chain[7:]).mkdir(parents=True)
+    tmp.mkdir()
+    lazy = LazyBlobs(tmp_path / "lazy", tmp, layers)
+    lazy.root.mkdir()
+    diff_id = "sha256:" + "d" * 64
+    lazy.add(diff_id, 10, chain, upper=False, epoch=None)
+    record = lazy.root / f"{'d' * 64}.json"
+    before = os.stat(record)
+    os.rmdir(layers / chain[7:])  # syncing it again would have to open it
+    lazy.add(diff_id, 10, chain, upper=True, epoch=5)
+    after = os.stat(record)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert lazy.chains(diff_id) == {chain}
