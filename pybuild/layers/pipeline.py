@@ -38,12 +38,13 @@ class Pipeline:
         if out is None and compression != "none":
             raise ValueError("a compressed layer needs somewhere to go")
         self._out = out
-        self._compressor = make_compressor(compression)
         self._plain = compression == "none"
+        # a plain tar passes as it is; with no output only the one buffer being filled is used
+        self._compressor = None if self._plain else make_compressor(compression)
         self._chunk = chunk
         self._free: queue.Queue = queue.Queue()
         self._full: queue.Queue = queue.Queue()
-        for _ in range(_DEPTH):
+        for _ in range(_DEPTH if out is not None else 1):
             buf = bytearray(chunk)
             self._free.put((buf, memoryview(buf)))
         self._buf, self._view = self._free.get()
@@ -149,6 +150,7 @@ class Pipeline:
 
     # worker side ---------------------------------------------------------------------------
     def _work(self) -> None:
+        compressor = self._compressor
         while True:
             item = self._full.get()
             if item is None:
@@ -157,14 +159,14 @@ class Pipeline:
             try:
                 if self._error is None and self._plain:
                     self._emit(view[:n])
-                elif self._error is None:
-                    self._emit(self._compressor.compress(view[:n]))
+                elif self._error is None and compressor is not None:
+                    self._emit(compressor.compress(view[:n]))
             except BaseException as err:  # handed to the producer, which raises it
                 self._error = err
             self._free.put((buf, view))
         try:
-            if self._error is None:
-                self._emit(self._compressor.flush())
+            if self._error is None and compressor is not None:
+                self._emit(compressor.flush())
         except BaseException as err:
             self._error = err
 
