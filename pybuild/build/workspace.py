@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import posixpath
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -54,10 +56,12 @@ class Workspace:
         return self.store.files
 
     def flatten(self, ref: str) -> str:
-        if ref not in self._flats:  # each stage or image is unpacked once per build
-            state = self.state_for(ref, 0)
+        """The merged tree read from the stage's unpacked layers, not from its tars: a layer
+        the build made has none yet, and writing it only to extract it cost two copies."""
+        if ref not in self._flats:  # each stage or image is flattened once per build
             tree = self.tempdir("flat-")
-            self.store.layers.unpack_to(state.diff_ids, tree)
+            with self.store.writing():  # collection must not take the layers away meanwhile
+                copy_view(self.view(self.state_for(ref, 0)), "/", tree)
             self._flats[ref] = str(tree)
         return self._flats[ref]
 
@@ -94,3 +98,43 @@ class Workspace:
         for path in self._flats.values():
             shutil.rmtree(path, ignore_errors=True)
         self._flats.clear()
+
+
+def copy_view(view: RootfsView, path: str, dest: Path) -> None:
+    """The merged contents of image directory ``path`` into ``dest``, whiteouts and opaque
+    dirs applied by ``view``. Files are hard links to the layers' own: a flattened tree is
+    only bind-mounted read-only or copied again (rw binds, cache seeds), and never written."""
+    for name in view.listdir(path):
+        child = posixpath.join(path, name)
+        found = view.lookup(child)
+        if found is None:
+            continue
+        st, target = found.st, dest / name
+        if stat.S_ISDIR(st.st_mode):
+            target.mkdir()
+            copy_view(view, child, target)
+            _copy_meta(found.host, st, target)
+        elif stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(found.host), target)
+            os.lchown(target, st.st_uid, st.st_gid)
+            os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+        elif stat.S_ISREG(st.st_mode):
+            try:
+                os.link(found.host, target, follow_symlinks=False)
+            except OSError:  # another file system: a copy with the same metadata
+                shutil.copyfile(found.host, target)
+                _copy_meta(found.host, st, target)
+        else:  # fifo or device node
+            os.mknod(target, st.st_mode, st.st_rdev)
+            _copy_meta(found.host, st, target)
+
+
+def _copy_meta(host: str, st: os.stat_result, target: Path) -> None:
+    """Owner, mode, xattrs (overlay's own left out) and time, last: writing into a
+    directory changes its mtime, and a chown drops a file capability."""
+    os.chown(target, st.st_uid, st.st_gid)
+    os.chmod(target, stat.S_IMODE(st.st_mode))
+    for key in os.listxattr(host, follow_symlinks=False):
+        if not key.startswith("trusted.overlay."):
+            os.setxattr(target, key, os.getxattr(host, key, follow_symlinks=False))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
