@@ -81,22 +81,32 @@ def remove(store: Store, name_or_id: str, *, force: bool = False) -> list[Remova
         table = store.refs.load()
         record = resolve(store, name_or_id, table)
         tags, digests = table.names_for(record.id)
-        ref = _try_reference(name_or_id)
-        key = str(ref.normalized()) if ref is not None else None
+        names = tags + digests
+        key = _name_given(name_or_id, names)
         users = _containers_using(store, record.id)
-        last = key is None or not [n for n in tags + digests if n != key]
-        if users and last and not force:
-            raise ImageError(f'conflict: unable to remove repository reference "{name_or_id}" '
-                             f"(must force) - container {users[0][:12]} is using its "
-                             f"referenced image {record.id[7:19]}")
-        if key is not None and (key in tags or key in digests):
+        if key is not None:
+            if users and not force and names == [key]:
+                raise ImageError(f'conflict: unable to remove repository reference '
+                                 f'"{name_or_id}" (must force) - container {users[0][:12]} is '
+                                 f"using its referenced image {record.id[7:19]}")
             return _untag(store, record, key, keep=bool(users))
-        if not force and len({parse_reference(n).name for n in tags + digests}) > 1:
+        if not force and len({parse_reference(n).name for n in names}) > 1:
             raise ImageError(f"conflict: unable to delete {record.id[7:19]} (must be forced) - "
                              "image is referenced in multiple repositories")
+        if users and not force:
+            raise ImageError(f"conflict: unable to delete {record.id[7:19]} (must be forced) - "
+                             f"image is being used by stopped container {users[0][:12]}")
         if users:  # forced: the names go, the image stays for its containers (as docker)
-            return [r for n in tags + digests for r in _untag(store, record, n, keep=True)]
-        return _delete(store, record, tags + digests)
+            return _drop_names(store, names)
+        return _delete(store, record, names)
+
+
+def _name_given(name_or_id: str, names: list[str]) -> str | None:
+    """The image's name ``name_or_id`` spells, or None when it is the id: an id prefix such
+    as ``0123abcd`` parses as a name too, but not one of this image's."""
+    ref = _try_reference(name_or_id)
+    key = str(ref.normalized()) if ref is not None else None
+    return key if key in names else None
 
 
 def _containers_using(store: Store, image_id: str) -> list[str]:
@@ -132,7 +142,13 @@ def _delete(store: Store, record: ImageRecord, names: list[str]) -> list[Removal
     if _children(store, record.id):
         raise ImageError(f"conflict: unable to delete {record.id[7:19]} (cannot be forced) - "
                          "image has dependent child images")
-    out = [Removal("Untagged", parse_reference(n).familiar()) for n in names]
+    out = _drop_names(store, names)
+    store.records.delete(record.id)  # after the names, so no name ever points at nothing
+    return out + [Removal("Deleted", record.id)]
+
+
+def _drop_names(store: Store, names: list[str]) -> list[Removal]:
+    """Untag all of ``names`` (tags and digests) in one refs update, each reported once."""
     doomed = set(names)
 
     def change(tags: dict[str, str], digests: dict[str, str]) -> None:
@@ -142,8 +158,7 @@ def _delete(store: Store, record: ImageRecord, names: list[str]) -> list[Removal
 
     if doomed:
         store.refs.update(change)
-    store.records.delete(record.id)  # after the names, so no name ever points at nothing
-    return out + [Removal("Deleted", record.id)]
+    return [Removal("Untagged", parse_reference(n).familiar()) for n in names]
 
 
 def in_use(store: Store) -> set[str]:
