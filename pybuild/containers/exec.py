@@ -3,8 +3,8 @@
 The process joins the container through its PID 1 (``pybuild.runner.enter``). It gets the
 container's env plus ``-e``, its user unless ``-u`` (resolved against the container's own
 /etc/passwd and /etc/group: its upper dir over the image's layers), its working dir unless
-``-w``, its capabilities (all with ``--privileged``), no_new_privs, seccomp profile and
-ulimits.
+``-w``, its capabilities (all with ``--privileged``; MKNOD only where a devices cgroup
+confines the container, as for its PID 1), no_new_privs, seccomp profile and ulimits.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def running_pid(store: Store, config: ContainerConfig) -> int:
 
 def exec_spec(store: Store, config: ContainerConfig, opts: ExecOptions) -> ExecSpec:
     from pybuild.containers.monitor import cgroup_name
+    from pybuild.runner.devices import granted_caps
     from pybuild.runner.spec import Process, Rlimit
 
     if not opts.args:
@@ -75,13 +76,24 @@ def exec_spec(store: Store, config: ContainerConfig, opts: ExecOptions) -> ExecS
         env[key] = value
     process = Process(args=tuple(opts.args), env=tuple(f"{k}={v}" for k, v in env.items()),
                       cwd=cwd, uid=uid, gid=gid, additional_gids=groups, terminal=opts.tty)
+    confined = _devices_confined(config)
+    pid1_caps = granted_caps(config.capabilities, confined)
     return ExecSpec(
         process=process, cgroup=cgroup_name(config.id),
-        capabilities=_all_caps() if opts.privileged else config.capabilities,
+        capabilities=granted_caps(_all_caps(), confined) if opts.privileged else pid1_caps,
         no_new_privs=config.no_new_privileges and not config.privileged,
-        seccomp=config.seccomp, seccomp_capabilities=config.capabilities,
+        seccomp=config.seccomp, seccomp_capabilities=pid1_caps,
         rlimits=tuple(Rlimit(n, s, h) for n, s, h in config.ulimits),
         console_size=opts.console_size if opts.tty else None)
+
+
+def _devices_confined(config: ContainerConfig) -> bool:
+    """Whether a devices cgroup confines the container, and so may its exec'd processes
+    keep CAP_MKNOD: runc always makes one (a BPF program on cgroup v2), pybuild's sandbox
+    where this host has a v1 devices hierarchy, as sandbox.run decided for PID 1."""
+    from pybuild.runner import cgroups, devices
+
+    return config.runtime == "runc" or devices.hierarchy(cgroups.detect()) is not None
 
 
 def _all_caps() -> tuple[str, ...]:

@@ -10,8 +10,8 @@ cgroup goes when PID 1 is gone.
 
 cgroup v2 has no devices files: the controller is a BPF_PROG_TYPE_CGROUP_DEVICE program
 attached to the cgroup, which this module does not assemble. Where no v1 devices hierarchy
-exists the sandbox drops CAP_MKNOD instead (``granted_caps``), so making a node fails with
-EPERM; nodes the image itself ships stay usable there (docker on v2 would refuse them).
+exists the caller drops CAP_MKNOD before fork instead (``granted_caps``), so making a node
+fails with EPERM; nodes the image itself ships stay usable there (docker on v2 would refuse them).
 """
 
 from __future__ import annotations
@@ -70,10 +70,11 @@ def hierarchy(layout: cgroups.Layout | None = None) -> Path | None:
     return None
 
 
-def granted_caps(capabilities: tuple[str, ...],
-                 layout: cgroups.Layout | None = None) -> tuple[str, ...]:
-    """``capabilities`` without MKNOD where no devices cgroup can limit what a node opens."""
-    if hierarchy(layout) is not None:
+def granted_caps(capabilities: tuple[str, ...], confined: bool) -> tuple[str, ...]:
+    """``capabilities`` without MKNOD unless a devices cgroup ``confined`` the workload: a
+    node it made could otherwise open any device. Decided before fork, for the sandbox's
+    PID 1 and for every process ``exec`` adds, so both hold the same set."""
+    if confined:
         return capabilities
     return tuple(c for c in capabilities if normalize(c) != "MKNOD")
 

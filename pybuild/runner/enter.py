@@ -274,15 +274,8 @@ def _workload(exec_spec: ExecSpec, fds: init.Fds, detach: bool) -> None:
         os.umask(0o022)
         if fds.console is not None:
             _console(fds.console, spec.process.uid, exec_spec.console_size)
-        init._set_rlimits(spec)
-        cwd_done = init._try_chdir(spec.process.cwd)
-        keep = caps.mask(spec.capabilities)
-        caps.drop_bounding(keep)
-        caps.change_user(keep, lambda: init._switch_user(spec))
-        if spec.no_new_privs:
-            libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
-        if not cwd_done:
-            init._chdir(spec.process.cwd)
+        # The caller decided the set as for PID 1 (MKNOD only under a devices cgroup).
+        init.drop_privileges(spec)
         profile = seccomp.prepared(spec.seccomp)
         if profile is not None:
             seccomp.install(profile, exec_spec.filter_capabilities)

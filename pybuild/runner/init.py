@@ -28,6 +28,7 @@ import struct
 import termios
 from dataclasses import dataclass
 
+from pybuild.errors import RunnerError
 from pybuild.runner import caps, cgroups, devices, libc, mounts, seccomp
 from pybuild.runner.spec import DEFAULT_PATH, RLIMITS, RunSpec
 
@@ -84,6 +85,9 @@ def intermediate(spec: RunSpec, root: str, fds: Fds, caller: int) -> None:
         close_fds_except({fds.status, *fds.stdio, *fds.optional()})
         # PID 1 is forked into the devices cgroup (devices.py), so it never runs outside it.
         confined = devices.confine(spec.devices)
+        if devices.granted_caps(spec.capabilities, confined is not None) != spec.capabilities:
+            # the caller drops it (sandbox.run): a node made with it could open any device
+            raise RunnerError("CAP_MKNOD without a devices cgroup to confine it")
         libc.unshare(namespace_flags(spec))
         alive_r, alive_w = os.pipe()  # EOF for PID 1 once this process is gone
         pid = os.fork()
@@ -132,7 +136,8 @@ def _report_error(status_fd: int, e: BaseException) -> None:
 def container_init(spec: RunSpec, root: str, fds: Fds, alive: int) -> None:
     """PID 1 of the sandbox: the setup as one ordered list (runc's standard init order).
 
-    Steps 1-4, 10, 16 and 17 here; 5-9 in ``_setup_filesystem``; 11-15 in ``_drop_privileges``.
+    Steps 1-4, 10, 11, 16 and 17 here; 5-9 in ``_setup_filesystem``; 12-15 in
+    ``drop_privileges``.
     """
     code = SETUP_FAILED
     made = mounts.MadePoints(frozenset(spec.kept_mount_points))
@@ -160,7 +165,9 @@ def container_init(spec: RunSpec, root: str, fds: Fds, alive: int) -> None:
         #     becomes stdio and the controlling tty; the caller gets the master end.
         if fds.console is not None:
             _setup_console(fds.console, spec.process.uid)
-        _drop_privileges(spec)
+        # 11. Hostname needs CAP_SYS_ADMIN in the UTS namespace: before dropping caps.
+        socket.sethostname(spec.hostname)
+        drop_privileges(spec)
         # 16. The seccomp filter last: nothing of our own setup has to pass it. validate()
         #     parsed and compiled the profile before fork (its file is out of reach now);
         #     this loads the compiled program.
@@ -212,15 +219,16 @@ def _setup_filesystem(spec: RunSpec, root: str, status_fd: int,
         libc.mount(None, "/", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
 
 
-def _drop_privileges(spec: RunSpec) -> None:
-    # 11. Hostname needs CAP_SYS_ADMIN in the UTS namespace: before dropping caps.
-    socket.sethostname(spec.hostname)
+def drop_privileges(spec: RunSpec) -> None:
+    """Steps 12-15, for PID 1 and for every process ``exec`` adds (enter.py), which so end
+    up with the same limits and privileges."""
     # 12. Limits, clamped to the hard values we have (root lacks CAP_SYS_RESOURCE here).
     _set_rlimits(spec)
     # 13. cwd while still root (it may be reachable by root only), as runc; retried below.
     cwd_done = _try_chdir(spec.process.cwd)
     # 14. Privileges: bounding set (needs CAP_SETPCAP), user switch, final cap sets.
-    keep = caps.mask(devices.granted_caps(spec.capabilities))  # no MKNOD without a cgroup
+    #     The set is final: the caller took MKNOD out where no devices cgroup confines us.
+    keep = caps.mask(spec.capabilities)
     caps.drop_bounding(keep)
     caps.change_user(keep, lambda: _switch_user(spec))
     # 15. no_new_privs: setuid binaries can no longer gain privileges, and step 16 may

@@ -15,10 +15,10 @@ import signal
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pybuild.errors import RunnerError
-from pybuild.runner import cgroups, init, stdio
+from pybuild.runner import cgroups, devices, init, stdio
 from pybuild.runner.cleanup import remove_created
 from pybuild.runner.spec import RunSpec, validate
 from pybuild.runner.stdio import Sink, Source
@@ -78,13 +78,19 @@ def run(spec: RunSpec, *, stdout: Sink = None, stderr: Sink = None,
     RunnerError if the sandbox could not be set up; a missing executable is exit code 127 with
     the message on stderr, as docker.
     """
+    layout = cgroups.detect()
+    # CAP_MKNOD only where init's intermediate will put PID 1 in a devices cgroup (it
+    # checks that it did): decided here, once, so the seccomp filter validate() compiles
+    # is the one for the set PID 1 ends up with.
+    confined = devices.hierarchy(layout) is not None
+    spec = replace(spec, capabilities=devices.granted_caps(spec.capabilities, confined))
     validate(spec)
     if os.geteuid() != 0:
         raise RunnerError("the sandbox needs root (rootless mode is not implemented)")
     root = _mount_point()
     cgroup = None
     if spec.resources is not None:
-        cgroup = cgroups.create(cgroup_name or cgroups.default_name(), spec.resources)
+        cgroup = cgroups.create(cgroup_name or cgroups.default_name(), spec.resources, layout)
     child = _Child(on_start=on_start)
     try:
         code = _fork_and_wait(spec, root, cgroup, child, (stdin, stdout, stderr), cancel)

@@ -19,6 +19,7 @@ import pytest
 
 from pybuild.errors import RunnerError
 from pybuild.runner import Mount, Rootfs, RunSpec, devices, run
+from pybuild.runner.caps import CAPABILITIES
 from pybuild.runner.spec import Process
 
 EPERM = "Operation not permitted"
@@ -95,9 +96,30 @@ def test_masked_paths_read_empty(cli, image):
     assert res.stdout.split() == ["0"] * (len(files) + len(dirs)), res
 
 
+def test_a_made_disk_node_is_of_no_use_in_run_or_exec(cli, image):
+    """Without --device or --privileged, whatever the cgroup layout: under a v1 devices
+    cgroup mknod works (docker's "b *:* m") and opening the node fails; without one (v2)
+    neither PID 1 nor an exec'd process holds CAP_MKNOD, so mknod itself fails."""
+    script = ("mknod /tmp/x b 8 0 && echo made; head -c 1 /tmp/x >/dev/null && echo read;"
+              " grep CapEff /proc/self/status")
+    confined = devices.hierarchy() is not None
+    cid = cli("run", "-d", image, "sleep", "60", check=True).stdout.strip()
+    try:
+        for res in (sh(cli, image, script), cli("exec", cid, "sh", "-c", script)):
+            lines = res.stdout.splitlines()
+            assert "read" not in lines, res
+            assert ("made" in lines) == confined, res
+            assert res.stderr.count(EPERM) == 1, res.stderr  # mknod's, or the open's
+            has_mknod = int(lines[-1].split()[1], 16) >> CAPABILITIES["MKNOD"] & 1
+            assert has_mknod == confined, res
+    finally:
+        cli("rm", "-f", cid)
+
+
 def test_host_disks_and_kernel_memory_cannot_be_opened(cli, image):
     if devices.hierarchy() is None:
-        pytest.skip("no v1 devices cgroup: mknod itself fails (no CAP_MKNOD), tested below")
+        pytest.skip("no v1 devices cgroup: mknod itself fails there (no CAP_MKNOD), see "
+                    "test_a_made_disk_node_is_of_no_use_in_run_or_exec")
     disks = [ln.split() for ln in Path("/proc/partitions").read_text().splitlines()[2:]]
     major, minor = (disks[0][0], disks[0][1]) if disks else ("8", "0")
     res = sh(cli, image, f"ls /dev/kmsg /dev/mem /dev/sda 2>/dev/null | wc -l;"
