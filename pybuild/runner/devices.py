@@ -118,10 +118,9 @@ class Confined:
             os.close(self.parent_fd)
 
 
-def confine(devices: tuple[Device, ...], layout: cgroups.Layout | None = None
-            ) -> Confined | None:
-    """Make this process's devices cgroup (see the module doc) and join it; None where the
-    host has no v1 devices hierarchy."""
+def confine(devices: tuple[Device, ...], layout: cgroups.Layout) -> Confined | None:
+    """Make this process's devices cgroup (see the module doc) and join it; None where
+    ``layout`` (the caller's, which decided CAP_MKNOD by it) has no v1 devices hierarchy."""
     point = hierarchy(layout)
     if point is None:
         return None

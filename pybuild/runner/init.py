@@ -72,7 +72,10 @@ class Fds:
         return [fd for fd in (self.sync, self.console) if fd is not None]
 
 
-def intermediate(spec: RunSpec, root: str, fds: Fds, caller: int) -> None:
+def intermediate(spec: RunSpec, root: str, layout: cgroups.Layout, fds: Fds,
+                 caller: int) -> None:
+    """``layout`` is the caller's detection, the one every step uses: no process of the
+    sandbox reads mountinfo again (after pivot_root it would show the container's)."""
     code = SETUP_FAILED
     confined: devices.Confined | None = None
     try:
@@ -84,7 +87,7 @@ def intermediate(spec: RunSpec, root: str, fds: Fds, caller: int) -> None:
         # end) so pipes see EOF when the workload, not this process, closes them.
         close_fds_except({fds.status, *fds.stdio, *fds.optional()})
         # PID 1 is forked into the devices cgroup (devices.py), so it never runs outside it.
-        confined = devices.confine(spec.devices)
+        confined = devices.confine(spec.devices, layout)
         if devices.granted_caps(spec.capabilities, confined is not None) != spec.capabilities:
             # the caller drops it (sandbox.run): a node made with it could open any device
             raise RunnerError("CAP_MKNOD without a devices cgroup to confine it")
@@ -93,7 +96,7 @@ def intermediate(spec: RunSpec, root: str, fds: Fds, caller: int) -> None:
         pid = os.fork()
         if pid == 0:
             os.close(alive_w)
-            container_init(spec, root, fds, alive_r)
+            container_init(spec, root, layout, fds, alive_r)
         os.close(alive_r)
         if confined is not None:
             confined.leave()
@@ -133,7 +136,8 @@ def _report_error(status_fd: int, e: BaseException) -> None:
         pass
 
 
-def container_init(spec: RunSpec, root: str, fds: Fds, alive: int) -> None:
+def container_init(spec: RunSpec, root: str, layout: cgroups.Layout, fds: Fds,
+                   alive: int) -> None:
     """PID 1 of the sandbox: the setup as one ordered list (runc's standard init order).
 
     Steps 1-4, 10, 11, 16 and 17 here; 5-9 in ``_setup_filesystem``; 12-15 in
@@ -160,7 +164,7 @@ def container_init(spec: RunSpec, root: str, fds: Fds, alive: int) -> None:
         # 4. Network: a fresh namespace has only a down loopback; bring it up (runc does too).
         if spec.network == "none":
             _loopback_up()
-        _setup_filesystem(spec, root, fds.status, made)
+        _setup_filesystem(spec, root, layout, fds.status, made)
         # 10. A terminal comes from the container's own devpts (it exists only now) and
         #     becomes stdio and the controlling tty; the caller gets the master end.
         if fds.console is not None:
@@ -195,7 +199,7 @@ def _report_made(status_fd: int, made: mounts.MadePoints) -> None:
     made.kept.clear()
 
 
-def _setup_filesystem(spec: RunSpec, root: str, status_fd: int,
+def _setup_filesystem(spec: RunSpec, root: str, layout: cgroups.Layout, status_fd: int,
                       made: mounts.MadePoints) -> None:
     # 5. Stop mount events from propagating to the host before mounting anything.
     libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
@@ -204,7 +208,7 @@ def _setup_filesystem(spec: RunSpec, root: str, status_fd: int,
     mounts.mount_rootfs(spec.rootfs, root)
     mounts.mount_standard(root, made)
     mounts.make_devices(root, spec.devices)
-    mounts.mount_cgroups(root, cgroups.detect())
+    mounts.mount_cgroups(root, layout)
     mounts.mount_etc_files(root, spec.etc_files, made)
     mounts.mount_spec(root, spec.mounts, made)
     # 7. Report created mount points now (the caller cleans them up after the run).

@@ -66,7 +66,8 @@ def run(spec: RunSpec, *, stdout: Sink = None, stderr: Sink = None,
         stdin: Source = None, cancel: threading.Event | None = None,
         cgroup_name: str | None = None,
         on_start: Callable[[int], None] | None = None,
-        on_exit: Callable[[cgroups.Cgroup], None] | None = None) -> int:
+        on_exit: Callable[[cgroups.Cgroup], None] | None = None,
+        layout: cgroups.Layout | None = None) -> int:
     """Run ``spec`` and return its exit code (128+n if killed by signal n).
 
     ``stdout``/``stderr``: a callback called with each chunk as it arrives, an fd, or None to
@@ -74,11 +75,13 @@ def run(spec: RunSpec, *, stdout: Sink = None, stderr: Sink = None,
     ``cancel`` kills the sandbox (exit code 137). ``on_start`` gets the host pid of the
     sandbox's PID 1 once it is in its cgroup (a container records it to signal it);
     ``on_exit`` gets the cgroup once the workload is gone, before it is removed (to read
-    whether the OOM killer struck). Raises
+    whether the OOM killer struck). ``layout``: the host's cgroups, detected here when not
+    given; every step of the run uses this one (the cgroup, PID 1's devices cgroup and
+    CAP_MKNOD, /sys/fs/cgroup in the container). Raises
     RunnerError if the sandbox could not be set up; a missing executable is exit code 127 with
     the message on stderr, as docker.
     """
-    layout = cgroups.detect()
+    layout = layout or cgroups.detect()
     # CAP_MKNOD only where init's intermediate will put PID 1 in a devices cgroup (it
     # checks that it did): decided here, once, so the seccomp filter validate() compiles
     # is the one for the set PID 1 ends up with.
@@ -93,7 +96,8 @@ def run(spec: RunSpec, *, stdout: Sink = None, stderr: Sink = None,
         cgroup = cgroups.create(cgroup_name or cgroups.default_name(), spec.resources, layout)
     child = _Child(on_start=on_start)
     try:
-        code = _fork_and_wait(spec, root, cgroup, child, (stdin, stdout, stderr), cancel)
+        code = _fork_and_wait(spec, root, layout, cgroup, child, (stdin, stdout, stderr),
+                              cancel)
     finally:  # the sandbox is dead here, even after an exception: nothing writes anymore
         remove_created(spec.rootfs, child.created, child.kept)
         if cgroup is not None:
@@ -125,7 +129,8 @@ def _mount_point() -> str:
     raise RunnerError("no writable place for the sandbox mount point (/run/pybuild, $TMPDIR)")
 
 
-def _fork_and_wait(spec: RunSpec, root: str, cgroup: cgroups.Cgroup | None, child: _Child,
+def _fork_and_wait(spec: RunSpec, root: str, layout: cgroups.Layout,
+                   cgroup: cgroups.Cgroup | None, child: _Child,
                    streams: tuple[Source, Sink, Sink], cancel: threading.Event | None) -> int:
     io = stdio.open_io(*streams, spec.process.terminal)
     status_r, status_w = os.pipe()
@@ -144,7 +149,7 @@ def _fork_and_wait(spec: RunSpec, root: str, cgroup: cgroups.Cgroup | None, chil
         if pid == 0:
             try:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller decides what happens
-                init.intermediate(spec, root, fds, caller)
+                init.intermediate(spec, root, layout, fds, caller)
             finally:
                 os._exit(init.SETUP_FAILED)
         child.pid = pid

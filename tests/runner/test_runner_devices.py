@@ -5,14 +5,16 @@ node, and parse_device reads docker's flag. Real sandboxes on the busybox image.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from support.runner import Box, make_box, run_capture
 
 from pybuild.errors import RunnerError
-from pybuild.runner import Process, devices, validate
-from pybuild.runner.cgroups import Layout
+from pybuild.runner import Process, Resources, cgroups, devices, validate
+from pybuild.runner.caps import CAPABILITIES
+from pybuild.runner.cgroups import Layout, detect
 from pybuild.runner.spec import Device
 
 pytestmark = pytest.mark.root
@@ -144,3 +146,38 @@ def test_rules_and_the_v2_fallback() -> None:
     assert devices.granted_caps(caps, confined=False) == ("CHOWN", "CAP_SETUID")
     assert devices.granted_caps(caps, confined=True) == caps
     assert devices.hierarchy(Layout("v2")) is None
+
+
+def test_an_unconfined_sandbox_has_no_mknod(box: Box) -> None:
+    """The layout a run is given is the one it uses: without a devices hierarchy in it (as
+    on cgroup v2) PID 1 is in no devices cgroup and lacks CAP_MKNOD, so mknod fails."""
+    layout = detect()
+    bare = replace(layout, hierarchies=tuple(
+        (point, data) for point, data in layout.hierarchies if "devices" not in data.split(",")))
+    script = "grep CapEff /proc/self/status; mknod /tmp/x b 8 0 && echo made"
+    result = run_capture(box.spec(script), layout=bare)
+    assert result.code != 0 and "Operation not permitted" in result.err, result
+    assert "made" not in result.out
+    assert not int(result.out.split()[1], 16) & 1 << CAPABILITIES["MKNOD"]
+    if devices.hierarchy(layout) is not None:  # the host's own layout confines, and keeps it
+        confined = run_capture(box.spec(script), layout=layout)
+        assert confined.code == 0 and confined.out.endswith("made\n"), confined
+        assert int(confined.out.split()[1], 16) & 1 << CAPABILITIES["MKNOD"]
+
+
+def test_the_layout_is_detected_once_per_run(box: Box, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """By the caller only: not again in the sandbox's processes (the count is kept in a
+    file, so the forked ones are counted too)."""
+    calls = tmp_path / "detects"
+    real = cgroups.detect
+
+    def counted() -> Layout:
+        with open(calls, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real()
+
+    monkeypatch.setattr(cgroups, "detect", counted)
+    result = run_capture(box.spec("true", resources=Resources(pids_limit=50)))
+    assert result.code == 0, result
+    assert calls.read_text() == f"{os.getpid()}\n"
