@@ -48,12 +48,7 @@ def run_command(ctx: click.Context, image: str, command: tuple[str, ...], detach
         _start_or_remove(container)
         click.echo(container.id)
         return
-    with container.attached():
-        _start_or_remove(container)
-        code = _attach(container)
-    if o["auto_remove"]:  # the monitor removes it now; return once that is done
-        _gone(container)
-    ctx.exit(code)
+    ctx.exit(_attach(container, remove_on_error=True))
 
 
 def _run_here(container, interactive: bool, tty: bool) -> int:
@@ -87,38 +82,38 @@ def _start_or_remove(container) -> None:
         raise
 
 
-def _gone(container, timeout: float = 10.0) -> None:
-    from pybuild.containers.logs import naps
-    from pybuild.errors import ContainerError
+def _attach(container, *, remove_on_error: bool = False) -> int:
+    """Start the container and print its output as it comes, pass SIGINT/SIGTERM on, and
+    return its exit code once it is done, an ``--rm`` container removed (as docker's attached
+    run). ``remove_on_error``: one that cannot start is not left behind (``run``)."""
+    import contextlib
 
-    deadline = time.monotonic() + timeout
-    sleeps = naps()
-    while time.monotonic() < deadline:
-        try:
-            container.reload()
-        except ContainerError:
-            return
-        time.sleep(next(sleeps))
-
-
-def _attach(container) -> int:
-    """Print the container's output as it comes, pass SIGINT/SIGTERM on, and return its exit
-    code once it is done (as docker's attached run)."""
     from pybuild.errors import ContainerError
 
     def forward(signum, _frame) -> None:
-        try:
+        with contextlib.suppress(ContainerError):
             container.kill(signum)
-        except ContainerError:
-            pass
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, forward)
-    for line in container.log_lines(follow_=True):
-        out = sys.stdout if line.stream == "stdout" else sys.stderr
-        out.write(line.text)
-        out.flush()
-    return int(container.wait()["StatusCode"])
+    try:
+        attachment = container.start_attached()
+        try:
+            return attachment.pump(_writer(sys.stdout), _writer(sys.stderr))
+        finally:
+            attachment.close()
+    except ContainerError:
+        if remove_on_error:
+            with contextlib.suppress(ContainerError):  # its monitor may have removed it
+                container.remove(force=True)
+        raise
+
+
+def _writer(stream):
+    def write(data: bytes) -> None:
+        stream.buffer.write(data)
+        stream.flush()
+    return write
 
 
 def _each(ctx: click.Context, names: tuple[str, ...], action) -> None:
@@ -141,11 +136,7 @@ def start_command(ctx: click.Context, attach: bool, containers: tuple[str, ...])
             container.start()
             click.echo(name)
             return
-        with container.attached():
-            container.start()
-            codes.append(_attach(container))
-        if container.config.auto_remove:
-            _gone(container)
+        codes.append(_attach(container))
 
     _each(ctx, containers, start)
     if codes:

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pybuild.containers import lifecycle
+from pybuild.containers.attach import Attachment
 from pybuild.containers.create import create
 from pybuild.containers.inspect import inspect
 from pybuild.containers.kwargs import options_from_kwargs
@@ -73,6 +74,11 @@ class Container:
 
     def start(self) -> None:
         lifecycle.start(self._store, self._config)
+
+    def start_attached(self) -> Attachment:
+        """Start it with its first run's output passed on: ``Attachment.pump`` shows it and
+        returns the exit code (``pybuild run`` without ``-d``, ``start -a``)."""
+        return lifecycle.start_attached(self._store, self._config)
 
     def run_attached(self, stdin: int | None) -> int:
         """Run it in this process with ``stdin`` (an fd, or None) and this process's stdout and
@@ -243,10 +249,6 @@ class Container:
         return run_collected(self._store, self._config, opts, stdout=stdout, stderr=stderr,
                              stdin=stdin, stream=stream)
 
-    def attached(self):
-        """Hold while reading its output: an ``--rm`` container waits for it before it goes."""
-        return lifecycle.attached(self._store, self._config)
-
     def log_lines(self, *, follow_: bool = False, tail: int | None = None,
                   since: float | None = None) -> Iterator[LogLine]:
         path = lifecycle.log_path(self._store, self._config)
@@ -305,14 +307,18 @@ class ContainerCollection:
         if detach:
             container.start()
             return container
-        with container.attached():
-            container.start()
-            status = container.wait()["StatusCode"]
-            out = container.logs(stdout=stdout, stderr=stderr)
-            err = container.logs(stdout=False, stderr=True) if status else b""
+        chunks: list[tuple[str, bytes]] = []
+        attachment = container.start_attached()
+        try:
+            status = attachment.pump(lambda data: chunks.append(("stdout", data)),
+                                     lambda data: chunks.append(("stderr", data)))
+        finally:
+            attachment.close()
+        wanted = {s for s, on in (("stdout", stdout), ("stderr", stderr)) if on}
+        out = b"".join(data for s, data in chunks if s in wanted)
+        err = b"".join(data for s, data in chunks if s == "stderr") if status else b""
         if remove:
             container.remove(force=True)
-        assert isinstance(out, bytes) and isinstance(err, bytes)
         if status:
             raise ContainerError(
                 f"Command '{' '.join(container.config.args)}' in image '{image}' returned "

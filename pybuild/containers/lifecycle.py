@@ -13,9 +13,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
+from pybuild.containers import attach
+from pybuild.containers.attach import Attachment
 from pybuild.containers.logs import naps
 from pybuild.containers.model import ContainerConfig, State
 from pybuild.containers.records import ContainerDirs
@@ -61,10 +62,45 @@ def parse_signal(name: str | int) -> int:
 
 def start(store: Store, config: ContainerConfig, timeout: float = 30.0) -> State:
     """Start a monitor for the container; returns once it runs (or could not start)."""
-    dirs = dirs_of(store)
     state = current_state(store, config.id)
     if state.running:
         return state
+    ready_r = _launch(store, config, state, None)
+    try:
+        line = _read_line(ready_r, timeout)
+    finally:
+        os.close(ready_r)
+    if line.startswith("error "):
+        raise ContainerError(f"cannot start container {config.name}: {line[6:]}")
+    if not line:
+        raise ContainerError(f"cannot start container {config.name}: its monitor died "
+                             f"(see {dirs_of(store).path(config.id) / 'monitor.log'})")
+    return current_state(store, config.id)
+
+
+def start_attached(store: Store, config: ContainerConfig) -> Attachment:
+    """Start a monitor that passes the first run's output on (``pybuild run`` without
+    ``-d``): ``Attachment.pump`` shows it and returns the exit code."""
+    (out_r, out_w), (err_r, err_w) = attach.pipes()
+    try:
+        state = current_state(store, config.id)
+        if state.running:
+            raise ContainerError(f"container {config.name} is running already")
+        ready_r = _launch(store, config, state, (out_w, err_w))
+    except BaseException:
+        os.close(out_r)
+        os.close(err_r)
+        raise
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    return Attachment(config.name, out_r, err_r, ready_r)
+
+
+def _launch(store: Store, config: ContainerConfig, state: State,
+            passed: tuple[int, int] | None) -> int:
+    """Fork the container's monitor; the read end of its ready pipe."""
+    dirs = dirs_of(store)
     if config.runtime == "runc":
         from pybuild.runner.runc import binary
 
@@ -77,26 +113,21 @@ def start(store: Store, config: ContainerConfig, timeout: float = 30.0) -> State
     dirs.write_state(config.id, state.update(status="created", restart_count=0, pid=0))
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     try:
-        _fork_monitor(store.root, config.id, ready_w, path / "monitor.log")
-        os.close(ready_w)
-        ready_w = -1
-        line = _read_line(ready_r, timeout)
-    finally:
+        _fork_monitor(store.root, config.id, ready_w, path / "monitor.log", passed)
+    except BaseException:
         os.close(ready_r)
-        if ready_w >= 0:
-            os.close(ready_w)
-    if line.startswith("error "):
-        raise ContainerError(f"cannot start container {config.name}: {line[6:]}")
-    if not line:
-        raise ContainerError(f"cannot start container {config.name}: its monitor died "
-                             f"(see {path / 'monitor.log'})")
-    return current_state(store, config.id)
+        raise
+    finally:
+        os.close(ready_w)
+    return ready_r
 
 
-_READY_FD = 3  # where the monitor finds the ready pipe
+_READY_FD = 3  # where the monitor finds the ready pipe, and the attached stdout and stderr
+_PASSED_FDS = (4, 5)
 
 
-def _fork_monitor(root: Path, container_id: str, ready_w: int, log: Path) -> None:
+def _fork_monitor(root: Path, container_id: str, ready_w: int, log: Path,
+                  passed: tuple[int, int] | None) -> None:
     """The monitor, forked from this process: its modules are loaded already, so no new
     interpreter starts. It is a daemon as conmon is: forked twice (nobody's child, so no
     zombie for the caller to reap), its own session (no terminal, no signals of the caller's
@@ -113,8 +144,9 @@ def _fork_monitor(root: Path, container_id: str, ready_w: int, log: Path) -> Non
             try:
                 os.setsid()
                 if os.fork() == 0:
-                    _detach_fds(ready_w, err)
-                    monitor.run_forked(root, container_id, _READY_FD)
+                    _detach_fds(ready_w, err, passed)
+                    monitor.run_forked(root, container_id, _READY_FD,
+                                       None if passed is None else _PASSED_FDS)
             finally:
                 os._exit(0)
     finally:
@@ -122,23 +154,26 @@ def _fork_monitor(root: Path, container_id: str, ready_w: int, log: Path) -> Non
     os.waitpid(pid, 0)
 
 
-def _detach_fds(ready_w: int, err: int) -> None:
-    """Every fd of the caller closed but the ready pipe (now fd 3) and the log (fd 2): a
-    pipe the monitor kept open would never reach EOF for whoever reads it, and an inherited
-    lock (the ``attached`` flock, the store's) would be held until the monitor exits."""
+def _detach_fds(ready_w: int, err: int, passed: tuple[int, int] | None) -> None:
+    """Every fd of the caller closed but the ready pipe (now fd 3), the attached output
+    pipes (fds 4 and 5) and the log (fd 2): a pipe the monitor kept open would never reach
+    EOF for whoever reads it, and an inherited lock (the store's)
+    would be held until the monitor exits."""
     import gc
 
     # No collection may run the finalizer of a parent's file object: it would close an fd
     # number the monitor has reused by then.
     gc.freeze()
-    ready = fcntl.fcntl(ready_w, fcntl.F_DUPFD_CLOEXEC, 10)
-    err = fcntl.fcntl(err, fcntl.F_DUPFD_CLOEXEC, 10)
+    keep = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+            for fd in (ready_w, err, *(passed or ()))]
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)
-    os.dup2(err, 2)
-    os.dup2(ready, _READY_FD, inheritable=False)
-    os.closerange(_READY_FD + 1, os.sysconf("SC_OPEN_MAX"))
+    os.dup2(keep[1], 2)
+    targets = (_READY_FD, *(_PASSED_FDS if passed else ()))
+    for fd, target in zip((keep[0], *keep[2:]), targets, strict=True):
+        os.dup2(fd, target, inheritable=False)
+    os.closerange(targets[-1] + 1, os.sysconf("SC_OPEN_MAX"))
 
 
 def _read_line(fd: int, timeout: float) -> str:
@@ -277,32 +312,6 @@ def remove(store: Store, config: ContainerConfig, *, force: bool = False,
         wait(store, config, timeout=30)
         _wait_monitor(store, config)
     remove_files(store, config, volumes=volumes)
-
-
-@contextlib.contextmanager
-def attached(store: Store, config: ContainerConfig) -> Iterator[None]:
-    """Hold while reading an ``--rm`` container's output: its monitor removes it only once
-    every attached reader is done (or dead: the kernel drops a dead reader's flock)."""
-    fd = os.open(dirs_of(store).path(config.id) / "attached", os.O_RDONLY | os.O_CREAT
-                 | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        yield
-    finally:
-        os.close(fd)
-
-
-def wait_readers(store: Store, config: ContainerConfig) -> None:
-    """Block until no reader is attached (the monitor, before it removes the container)."""
-    try:
-        fd = os.open(dirs_of(store).path(config.id) / "attached", os.O_RDONLY | os.O_CREAT
-                     | os.O_CLOEXEC, 0o600)
-    except FileNotFoundError:
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-    finally:
-        os.close(fd)
 
 
 def log_path(store: Store, config: ContainerConfig) -> Path:

@@ -32,23 +32,37 @@ def cgroup_name(container_id: str) -> str:
     return f"ctr-{container_id[:16]}"
 
 
-def _tee(fd: int, log_sink):
-    """Output to the caller's fd and to the log, as docker logs an attached container too."""
+def _tee(fd: int, log_sink, *, reader_may_go: bool = False):
+    """Output to the caller's fd and to the log, as docker logs an attached container too.
+    With ``reader_may_go``, a reader gone (EPIPE) ends the passing on, not the run."""
+    gone = False
+
     def write(data: bytes) -> None:
+        nonlocal gone
         view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        try:
+            while view and not gone:
+                view = view[os.write(fd, view):]
+        except BrokenPipeError:
+            if not reader_may_go:
+                raise
+            gone = True
         log_sink(data)
     return write
 
 
 class Monitor:
     """``attached``: the caller's own process runs the container (``run -i``/``-t``) with
-    ``stdin`` (an fd, or None for none), its output to the caller's fds 1 and 2 as well."""
+    ``stdin`` (an fd, or None for none), its output to the caller's fds 1 and 2 as well.
+    ``passed``: fds the first run's stdout and stderr go to as well (``pybuild run`` without
+    ``-d``, see ``attach``); the ready fd then stays open until the monitor is done with that
+    run (an ``--rm`` container removed)."""
 
     def __init__(self, store: Store, container_id: str, ready_fd: int | None, *,
-                 attached: bool = False, stdin: int | None = None):
+                 attached: bool = False, stdin: int | None = None,
+                 passed: tuple[int, int] | None = None):
         self.attached = attached
+        self.passed = passed
         self.stdin = stdin
         self.store = store
         self.dirs = ContainerDirs(store.root / "containers", store.tmp)
@@ -57,6 +71,7 @@ class Monitor:
         self.config: ContainerConfig = self.dirs.config(container_id)
         self.ready_fd = ready_fd
         self.oom = False
+        self.began = False  # this run's workload was started (then it has an exit code)
         self.last_code = 0
 
     def _ready(self, line: str) -> None:
@@ -65,10 +80,19 @@ class Monitor:
                 os.write(self.ready_fd, line.encode() + b"\n")
             except OSError:
                 pass
-            os.close(self.ready_fd)
-            self.ready_fd = None
+            if self.passed is None:
+                self._release()
+
+    def _release(self) -> None:
+        """Done with what an attached caller waits for: its pipes reach EOF."""
+        for fd in (self.ready_fd, *(self.passed or ())):
+            if fd is not None:
+                os.close(fd)
+        self.ready_fd = None
+        self.passed = None
 
     def _started(self, pid: int) -> None:
+        self.began = True
         state = self.dirs.state(self.id)
         self.dirs.write_state(self.id, state.update(
             status="running", pid=pid, monitor_pid=os.getpid(), started_at=now(),
@@ -120,11 +144,15 @@ class Monitor:
         from pybuild.runner.sandbox import run
 
         self.oom = False
+        self.began = False
+        out, err = log.sink("stdout"), log.sink("stderr")
+        if self.attached:
+            out, err = _tee(1, out), _tee(2, err)
+        elif self.passed is not None:
+            out = _tee(self.passed[0], out, reader_may_go=True)
+            err = _tee(self.passed[1], err, reader_may_go=True)
         try:
             spec = run_spec(self.config, self.dir, volume_path(self.store, self.config))
-            out, err = log.sink("stdout"), log.sink("stderr")
-            if self.attached:
-                out, err = _tee(1, out), _tee(2, err)
             held = None
             if not self.attached and self.config.open_stdin:
                 # -d -i: stdin stays open with nobody writing, so a shell waits, as docker's
@@ -148,9 +176,15 @@ class Monitor:
                     self.stdin = None
                     for fd in held:
                         os.close(fd)
-        except PybuildError as err:
-            log.write("stderr", f"pybuild: {err}\n".encode())
-            return SETUP_FAILED, str(err)
+        except PybuildError as e:
+            message = f"pybuild: {e}\n".encode()
+            # once it began, its setup failing is its output (exit 125, as docker); before,
+            # the caller says it could not start
+            if self.began:
+                err(message)
+            else:
+                log.write("stderr", message)
+            return SETUP_FAILED, str(e)
 
     def _run_runc(self, spec, out, err) -> int:
         """The same RunSpec as an OCI bundle in the state dir, run by runc in runc's cgroup
@@ -184,7 +218,9 @@ class Monitor:
                 self.dirs.write_state(self.id, state.update(
                     status="exited", pid=0, exit_code=code, oom_killed=self.oom, error=error,
                     finished_at=now(), restart_count=restarts))
-                self._ready(f"error {error}" if error else f"exited {code}")
+                self._ready(f"error {error}" if error and not self.began else f"exited {code}")
+                if not self.config.auto_remove:
+                    self._release()
                 stop = (self.dir / "stop").exists()
                 if stop or not self.config.restart.should_restart(code, restarts):
                     break
@@ -199,10 +235,10 @@ class Monitor:
             state = self.dirs.state(self.id)
             self.dirs.write_state(self.id, state.update(monitor_pid=0))
         if self.config.auto_remove:
-            from pybuild.containers.lifecycle import remove_files, wait_readers
+            from pybuild.containers.lifecycle import remove_files
 
-            wait_readers(self.store, self.config)
             remove_files(self.store, self.config, volumes=True)
+        self._release()
         return 0
 
 
@@ -215,13 +251,14 @@ def _detach_signals() -> None:
         signal.signal(sig, signal.SIG_DFL)
 
 
-def run_forked(root: Path, container_id: str, ready_fd: int) -> None:
+def run_forked(root: Path, container_id: str, ready_fd: int,
+               passed: tuple[int, int] | None = None) -> None:
     """The monitor in a process forked from the caller (``lifecycle.start``); never
     returns. The caller's Store (whose lock waits may print through click) is not reused."""
     code = 1
     try:
         _detach_signals()
-        code = Monitor(Store(Path(root)), container_id, ready_fd).main()
+        code = Monitor(Store(Path(root)), container_id, ready_fd, passed=passed).main()
     except BaseException:
         import traceback
 

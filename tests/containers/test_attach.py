@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import subprocess
 import sys
 import termios
 import time
@@ -70,3 +71,23 @@ def test_run_dit_keeps_a_shell_waiting_in_the_background(cli, image):
         assert "BusyBox" in cli("logs", "waiting-sh").stdout  # the shell's banner, on its pty
     finally:
         cli("rm", "-f", "waiting-sh")
+
+
+def test_a_foreground_run_streams_live_and_its_container_outlives_a_killed_cli(cli, store,
+                                                                              image):
+    proc = subprocess.Popen([sys.executable, "-m", "pybuild", "--root", str(store.root), "run",
+                             "--name", "outlives", image, "sh", "-c",
+                             "echo first; sleep 30; echo never"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 20)
+        assert ready and proc.stdout.readline() == b"first\n"  # before the container ends
+        proc.kill()
+        proc.wait(10)
+        shown = cli("ps", "--filter", "name=outlives", "--format", "{{.Status}}", check=True)
+        assert shown.stdout.startswith("Up")
+        assert cli("logs", "outlives", check=True).stdout == "first\n"
+    finally:
+        proc.kill()
+        proc.wait(10)
+        cli("rm", "-f", "outlives")
