@@ -10,7 +10,6 @@ The library is opened on import, in the caller: the sandbox child only calls int
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 from collections.abc import Sequence
@@ -50,13 +49,18 @@ class ArgCmp(ctypes.Structure):
 
 
 def _open() -> ctypes.CDLL | None:
-    for name in ("libseccomp.so.2", ctypes.util.find_library("seccomp")):
-        if name:
-            try:
-                return ctypes.CDLL(name)
-            except OSError:
-                continue
-    return None
+    try:
+        return ctypes.CDLL("libseccomp.so.2")
+    except OSError:
+        pass
+    # only now: find_library runs ``ldconfig -p``, a process, and ctypes.util loads subprocess
+    from ctypes.util import find_library
+
+    name = find_library("seccomp")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
 
 
 _lib = _open()
