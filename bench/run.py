@@ -3,11 +3,12 @@ figure of many ``run --rm`` cycles, in one run.
 
     python3 bench/run.py [--rounds 20] [--cycles 1000] [--work /var/tmp/pybuild-bench-run]
 
-Latency: the tools take turns within each round on the same busybox rootfs (pybuild's
-image; runc and crun run a bundle of the same tree, its config.json from ``runc spec``);
-medians and pybuild's ratio to each are printed. crun 1.8 refuses this host's hybrid
-cgroups: it is tried and, when it fails, said so and left out. podman is used when
-installed. With ``pybuild exec`` there, exec latency is measured against ``runc exec``.
+Latency (pybuild with --network none, as the others run): the tools take turns within
+each round on the same busybox rootfs (pybuild's image; runc and crun run a bundle of the
+same tree, its config.json from ``runc spec``); medians and pybuild's ratio to each are
+printed. crun 1.8 refuses this host's hybrid cgroups: it is tried and, when it fails, said
+so and left out. podman is used when installed. With ``pybuild exec`` there, exec latency
+is measured against ``runc exec``.
 
 Leaks: ``--cycles`` ``run --rm`` cycles must leave no new mount (/proc/self/mountinfo),
 cgroup (``ctr-*`` under /sys/fs/cgroup), process (with the bench root on its command line),
@@ -55,7 +56,8 @@ class Pybuild:
                               env=self.env).stdout
 
     def run(self) -> None:
-        self.cli("run", "--rm", BASE, "true")
+        # runc's bundle has a net namespace with only lo, podman runs --network none: the same
+        self.cli("run", "--rm", "--network", "none", BASE, "true")
 
     def has_exec(self) -> bool:
         return "exec" in self.cli("--help")
@@ -134,7 +136,7 @@ def try_crun(work: Path, bundle: Path) -> Oci | None:
 
 
 def exec_latency(pybuild: Pybuild, runc: Oci, bundle: Path, rounds: int) -> None:
-    cid = pybuild.cli("run", "-d", BASE, "sleep", "3600").strip()
+    cid = pybuild.cli("run", "-d", "--network", "none", BASE, "sleep", "3600").strip()
     config = json.loads((bundle / "config.json").read_text())
     config["process"]["args"] = ["sleep", "3600"]
     (bundle / "config.json").write_text(json.dumps(config))
@@ -177,7 +179,7 @@ def snapshot(pybuild: Pybuild) -> dict[str, int]:
 
 def monitor_rss(pybuild: Pybuild) -> int:
     """The VmRSS (KiB) of a forked monitor while its container runs."""
-    cid = pybuild.cli("run", "-d", BASE, "sleep", "60").strip()
+    cid = pybuild.cli("run", "-d", "--network", "none", BASE, "sleep", "60").strip()
     try:
         state = json.loads((pybuild.root / "containers" / cid / "state.json").read_text())
         for line in Path(f"/proc/{state['monitor_pid']}/status").read_text().splitlines():
