@@ -26,14 +26,10 @@ and closed before the exec, and the cwd is set inside the new root.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
-import socket
-import struct
 import sys
-import termios
 import threading
 from dataclasses import asdict, dataclass, field
 
@@ -72,8 +68,7 @@ class ExecSpec:
         return self.seccomp_capabilities
 
     @classmethod
-    def from_json(cls, data: bytes) -> ExecSpec:
-        raw = json.loads(data)
+    def from_dict(cls, raw: dict) -> ExecSpec:
         p = raw["process"]
         process = Process(**{**p, **{k: tuple(p[k]) for k in ("args", "env",
                                                               "additional_gids")}})
@@ -109,14 +104,17 @@ def enter(pid: int, spec: ExecSpec, *, stdin: Source = None, stdout: Sink = None
     """
     if os.geteuid() != 0:
         raise RunnerError("exec needs root (rootless mode is not implemented)")
-    seccomp.load_profile(spec.seccomp)  # a bad profile fails here, readably (the helper compiles)
+    # Parsed and compiled once, here (a bad profile fails readably); the helper is a fresh
+    # interpreter, so the program travels with the spec.
+    profile = seccomp.prepare(spec.seccomp, spec.filter_capabilities)
+    program = None if profile is None else seccomp.program(profile, spec.filter_capabilities)
     interpreter = selfclone.sealed_interpreter()
     child = sandbox._Child()
     io = stdio.open_io(stdin, stdout, stderr, spec.process.terminal)
     status_r, status_w = os.pipe()
     io.child_owned.append(status_w)
     io.parent_owned.append(status_r)
-    spec_fd = _spec_file(spec)
+    spec_fd = _spec_file(spec, program)
     io.child_owned.append(spec_fd)
     fds = init.Fds(status_w, (io.child[0], io.child[1], io.child[2]),
                    console=io.console_child)
@@ -131,9 +129,10 @@ def enter(pid: int, spec: ExecSpec, *, stdin: Source = None, stdout: Sink = None
     return _outcome(child, code, pid)
 
 
-def _spec_file(spec: ExecSpec) -> int:
+def _spec_file(spec: ExecSpec, program: bytes | None) -> int:
     fd = os.memfd_create("pybuild-exec-spec", os.MFD_CLOEXEC)
-    os.write(fd, json.dumps(asdict(spec)).encode())
+    data = {"spec": asdict(spec), "seccomp_program": program.hex() if program else None}
+    os.write(fd, json.dumps(data).encode())
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
 
@@ -167,14 +166,18 @@ def main(argv: list[str]) -> None:
     os.set_inheritable(status, False)
     try:
         with os.fdopen(spec_fd, "rb") as f:
-            spec = ExecSpec.from_json(f.read())
-        # Compiled here while the profile file is reachable; the workload only loads it.
-        seccomp.prepare(spec.seccomp, spec.filter_capabilities)
+            raw = json.loads(f.read())
+        spec = ExecSpec.from_dict(raw["spec"])
+        program = bytes.fromhex(raw["seccomp_program"]) if raw["seccomp_program"] else None
+        if program is None:
+            # none, or one with flags that libseccomp loads itself: parsed while the
+            # profile's file is reachable, so the workload finds it
+            seccomp.prepare(spec.seccomp, spec.filter_capabilities)
         layout = cgroups.detect()
     except BaseException as e:  # noqa: B036 - reported, as every failure of the helper
         init._report_error(status, e)
         os._exit(init.SETUP_FAILED)
-    _helper(pid, spec, (spec.cgroup, layout), fds, caller, mode == "detach")
+    _helper(pid, (spec, program), (spec.cgroup, layout), fds, caller, mode == "detach")
 
 
 def _outcome(child: sandbox._Child, code: int, pid: int) -> Entered:
@@ -189,8 +192,10 @@ def _outcome(child: sandbox._Child, code: int, pid: int) -> Entered:
     return Entered(code, workload)
 
 
-def _helper(pid: int, spec: ExecSpec, cgroup: tuple[str | None, cgroups.Layout], fds: init.Fds,
-            caller: int, detach: bool) -> None:
+def _helper(pid: int, exec_spec: tuple[ExecSpec, bytes | None],
+            cgroup: tuple[str | None, cgroups.Layout], fds: init.Fds, caller: int,
+            detach: bool) -> None:
+    """``exec_spec``: the spec and, when the caller compiled it, its seccomp program."""
     code = init.SETUP_FAILED
     try:
         libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -202,7 +207,7 @@ def _helper(pid: int, spec: ExecSpec, cgroup: tuple[str | None, cgroups.Layout],
         _join(pid, cgroup)
         workload = os.fork()
         if workload == 0:
-            _workload(spec, fds, detach)
+            _workload(*exec_spec, fds, detach)
         init._report(fds.status, "P", str(workload))
         for fd in {fds.status, *fds.stdio, *fds.optional()}:
             if fd > 2:
@@ -260,7 +265,8 @@ def _join_cgroups(text: str, pid: int, name: str | None, layout: cgroups.Layout)
             f.write(str(os.getpid()))
 
 
-def _workload(exec_spec: ExecSpec, fds: init.Fds, detach: bool) -> None:
+def _workload(exec_spec: ExecSpec, program: bytes | None, fds: init.Fds,
+              detach: bool) -> None:
     """The exec'd process: ``init.container_init``'s per-process steps, in its order."""
     code = init.SETUP_FAILED
     spec = exec_spec.run_spec()
@@ -273,11 +279,13 @@ def _workload(exec_spec: ExecSpec, fds: init.Fds, detach: bool) -> None:
         init._setup_stdio(fds.stdio)
         os.umask(0o022)
         if fds.console is not None:
-            _console(fds.console, spec.process.uid, exec_spec.console_size)
+            init.setup_console(fds.console, spec.process.uid, exec_spec.console_size,
+                               dev_console=False)
         # The caller decided the set as for PID 1 (MKNOD only under a devices cgroup).
         init.drop_privileges(spec)
-        profile = seccomp.prepared(spec.seccomp)
-        if profile is not None:
+        if program is not None:
+            seccomp.load_program(program)
+        elif (profile := seccomp.prepared(spec.seccomp)) is not None:
             seccomp.install(profile, exec_spec.filter_capabilities)
         init._exec(spec, fds.status)
     except init.ExecError as e:
@@ -289,22 +297,6 @@ def _workload(exec_spec: ExecSpec, fds: init.Fds, detach: bool) -> None:
         init._report_error(fds.status, e)
     finally:
         os._exit(code)
-
-
-def _console(sock_fd: int, uid: int, size: tuple[int, int] | None) -> None:
-    """A pty from the container's devpts as stdio and controlling terminal; the caller gets
-    the master. Unlike PID 1's, it is not bind-mounted on /dev/console."""
-    master, slave = os.openpty()
-    with socket.socket(fileno=sock_fd) as sock:
-        socket.send_fds(sock, [b"pty"], [master])
-    os.close(master)
-    if uid != 0:
-        os.fchown(slave, uid, -1)
-    if size is not None:  # the caller's terminal's, as docker exec -t sets it
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
-    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-    init._setup_stdio((slave, slave, slave))
-    os.close(slave)
 
 
 if __name__ == "__main__":

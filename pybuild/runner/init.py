@@ -57,8 +57,9 @@ def status_of(wait_status: int) -> int:
 def namespace_flags(spec: RunSpec) -> int:
     # No CLONE_NEWCGROUP here: PID 1 unshares it itself once it sits in its cgroup, so that
     # cgroup (not the caller's) becomes the root of the container's cgroup view.
+    # "container" joins another netns before this (intermediate), "host" keeps the caller's
     flags = libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC | libc.CLONE_NEWPID
-    return flags | (libc.CLONE_NEWNET if spec.network == "none" else 0)
+    return flags | (libc.CLONE_NEWNET if spec.network in ("none", "bridge") else 0)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,8 @@ def intermediate(spec: RunSpec, root: str, layout: cgroups.Layout, fds: Fds,
         if devices.granted_caps(spec.capabilities, confined is not None) != spec.capabilities:
             # the caller drops it (sandbox.run): a node made with it could open any device
             raise RunnerError("CAP_MKNOD without a devices cgroup to confine it")
+        if spec.network == "container":
+            _join_netns(spec.netns)
         libc.unshare(namespace_flags(spec))
         alive_r, alive_w = os.pipe()  # EOF for PID 1 once this process is gone
         pid = os.fork()
@@ -114,6 +117,15 @@ def intermediate(spec: RunSpec, root: str, layout: cgroups.Layout, fds: Fds,
                 confined.remove()
         finally:
             os._exit(code)
+
+
+def _join_netns(path: str) -> None:
+    """``--network container:X``: X's network namespace, so PID 1 is forked into it."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        libc.setns(fd, libc.CLONE_NEWNET)
+    finally:
+        os.close(fd)
 
 
 def close_fds_except(keep: set[int]) -> None:
@@ -162,13 +174,14 @@ def container_init(spec: RunSpec, root: str, layout: cgroups.Layout, fds: Fds,
         _setup_stdio(fds.stdio)
         os.umask(0o022)
         # 4. Network: a fresh namespace has only a down loopback; bring it up (runc does too).
-        if spec.network == "none":
+        #    A bridge's veth is in already: the caller's prepare step ran before step 2 ended.
+        if spec.network in ("none", "bridge"):
             _loopback_up()
         _setup_filesystem(spec, root, layout, fds.status, made)
         # 10. A terminal comes from the container's own devpts (it exists only now) and
         #     becomes stdio and the controlling tty; the caller gets the master end.
         if fds.console is not None:
-            _setup_console(fds.console, spec.process.uid)
+            setup_console(fds.console, spec.process.uid)
         # 11. Hostname needs CAP_SYS_ADMIN in the UTS namespace: before dropping caps.
         socket.sethostname(spec.hostname)
         drop_privileges(spec)
@@ -259,15 +272,22 @@ def _setup_stdio(stdio: tuple[int, int, int]) -> None:
             os.dup2(fd, target)
 
 
-def _setup_console(sock_fd: int, uid: int) -> None:
+def setup_console(sock_fd: int, uid: int, size: tuple[int, int] | None = None,
+                  dev_console: bool = True) -> None:
+    """A pty from the container's devpts as stdio and controlling terminal; the caller gets
+    the master over ``sock_fd``. PID 1's is bind-mounted on /dev/console; a process exec
+    adds (``dev_console`` False) leaves that alone and gets the caller's ``size``."""
     master, slave = os.openpty()  # /dev/ptmx is the container's devpts now
     with socket.socket(fileno=sock_fd) as sock:
         socket.send_fds(sock, [b"pty"], [master])
     os.close(master)
     if uid != 0:
         os.fchown(slave, uid, -1)
-    os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY, 0o600))
-    libc.mount(os.ttyname(slave), "/dev/console", None, libc.MS_BIND)
+    if size is not None:  # (rows, columns), as docker exec -t sets it
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+    if dev_console:
+        os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY, 0o600))
+        libc.mount(os.ttyname(slave), "/dev/console", None, libc.MS_BIND)
     fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
     _setup_stdio((slave, slave, slave))
     os.close(slave)

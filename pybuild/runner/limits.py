@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pybuild.errors import UsageError
 from pybuild.runner import cgroups
+from pybuild.runner.seccomp import kernel_version
 from pybuild.runner.spec import Resources
 
 MIN_MEMORY = 6 * 1024 * 1024             # moby's linuxMinMemory, "6MB"
@@ -54,11 +55,6 @@ def _online(path: str, default: str) -> str:
         return default
 
 
-def _kernel() -> tuple[int, int]:
-    major, minor = (re.findall(r"\d+", os.uname().release) + ["0", "0"])[:2]
-    return int(major), int(minor)
-
-
 def host_info(layout: cgroups.Layout | None = None) -> HostInfo:
     where = cgroups.placement(layout or cgroups.detect())
 
@@ -81,7 +77,8 @@ def host_info(layout: cgroups.Layout | None = None) -> HostInfo:
         memory=has("memory"),
         swap=v1_has("memory", "memory.memsw.limit_in_bytes") or v2_swap,
         swappiness=v1_has("memory", "memory.swappiness"),
-        kernel_memory=v1_has("memory", "memory.kmem.limit_in_bytes") and _kernel() < _KMEM_GONE,
+        kernel_memory=(v1_has("memory", "memory.kmem.limit_in_bytes")
+                       and kernel_version() < _KMEM_GONE),
         oom_kill_disable=v1_has("memory", "memory.oom_control"),
         cpu_cfs=has("cpu", "cpu.cfs_quota_us"),
         cpu_shares=has("cpu", "cpu.shares"),

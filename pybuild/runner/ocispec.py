@@ -13,15 +13,12 @@ cgroup), and runc's own cgroup even without resources.
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-from pybuild.errors import RunnerError
-from pybuild.runner import cgroups
+from pybuild.runner import cgroups, seccomp
 from pybuild.runner.caps import normalize
 from pybuild.runner.ocispec_seccomp import seccomp_to_oci
 from pybuild.runner.spec import RLIMITS, Mount, RunSpec
@@ -29,7 +26,7 @@ from pybuild.runner.spec import RLIMITS, Mount, RunSpec
 __all__ = ["OCI_VERSION", "SECCOMP_DEFAULT", "seccomp_to_oci", "to_oci"]
 
 OCI_VERSION = "1.0.2"
-SECCOMP_DEFAULT = Path(__file__).with_name("seccomp-default.json")
+SECCOMP_DEFAULT = seccomp.DEFAULT_PROFILE
 _UINT64_MAX = 2**64 - 1
 _NOSUID_NODEV_NOEXEC = ["nosuid", "nodev", "noexec"]
 # The sandbox's umask (init step 3), docker's too.
@@ -236,21 +233,7 @@ def _cpu(res: Any) -> dict[str, Any]:
 
 
 def _seccomp(spec: RunSpec) -> dict[str, Any] | None:
-    """``spec.seccomp``: True/"default" the bundled docker profile, a path its profile,
-    False/None none."""
-    choice: Any = spec.seccomp
-    if not choice:
-        return None
-    if choice is True or choice == "default":
-        path = SECCOMP_DEFAULT
-        if not path.exists():
-            # The bundled profile ships with runner/seccomp.py's libseccomp rework; a tree
-            # without it has the old built-in denylist, which has no OCI form.
-            return None
-    else:
-        path = Path(choice)
-    try:
-        profile = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise RunnerError(f"seccomp profile {path}: {e}") from e
-    return seccomp_to_oci(profile, spec.capabilities)
+    """``spec.seccomp`` read as the sandbox reads it (seccomp.load_profile: "default", a
+    path, None or "unconfined"), resolved for the spec's capabilities."""
+    profile = seccomp.load_profile(spec.seccomp)
+    return None if profile is None else seccomp_to_oci(profile, spec.capabilities)

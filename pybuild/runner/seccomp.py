@@ -36,6 +36,7 @@ import functools
 import json
 import os
 import platform
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,8 +54,9 @@ from pybuild.runner.seccomp_profile import (
     parse,
 )
 
-__all__ = ["DEFAULT_PROFILE", "Profile", "applicable", "compile_filter", "install",
-           "load_profile", "prepare", "prepared"]
+__all__ = ["DEFAULT_PROFILE", "Profile", "applicable", "architectures", "compile_filter",
+           "install", "kernel_version", "load_profile", "load_program", "prepare",
+           "prepared", "program"]
 
 DEFAULT_PROFILE = Path(__file__).with_name("seccomp-default.json")
 
@@ -109,9 +111,12 @@ def _machine(machine: str | None) -> tuple[str, str]:
     return _MACHINES.get(name, (name, ""))
 
 
-def _kernel_version() -> tuple[int, int]:
-    major, minor = os.uname().release.split(".")[:2]
-    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+def kernel_version(release: str | None = None) -> tuple[int, int]:
+    """(major, minor) of ``release`` or the running kernel: "6.1.0-18-amd64" is (6, 1),
+    "5.15-rc1" (5, 15); what minKernel and the kmem limits (limits.py) compare against."""
+    numbers = re.findall(r"\d+", release or os.uname().release)[:2]
+    major, minor = (int(n) for n in numbers + ["0"] * (2 - len(numbers)))
+    return major, minor
 
 
 def _matches(cond: Condition, caps: set[str], arch: str, kernel: tuple[int, int],
@@ -134,7 +139,7 @@ def applicable(profile: Profile, capabilities: Sequence[str], machine: str | Non
     setupSeccomp); ``machine`` (platform.machine() form) and ``kernel`` override the host."""
     caps = {normalize(c) for c in capabilities}
     arch = _machine(machine)[0]
-    version = kernel or _kernel_version()
+    version = kernel or kernel_version()
     return tuple(rule for rule in profile.rules
                  if not _matches(rule.excludes, caps, arch, version, include=False)
                  and _matches(rule.includes, caps, arch, version, include=True))
@@ -256,7 +261,15 @@ class _Fprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def _load_program(program: bytes) -> None:
+def program(profile: Profile, capabilities: Sequence[str]) -> bytes | None:
+    """The BPF program ``prepare`` compiled for ``capabilities`` (to hand to a process that
+    cannot share this one's memory, as exec's helper); None for a profile with flags."""
+    return _programs.get(_key(profile, capabilities))
+
+
+def load_program(program: bytes) -> None:
+    """Apply a program from ``program``; as ``install``, it needs no_new_privs or
+    CAP_SYS_ADMIN."""
     buf = ctypes.create_string_buffer(program, len(program))
     prog = _Fprog(len(program) // 8, ctypes.addressof(buf))  # 8 bytes per sock_filter
     libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(prog))
@@ -267,7 +280,7 @@ def install(profile: Profile, capabilities: Sequence[str]) -> None:
     program ``prepare`` compiled, else compiled now. Needs no_new_privs or CAP_SYS_ADMIN."""
     program = _programs.get(_key(profile, capabilities))
     if program is not None:
-        _load_program(program)
+        load_program(program)
         return
     with compile_filter(profile, capabilities) as f:
         f.load()

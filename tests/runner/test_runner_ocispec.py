@@ -3,14 +3,16 @@ docker's seccomp profile format resolved into the OCI seccomp object."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from support.ocischema import schema_errors
 
 from pybuild.errors import RunnerError
-from pybuild.runner import Mount, Process, Resources, Rlimit, Rootfs, RunSpec
+from pybuild.runner import Mount, Process, Resources, Rlimit, Rootfs, RunSpec, seccomp
 from pybuild.runner.ocispec import seccomp_to_oci, to_oci
+from pybuild.runner.seccomp_profile import parse
 
 
 def _sample_config(tmp_path: Path) -> dict[str, object]:
@@ -71,8 +73,8 @@ def _names(config: dict[str, object]) -> list[str]:
 
 
 def test_seccomp_to_oci_resolves_arches_caps_and_kernels() -> None:
-    amd64 = ("amd64", "SCMP_ARCH_X86_64")
-    plain = seccomp_to_oci(_PROFILE, ["CHOWN"], arch=amd64, kernel=(6, 1))
+    profile = parse(_PROFILE)
+    plain = seccomp_to_oci(profile, ["CHOWN"], machine="x86_64", kernel=(6, 1))
     assert plain["defaultAction"] == "SCMP_ACT_ERRNO" and plain["defaultErrnoRet"] == 1
     assert plain["architectures"] == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
     assert _names(plain) == ["read", "write", "arch_prctl", "clone3", "ptrace", "clone"]
@@ -80,25 +82,39 @@ def test_seccomp_to_oci_resolves_arches_caps_and_kernels() -> None:
                                     "errnoRet": 38}
     assert plain["syscalls"][4]["args"] == _PROFILE["syscalls"][6]["args"]
     assert "comment" not in plain["syscalls"][0] and "includes" not in plain["syscalls"][1]
-    admin = seccomp_to_oci(_PROFILE, ["CAP_SYS_ADMIN"], arch=amd64, kernel=(4, 4))
+    admin = seccomp_to_oci(profile, ["CAP_SYS_ADMIN"], machine="x86_64", kernel=(4, 4))
     assert _names(admin) == ["read", "write", "arch_prctl", "mount", "old", "clone"]
-    arm = seccomp_to_oci(_PROFILE, [], arch=("arm64", "SCMP_ARCH_AARCH64"), kernel=(6, 1))
+    arm = seccomp_to_oci(profile, [], machine="aarch64", kernel=(6, 1))
     assert arm["architectures"] == ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]
     assert "arch_prctl" not in _names(arm)
-    s390 = seccomp_to_oci(_PROFILE, [], arch=("s390x", "SCMP_ARCH_S390X"), kernel=(6, 1))
+    s390 = seccomp_to_oci(profile, [], machine="s390x", kernel=(6, 1))
     assert s390["architectures"] == [] and "clone" not in _names(s390)
 
 
+def test_the_oci_rules_are_the_sandboxs() -> None:
+    """One selection for both executors: runc gets exactly the rules libseccomp compiles."""
+    profile = seccomp.load_profile("default")
+    caps = ("CHOWN", "SYS_ADMIN")
+    oci = seccomp_to_oci(profile, caps)
+    assert [call["names"] for call in oci["syscalls"]] == [
+        list(rule.names) for rule in seccomp.applicable(profile, caps)]
+
+
 @pytest.mark.parametrize(("profile", "message"), [
-    ({"syscalls": []}, "defaultAction"),
-    ({**_PROFILE, "architectures": ["SCMP_ARCH_X86_64"]}, "both architectures and archMap"),
+    ({"syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}, "defaultAction"),
+    ({**_PROFILE, "architectures": ["SCMP_ARCH_X86_64"]}, "both 'architectures' and 'archMap'"),
     ({"defaultAction": "SCMP_ACT_ALLOW",
       "syscalls": [{"name": "a", "names": ["b"], "action": "SCMP_ACT_ERRNO"}]}, "syscalls\\[0\\]"),
     ({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
         {"names": ["a"], "action": "SCMP_ACT_ALLOW"},
         {"names": ["b"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "five"}}]},
-     "syscalls\\[1\\]: minKernel 'five'"),
+     "syscalls\\[1\\].includes.minKernel: kernel version 'five'"),
 ])
-def test_seccomp_to_oci_rejects_bad_profiles(profile: dict[str, object], message: str) -> None:
-    with pytest.raises(RunnerError, match=message):
-        seccomp_to_oci(profile, [], arch=("amd64", "SCMP_ARCH_X86_64"), kernel=(6, 1))
+def test_a_bad_profile_fails_the_config_naming_the_file(
+        tmp_path: Path, profile: dict[str, object], message: str) -> None:
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(profile))
+    spec = RunSpec(rootfs=Rootfs(path=tmp_path), process=Process(args=("true",)),
+                   seccomp=str(path))
+    with pytest.raises(RunnerError, match=f"seccomp profile {path}: .*{message}"):
+        to_oci(spec, "/bundle/rootfs")

@@ -281,3 +281,11 @@ def test_profile_json_round_trip(profile: Profile) -> None:
 def test_default_profile_round_trips() -> None:
     profile = seccomp.load_profile("default")
     assert parse(dump(profile)) == profile
+
+
+def test_kernel_version_reads_distribution_releases() -> None:
+    assert seccomp.kernel_version("6.1.0-18-amd64") == (6, 1)
+    assert seccomp.kernel_version("5.15-rc1") == (5, 15)
+    assert seccomp.kernel_version("4.19.0+") == (4, 19)
+    assert seccomp.kernel_version("unknown") == (0, 0)
+    assert seccomp.kernel_version() == seccomp.kernel_version(os.uname().release) >= (3, 8)
