@@ -1,4 +1,5 @@
-"""The library API: ``pybuild.Client(root=...)`` with ``.images`` and ``.system``.
+"""The library API: ``pybuild.Client(root=...)`` with ``.images``, ``.containers``,
+``.volumes``, ``.networks`` and ``.system``.
 
 Everything returns typed frozen objects; nothing prints. The CLI is a thin layer over this.
 """
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # the modules behind these load only when their methods run
     from pybuild.archive.layout import SavedImage
     from pybuild.archive.load import LoadedImage
     from pybuild.build.options import BuildOptions
+    from pybuild.network.api import NetworkCollection
     from pybuild.progress import Event, EventHandler
     from pybuild.store.check import Problem
     from pybuild.store.gc import GcResult, UsageRow
@@ -229,6 +231,17 @@ class Client:
         self.system = SystemApi(self)
         self.volumes = VolumeCollection(self)
         self.containers = ContainerCollection(self)
+        self._networks: NetworkCollection | None = None
+
+    @property
+    def networks(self) -> NetworkCollection:
+        """``client.networks`` (pybuild.network.api), loaded on first use: networking's
+        modules are not what an image command needs at start."""
+        if self._networks is None:
+            from pybuild.network.api import NetworkCollection
+
+            self._networks = NetworkCollection(self)
+        return self._networks
 
 
 class BuildKeywords(TypedDict, total=False):
