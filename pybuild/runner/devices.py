@@ -167,33 +167,6 @@ def _reap_stale(parent: Path) -> None:
                 pass
 
 
-def cgroup_of(pid: int, layout: cgroups.Layout | None = None) -> Path | None:
-    """The devices cgroup dir process ``pid`` is in (for ``exec`` joining a container)."""
-    point = hierarchy(layout)
-    if point is None:
-        return None
-    try:
-        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-    except OSError as e:
-        raise RunnerError(f"devices cgroup of pid {pid}: {e.strerror}") from e
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if "devices" in controllers.split(","):
-            return point / path.lstrip("/")
-    return None
-
-
-def join(init_pid: int) -> None:
-    """Put this process into the devices cgroup of a sandbox's PID 1 (host pid)."""
-    where = cgroup_of(init_pid)
-    if where is None:
-        return
-    try:
-        (where / "cgroup.procs").write_text(str(os.getpid()))
-    except OSError as e:
-        raise RunnerError(f"devices cgroup {where}: {e.strerror}") from e
-
-
 def _valid_mode(text: str) -> bool:
     return bool(text) and not set(text) - set("rwm") and len(set(text)) == len(text)
 

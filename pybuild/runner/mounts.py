@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pybuild.runner import libc, targets
 from pybuild.runner.cgroups import Layout
 from pybuild.runner.spec import Device, Mount, Rootfs
-from pybuild.runner.targets import resolve_in_root as resolve_in_root  # tests use it here
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _NOSUID_NODEV_NOEXEC = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC
@@ -160,16 +159,6 @@ def make_node(dir_fd: int, name: str, kind: str, major: int, minor: int, host: s
     os.chmod(name, mode, dir_fd=dir_fd)  # mknod honours the umask
     if uid or gid:
         os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
-
-
-def _make_device(path: str, major: int, minor: int) -> None:
-    """``make_node`` for a char device at a host path (tests/runner/test_runner_fs.py)."""
-    fd = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        name = os.path.basename(path)
-        make_node(fd, name, "c", major, minor, f"/dev/{name}")
-    finally:
-        os.close(fd)
 
 
 def mount_standard(root: str, made: MadePoints, with_sys: bool = True) -> None:

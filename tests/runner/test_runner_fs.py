@@ -258,7 +258,8 @@ def test_device_fallback_binds_the_host_node(tmp_path: Path, monkeypatch: pytest
             libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
             libc.mount("tmpfs", str(tmp_path), "tmpfs", 0, None)
             monkeypatch.setattr(os, "mknod", refuse)
-            mounts._make_device(f"{tmp_path}/null", 1, 3)
+            fd = os.open(tmp_path, os.O_PATH | os.O_DIRECTORY)
+            mounts.make_node(fd, "null", "c", 1, 3, "/dev/null")
             st = os.stat(f"{tmp_path}/null")
             code = 0 if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3) else 2
         finally:

@@ -22,7 +22,7 @@ from pybuild.runner import (
 )
 from pybuild.runner.caps import mask, normalize
 from pybuild.runner.cleanup import remove_created
-from pybuild.runner.mounts import resolve_in_root
+from pybuild.runner.targets import resolve_in_root
 
 
 @pytest.fixture
