@@ -52,6 +52,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "container": ("container", "group", "Manage containers."),
     "system": ("system", "group", "Manage the store (df, prune, check)."),
     "volume": ("volume", "group", "Manage volumes."),
+    "network": ("network", "group", "Manage networks."),
+    "port": ("network", "port_command", "List a container's published ports."),
 }
 
 

@@ -134,6 +134,43 @@ def show_inspected(ctx: click.Context, found: list[Any], failed: Exception | Non
         ctx.exit(getattr(failed, "exit_code", 1))
 
 
+def show_list(rows: list[dict[str, Any]], *, quiet: bool, key: str, fmt: str | None,
+              table: str, headers: dict[str, str]) -> None:
+    """An ``ls``'s output as docker's: ``-q`` the ``key`` column, ``json`` one object a
+    line, else the Go template (``table`` when none or "table" is given)."""
+    if quiet:
+        click.echo("".join(f"{row[key]}\n" for row in rows), nl=False)
+    elif fmt == "json":
+        click.echo("".join(json_line(row) + "\n" for row in rows), nl=False)
+    else:
+        click.echo(render_rows(fmt if fmt and fmt != "table" else table, rows, headers),
+                   nl=False)
+
+
+def inspect_group_command(what: str, collection: str) -> click.Command:
+    """``<group> inspect NAME...`` for ``client.<collection>``, whose ``get(name).attrs`` is
+    the inspect dict: found ones shown, then the last failure (docker shows the others,
+    then fails)."""
+    from pybuild.errors import PybuildError
+
+    @click.command("inspect", help=f"Show {what} as docker's JSON list, or each through a "
+                                   "Go template.")
+    @click.argument("names", nargs=-1, required=True)
+    @click.option("-f", "--format", "fmt", default=None, help="'json' or a Go template.")
+    @click.pass_context
+    def command(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> None:
+        items = getattr(get_client(ctx), collection)
+        found, failed = [], None
+        for name in names:
+            try:
+                found.append(items.get(name).attrs)
+            except PybuildError as err:
+                failed = err
+        show_inspected(ctx, found, failed, fmt)
+
+    return command
+
+
 def each(ctx: click.Context, names: tuple[str, ...], action: Callable[[str], None], *,
          prefix: str = "error: ") -> None:
     """docker's way with several names: ``action`` on each in turn, a failure printed as one

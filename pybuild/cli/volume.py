@@ -11,9 +11,8 @@ from pybuild.cli.common import (
     each,
     get_client,
     human_size,
-    json_line,
-    render_rows,
-    show_inspected,
+    inspect_group_command,
+    show_list,
 )
 
 LS_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE",
@@ -80,35 +79,15 @@ def ls_command(ctx: click.Context, quiet: bool, filter_items: tuple[str, ...],
     from pybuild.volumes.filters import LIST_KEYS, parse_filter_items
 
     volumes = get_client(ctx).volumes.list(parse_filter_items(filter_items, LIST_KEYS))
-    rows = [_row(v.attrs) for v in volumes]
-    if quiet:
-        click.echo("".join(f"{row['Name']}\n" for row in rows), nl=False)
-    elif fmt == "json":
-        click.echo("".join(json_line(row) + "\n" for row in rows), nl=False)
-    else:
-        fmt = fmt if fmt and fmt != "table" else "table {{.Driver}}\t{{.Name}}"
-        click.echo(render_rows(fmt, rows, LS_HEADERS), nl=False)
+    show_list([_row(v.attrs) for v in volumes], quiet=quiet, key="Name", fmt=fmt,
+              table="table {{.Driver}}\t{{.Name}}", headers=LS_HEADERS)
 
 
 group.add_command(ls_command, "list")
 
 
-@group.command("inspect")
-@click.argument("names", nargs=-1, required=True)
-@click.option("-f", "--format", "fmt", default=None, help="'json' or a Go template.")
-@click.pass_context
-def inspect_command(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> None:
-    """Show volumes as docker's JSON list, or each through a Go template."""
-    from pybuild.errors import PybuildError
-
-    client = get_client(ctx)
-    found, failed = [], None
-    for name in names:
-        try:
-            found.append(client.volumes.get(name).attrs)
-        except PybuildError as err:  # docker shows the others, then fails
-            failed = err
-    show_inspected(ctx, found, failed, fmt)
+inspect_command = inspect_group_command("volumes", "volumes")
+group.add_command(inspect_command)
 
 
 @group.command("rm")
