@@ -81,6 +81,18 @@ if _lib is not None:
     _lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
 
 
+class _Version(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+
+
+def version() -> tuple[int, int, int]:
+    """libseccomp's own (major, minor, micro), as seccomp_version() reports it."""
+    lib = _need()
+    lib.seccomp_version.restype = ctypes.POINTER(_Version)
+    v = lib.seccomp_version().contents
+    return v.major, v.minor, v.micro
+
+
 def available() -> str | None:
     """None when libseccomp can be used, else why not."""
     return None if _lib is not None else "libseccomp.so.2 not found"

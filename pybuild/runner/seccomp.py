@@ -24,8 +24,10 @@ Compiling docker's profile costs about 8-10 ms (libseccomp 2.5.4: 3 ms adding ~3
 the rest generating ~1000 BPF instructions for three arches). So ``prepare`` (called by
 ``validate``, before fork) parses a profile once per file version and compiles it once per
 capability set, keeping libseccomp's program; the sandbox child's ``install`` then only
-loads it (well under 1 ms). Profiles with ``flags`` are compiled and loaded in the child by
-libseccomp itself, which passes the flags to seccomp(2).
+loads it (well under 1 ms). The programs are kept in ``CACHE_DIR`` too, so the next
+process with the same input to libseccomp reads one instead of compiling (~1 ms). Profiles
+with ``flags`` are compiled and loaded in the child by libseccomp itself, which passes the
+flags to seccomp(2).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
+import hashlib
 import json
 import os
 import platform
@@ -53,6 +56,7 @@ from pybuild.runner.seccomp_profile import (
     Rule,
     parse,
 )
+from pybuild.store.fsutil import atomic_write
 
 __all__ = ["DEFAULT_PROFILE", "Profile", "applicable", "architectures", "compile_filter",
            "install", "kernel_version", "load_profile", "load_program", "prepare",
@@ -239,14 +243,51 @@ def prepare(source: str | None, capabilities: Sequence[str]) -> Profile | None:
     key = _key(profile, capabilities)
     if key not in _programs:
         try:
-            with compile_filter(profile, capabilities) as f:
-                program = f.export_bpf()
+            program = _compiled(profile, capabilities)
         except OSError as e:
             raise RunnerError(f"seccomp profile {profile.source}: {e.strerror}") from None
         if len(_programs) >= _MAX_PROGRAMS:
             _programs.clear()
         _programs[key] = program
     return profile
+
+
+# libseccomp's programs, kept across processes: compiling docker's profile costs more than
+# the rest of a container's start. Under /run (a tmpfs), so a reboot, maybe into another
+# kernel, starts afresh; root's only.
+CACHE_DIR = Path("/run/pybuild/seccomp")
+
+
+def _compiled(profile: Profile, capabilities: Sequence[str]) -> bytes:
+    """libseccomp's program for ``profile`` and ``capabilities``, from the cache when
+    libseccomp would be called with the very same input (its version, the arches, default
+    action and rules that apply, and this code), else compiled and cached."""
+    inputs = (profile.default_action, profile.default_errno_ret, architectures(profile),
+              applicable(profile, capabilities), libseccomp.version(), _code_digest())
+    path = CACHE_DIR / f"{hashlib.sha256(repr(inputs).encode()).hexdigest()}.bpf"
+    try:
+        program = path.read_bytes()
+        if program and len(program) % 8 == 0:  # whole sock_filter entries
+            return program
+    except OSError:
+        pass
+    with compile_filter(profile, capabilities) as f:
+        program = f.export_bpf()
+    try:
+        os.makedirs(CACHE_DIR, mode=0o700, exist_ok=True)
+        atomic_write(path, program, mode=0o600, durable=False)
+    except OSError:  # no cache then, only slower
+        pass
+    return program
+
+
+@functools.lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """This module's and the binding's source: what turns a profile into libseccomp calls."""
+    digest = hashlib.sha256()
+    for module in (__file__, libseccomp.__file__):
+        digest.update(Path(module).read_bytes())
+    return digest.hexdigest()
 
 
 def prepared(source: str | None) -> Profile | None:

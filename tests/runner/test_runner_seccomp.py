@@ -289,3 +289,37 @@ def test_kernel_version_reads_distribution_releases() -> None:
     assert seccomp.kernel_version("4.19.0+") == (4, 19)
     assert seccomp.kernel_version("unknown") == (0, 0)
     assert seccomp.kernel_version() == seccomp.kernel_version(os.uname().release) >= (3, 8)
+
+
+def _fresh_prepare(caps) -> bytes:
+    """prepare as a new process would do it: nothing compiled in memory yet."""
+    seccomp._programs.clear()
+    profile = seccomp.prepare("default", caps)
+    return seccomp.program(profile, caps)
+
+
+def test_programs_are_cached_across_processes_by_what_libseccomp_is_given(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(seccomp, "CACHE_DIR", tmp_path / "cache")
+    default = list(DOCKER_DEFAULT_CAPS)
+    first = _fresh_prepare(default)
+    assert [p.read_bytes() for p in (tmp_path / "cache").iterdir()] == [first]
+    compiled = []
+    real = seccomp.compile_filter
+    monkeypatch.setattr(seccomp, "compile_filter",
+                        lambda *a: (compiled.append(a), real(*a))[1])
+    assert _fresh_prepare(default) == first and compiled == []  # read, not compiled
+    # SYS_ADMIN switches on more rules: another input, another program
+    admin = _fresh_prepare([*default, "CAP_SYS_ADMIN"])
+    assert admin != first and len(compiled) == 1
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+
+
+def test_a_damaged_cached_program_is_compiled_again(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(seccomp, "CACHE_DIR", tmp_path / "cache")
+    good = _fresh_prepare(list(DOCKER_DEFAULT_CAPS))
+    (cached,) = (tmp_path / "cache").iterdir()
+    cached.write_bytes(good[:13])  # not whole sock_filter entries
+    assert _fresh_prepare(list(DOCKER_DEFAULT_CAPS)) == good
+    assert cached.read_bytes() == good
