@@ -97,7 +97,13 @@ class Network:
     def containers(self) -> list[Any]:
         """The containers on this network, as client.containers.get gives them."""
         get = self.collection.client.containers.get
-        return [get(cid) for cid in self.attrs.get("Containers") or {}]
+        out = []
+        for cid in self.attrs.get("Containers") or {}:
+            try:
+                out.append(get(cid))
+            except ContainerNotFound:  # gone since attrs were read
+                continue
+        return out
 
     def reload(self) -> None:
         self.attrs = self.collection.get(self.id).attrs

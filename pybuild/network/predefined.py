@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import time
 from pathlib import Path
 
 from pybuild.errors import NetworkError, NetworkNotFound
@@ -79,13 +80,19 @@ def default_bridge(store_root: str | Path, settings: Settings | None = None
             (subnet, gateway, ip_range, options)
         if same or model.ipam(store_root, current).allocations():
             return current  # in use: its containers keep the addresses they were given
-        model.remove(store_root, current.id)
+        try:
+            model.remove(store_root, current.id)
+        except NetworkError:  # another process removed it, or a container just joined it
+            joined = _find(store_root)
+            if joined is not None and joined.id == current.id:
+                return joined
     network = ipaddress.ip_network(subnet)
     if network.prefixlen >= 31:
         raise NetworkError(f"the default bridge's subnet {network} has no room for containers")
     try:
         return model.create(store_root, DEFAULT, subnet=subnet, gateway=gateway,
-                            ip_range=ip_range, options=options)
+                            ip_range=ip_range, options=options,
+                            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     except NetworkError:
         found = _find(store_root)  # another process made it at the same moment
         if found is None:
