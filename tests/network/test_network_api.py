@@ -51,7 +51,7 @@ def test_predefined_networks(client):
     bridge = client.networks.get("bridge").attrs
     assert bridge["IPAM"]["Config"] == [{"Subnet": "172.29.0.0/16", "Gateway": "172.29.0.1"}]
     assert bridge["Options"]["com.docker.network.bridge.name"] == "pybuild0"
-    assert bridge["Driver"] == "bridge"
+    assert bridge["Driver"] == "bridge" and bridge["Created"].startswith("20")
     assert client.networks.get("none").attrs["Driver"] == "null"
     host = client.networks.get("host")
     assert host.attrs["IPAM"]["Config"] == [] and client.networks.get(host.id[:10]) == host
@@ -84,6 +84,19 @@ def test_default_bridge_follows_the_settings(client, tmp_path):
     assert [n.name for n in client.networks.list()] == ["host", "none"]
     with pytest.raises(NetworkNotFound):
         client.networks.get("bridge")
+
+
+def test_concurrent_first_use_makes_one_default_bridge(client):
+    import subprocess
+
+    code = ("import sys; from pybuild.network import predefined; "
+            "print(predefined.default_bridge(sys.argv[1]).id)")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(client.store.root)],
+                              stdout=subprocess.PIPE, text=True) for _ in range(6)]
+    ids = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert all(p.returncode == 0 for p in procs)
+    assert ids == {client.networks.get("bridge").id}
+    assert [n.name for n in model.list_networks(client.store.root)] == ["bridge"]
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
