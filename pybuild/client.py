@@ -6,6 +6,7 @@ Everything returns typed frozen objects; nothing prints. The CLI is a thin layer
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,6 @@ from pybuild.image.reference import parse as parse_reference
 from pybuild.images.inspect import HistoryItem, history_items, inspect_data
 from pybuild.store import DEFAULT_ROOT, Store
 from pybuild.store.records import ImageRecord
-from pybuild.volumes.api import VolumeCollection
 
 if TYPE_CHECKING:  # the modules behind these load only when their methods run
     from pybuild.archive.layout import SavedImage
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the modules behind these load only when their methods run
     from pybuild.store.gc import GcResult, UsageRow
     from pybuild.store.images import Removal
     from pybuild.store.refs import RefTable
+    from pybuild.volumes.api import VolumeCollection
 
 # a document as json.loads gives it, e.g. one element of ``docker image inspect``
 JsonValue: TypeAlias = "None | bool | int | float | str | list[JsonValue] | dict[str, JsonValue]"
@@ -229,19 +230,22 @@ class Client:
         self.store = Store(root, on_wait=on_wait, lock_timeout=lock_timeout)
         self.images = ImageCollection(self)
         self.system = SystemApi(self)
-        self.volumes = VolumeCollection(self)
         self.containers = ContainerCollection(self)
-        self._networks: NetworkCollection | None = None
 
-    @property
+    # loaded on first use: what an image command (or a run without volumes) does not need
+    @functools.cached_property
+    def volumes(self) -> VolumeCollection:
+        """``client.volumes`` (pybuild.volumes.api)."""
+        from pybuild.volumes.api import VolumeCollection
+
+        return VolumeCollection(self)
+
+    @functools.cached_property
     def networks(self) -> NetworkCollection:
-        """``client.networks`` (pybuild.network.api), loaded on first use: networking's
-        modules are not what an image command needs at start."""
-        if self._networks is None:
-            from pybuild.network.api import NetworkCollection
+        """``client.networks`` (pybuild.network.api)."""
+        from pybuild.network.api import NetworkCollection
 
-            self._networks = NetworkCollection(self)
-        return self._networks
+        return NetworkCollection(self)
 
 
 class BuildKeywords(TypedDict, total=False):

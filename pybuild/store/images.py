@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pybuild.errors import ImageError, ImageNotFound, ReferenceError_
 from pybuild.image.reference import Reference
 from pybuild.image.reference import parse as parse_reference
 from pybuild.store import Store
-from pybuild.store.gc import GcResult, collect
 from pybuild.store.records import ImageRecord
 from pybuild.store.refs import RefTable
+
+if TYPE_CHECKING:
+    from pybuild.store.gc import GcResult
 
 _HEX_PREFIX = re.compile(r"(?:sha256:)?([a-f0-9]{1,64})")
 
@@ -186,5 +189,7 @@ def prune(store: Store, *, all_images: bool = False) -> GcResult:
                 table_.pop(n, None) for table_ in (t, d) for n in names])
             store.records.delete(record.id)
             removed.append(record.id)
+    from pybuild.store.gc import GcResult, collect
+
     result = collect(store)
     return GcResult(result.blobs, result.layers, result.reclaimed, tuple(removed))
