@@ -57,12 +57,12 @@ def environment(value: Mapping[str, str] | Sequence[str] | None) -> tuple[str, .
 def resources(**flags: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
     """docker's limit flags as the sandbox's Resources fields (those set), checked with
     docker's messages, and docker's warnings for the caller to show."""
-    from pybuild.runner.limits import parse_limits
-    from pybuild.runner.spec import Resources
-
     given = {k: v for k, v in flags.items() if v is not None and v is not False}
     if not given:
         return {}, ()
+    from pybuild.runner.limits import parse_limits
+    from pybuild.runner.spec import Resources
+
     res, warnings = parse_limits(**given)
     defaults = Resources()
     return {f.name: getattr(res, f.name) for f in dataclasses.fields(res)

@@ -15,6 +15,8 @@ def prepare(store: Store, mounts: Sequence[MountSpec], layers: Sequence[Path]) -
     """Make each volume the container names that does not exist yet and copy the image's
     content at its mount path in, once (``nocopy`` skips that); ``layers`` are the image's
     unpacked layers, bottom to top."""
+    if not any(m.type == "volume" for m in mounts):
+        return  # nor load the volume modules
     from pybuild.volumes.record import ANONYMOUS_LABEL
     from pybuild.volumes.service import VolumeStore
 
@@ -28,11 +30,11 @@ def prepare(store: Store, mounts: Sequence[MountSpec], layers: Sequence[Path]) -
 
 
 def volume_path(store: Store, config: ContainerConfig) -> Callable[[MountSpec], Path]:
-    from pybuild.volumes.service import VolumeStore
-
-    volumes = VolumeStore(store)
-
+    """Where each volume mount's data is; the volume modules load on the first call."""
     def path(mount: MountSpec) -> Path:
+        from pybuild.volumes.service import VolumeStore
+
+        volumes = VolumeStore(store)
         volumes.get(mount.source)  # one clear line when it was removed meanwhile
         return volumes.data_dir(mount.source)
 
@@ -40,6 +42,8 @@ def volume_path(store: Store, config: ContainerConfig) -> Callable[[MountSpec], 
 
 
 def remove_anonymous(store: Store, config: ContainerConfig) -> None:
+    if not any(m.type == "volume" and m.anonymous for m in config.mounts):
+        return
     from pybuild.volumes.service import VolumeStore
 
     volumes = VolumeStore(store)

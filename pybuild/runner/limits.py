@@ -14,7 +14,6 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from fractions import Fraction
 from pathlib import Path
 
 from pybuild.errors import UsageError
@@ -116,6 +115,8 @@ def ram_in_bytes(text: str) -> int:
 
 def parse_cpus(text: str) -> int:
     """docker's --cpus as nano-CPUs: a decimal or a fraction ("0.5", "3/2")."""
+    from fractions import Fraction  # here: it loads decimal, which a run without --cpus skips
+
     try:
         if text != text.strip():
             raise ValueError(text)
