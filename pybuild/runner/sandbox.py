@@ -67,7 +67,8 @@ def run(spec: RunSpec, *, stdout: Sink = None, stderr: Sink = None,
         cgroup_name: str | None = None,
         on_start: Callable[[int], None] | None = None,
         on_exit: Callable[[cgroups.Cgroup], None] | None = None,
-        layout: cgroups.Layout | None = None) -> int:
+        layout: cgroups.Layout | None = None,
+        prepare: Callable[[int], None] | None = None) -> int:
     """Run ``spec`` and return its exit code (128+n if killed by signal n).
 
     ``stdout``/``stderr``: a callback called with each chunk as it arrives, an fd, or None to
@@ -97,7 +98,7 @@ def run(spec: RunSpec, *, stdout: Sink = None, stderr: Sink = None,
     child = _Child(on_start=on_start)
     try:
         code = _fork_and_wait(spec, root, layout, cgroup, child, (stdin, stdout, stderr),
-                              cancel)
+                              cancel, prepare)
     finally:  # the sandbox is dead here, even after an exception: nothing writes anymore
         remove_created(spec.rootfs, child.created, child.kept)
         if cgroup is not None:
@@ -131,13 +132,14 @@ def _mount_point() -> str:
 
 def _fork_and_wait(spec: RunSpec, root: str, layout: cgroups.Layout,
                    cgroup: cgroups.Cgroup | None, child: _Child,
-                   streams: tuple[Source, Sink, Sink], cancel: threading.Event | None) -> int:
+                   streams: tuple[Source, Sink, Sink], cancel: threading.Event | None,
+                   prepare: Callable[[int], None] | None = None) -> int:
     io = stdio.open_io(*streams, spec.process.terminal)
     status_r, status_w = os.pipe()
     io.child_owned.append(status_w)
     io.parent_owned.append(status_r)
     sync_r = sync_w = None
-    if cgroup is not None:
+    if cgroup is not None or prepare is not None:
         sync_r, sync_w = os.pipe()
         io.child_owned.append(sync_r)
         io.parent_owned.append(sync_w)
@@ -156,17 +158,22 @@ def _fork_and_wait(spec: RunSpec, root: str, layout: cgroups.Layout,
         for fd in io.child_owned:
             os.close(fd)
         io.child_owned.clear()
-        if cgroup is not None and sync_w is not None:
-            child.on_init_pid = _placer(cgroup, sync_w)
+        if sync_w is not None:
+            child.on_init_pid = _placer(cgroup, sync_w, prepare)
         return _supervise(child, io, status_r, cancel)
     finally:
         stdio.close(io)
 
 
-def _placer(cgroup: cgroups.Cgroup, sync_w: int) -> Callable[[int], None]:
-    """Put the sandbox's PID 1 into the cgroup, then let it go on (see init step 2)."""
+def _placer(cgroup: cgroups.Cgroup | None, sync_w: int,
+            prepare: Callable[[int], None] | None) -> Callable[[int], None]:
+    """Put the sandbox's PID 1 into the cgroup and run ``prepare`` on it, then let it go on
+    (see init step 2)."""
     def place(pid: int) -> None:
-        cgroup.add(pid)
+        if cgroup is not None:
+            cgroup.add(pid)
+        if prepare is not None:
+            prepare(pid)
         try:
             os.write(sync_w, b"1")
         except BrokenPipeError:  # it died already; its status tells the rest

@@ -27,7 +27,10 @@ DOCKER_READONLY_PATHS: tuple[str, ...] = (
     "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 )
 
-NETWORK_MODES = ("none", "host")
+# none: a fresh netns with only lo; bridge: a fresh one the caller plugs interfaces into (the
+# run's ``prepare`` step, while PID 1 waits); host: the caller's; container: the netns at
+# ``RunSpec.netns`` (another container's), joined
+NETWORK_MODES = ("none", "host", "bridge", "container")
 MOUNT_TYPES = ("bind", "tmpfs")
 RLIMITS = {
     name[len("RLIMIT_"):].lower(): getattr(resource, name)
@@ -125,6 +128,7 @@ class RunSpec:
     process: Process
     hostname: str = "pybuild"
     network: str = "none"
+    netns: str = ""  # with network "container": the namespace to join (/proc/PID/ns/net)
     mounts: tuple[Mount, ...] = ()
     # (container path, host file) pairs bind-mounted read-write over e.g. /etc/hosts; they are
     # never copied into the upper dir, and a mount point the run had to create is removed.
@@ -203,6 +207,10 @@ def validate(spec: RunSpec) -> RunSpec:
     _check_process(spec.process)
     if spec.network not in NETWORK_MODES:
         _fail(f"network {spec.network!r} (supported: {', '.join(NETWORK_MODES)})")
+    if (spec.network == "container") != bool(spec.netns):
+        _fail("a netns path goes with network 'container', and only with it")
+    if spec.netns and not Path(spec.netns).exists():
+        _fail(f"network namespace {spec.netns} does not exist (is its container running?)")
     if not 0 < len(spec.hostname) <= 64 or "/" in spec.hostname:
         _fail(f"hostname {spec.hostname!r}")
     for m in spec.mounts:

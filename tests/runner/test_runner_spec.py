@@ -41,7 +41,10 @@ def test_defaults_are_dockers(spec: RunSpec) -> None:
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"network": "bridge"}, "network 'bridge'"),
+    ({"network": "macvlan"}, "network 'macvlan'"),
+    ({"network": "container"}, "a netns path goes with network 'container'"),
+    ({"network": "container", "netns": "/proc/0/ns/net"}, "does not exist"),
+    ({"netns": "/proc/self/ns/net"}, "a netns path goes with network 'container'"),
     ({"hostname": ""}, "hostname"),
     ({"capabilities": ("CAP_FLY",)}, "unknown capability"),
     ({"mounts": (Mount("nfs", "x", "/x"),)}, "mount type 'nfs'"),
