@@ -54,12 +54,15 @@ class Container:
     @property
     def attrs(self) -> dict[str, Any]:
         from pybuild.containers.health import read
+        from pybuild.containers.networking import settings
 
-        found = read(lifecycle.dirs_of(self._store).path(self.id))
-        return inspect(self._config, self.state(),
-                       str(lifecycle.log_path(self._store, self._config)),
+        path = lifecycle.dirs_of(self._store).path(self.id)
+        found = read(path)
+        state = self.state()
+        return inspect(self._config, state, str(lifecycle.log_path(self._store, self._config)),
                        str(self._store.root / "volumes"),
-                       found.to_docker() if found is not None else None)
+                       found.to_docker() if found is not None else None,
+                       settings(self._config, path, state.running))
 
     @property
     def health(self) -> str:

@@ -20,7 +20,6 @@ from pybuild.image.config import DEFAULT_PATH, ImageConfig
 from pybuild.store import Store
 from pybuild.store.layercache import chain_ids
 
-NETWORK_MODES = ("none", "host")
 RUNTIMES = ("pybuild", "runc")
 
 
@@ -42,6 +41,10 @@ class CreateOptions:
     stop_signal: str | None = None
     stop_timeout: int | None = None
     network_mode: str = "none"
+    network_aliases: tuple[str, ...] = ()
+    ip: str | None = None
+    ports: tuple = ()  # network.ports.PortBinding
+    publish_all: bool = False  # -P: every EXPOSEd port to a free host port
     mounts: tuple[MountSpec, ...] = ()
     read_only: bool = False
     cap_add: tuple[str, ...] = ()
@@ -170,6 +173,18 @@ def volumes_from(dirs, specs: tuple[str, ...]) -> list[MountSpec]:
     return out
 
 
+def _network(store: Store, opts: CreateOptions, image: ImageConfig):
+    from pybuild.containers.networking import create_fields
+    from pybuild.network.ports import exposed
+
+    ports = tuple(opts.ports)
+    if opts.publish_all:
+        given = {b.key for b in ports}
+        ports += tuple(b for b in exposed(image.config.exposed_ports) if b.key not in given)
+    return create_fields(store, opts.network_mode, aliases=opts.network_aliases, ip=opts.ip,
+                         ports=ports, hostname=opts.hostname)
+
+
 def create(store: Store, opts: CreateOptions) -> ContainerConfig:
     from pybuild.build.rootfs import RootfsView
     from pybuild.build.users import resolve_user
@@ -185,11 +200,9 @@ def create(store: Store, opts: CreateOptions) -> ContainerConfig:
     runtime = opts.runtime or default_runtime(store)
     if runtime not in RUNTIMES:
         raise UsageError(f"unknown runtime {runtime!r}: use {' or '.join(RUNTIMES)}")
-    if opts.network_mode not in NETWORK_MODES:
-        raise UsageError(f"network {opts.network_mode!r}: only none and host for now "
-                         "(bridge networks come with pybuild's networking)")
     record = resolve(store, opts.image)
     image = ImageConfig.from_bytes(store.blobs.read_bytes(record.id))
+    network_mode, networks, ports = _network(store, opts, image)
     entrypoint, cmd, args = command_of(image, opts)
     with store.writing():
         lowerdirs = store.layers.ensure(record.diff_ids)
@@ -219,7 +232,8 @@ def create(store: Store, opts: CreateOptions) -> ContainerConfig:
                 stop_signal=opts.stop_signal or image.config.stop_signal or "SIGTERM",
                 stop_timeout=10 if opts.stop_timeout is None else opts.stop_timeout,
                 auto_remove=opts.auto_remove, restart=opts.restart,
-                network_mode=opts.network_mode, mounts=mounts, read_only=opts.read_only,
+                network_mode=network_mode, networks=networks, ports=ports, mounts=mounts,
+                read_only=opts.read_only,
                 capabilities=capabilities(opts), privileged=opts.privileged,
                 no_new_privileges=opts.no_new_privileges,
                 seccomp=None if opts.privileged else opts.seccomp,

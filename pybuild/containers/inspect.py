@@ -18,7 +18,9 @@ class MountPoint(dict):
 
 
 def inspect(config: ContainerConfig, state: State, log_path: str,
-            volume_dir: str, health: dict[str, Any] | None = None) -> dict[str, Any]:
+            volume_dir: str, health: dict[str, Any] | None = None,
+            network: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``network``: NetworkSettings (containers.networking.settings), absent when None."""
     mounts = []
     binds = []
     for m in config.mounts:
@@ -56,6 +58,8 @@ def inspect(config: ContainerConfig, state: State, log_path: str,
         "HostConfig": {
             "Binds": binds or None,
             "NetworkMode": config.network_mode,
+            "PortBindings": _port_bindings(config.ports),
+            "PublishAllPorts": False,
             "RestartPolicy": {"Name": config.restart.name,
                               "MaximumRetryCount": config.restart.maximum_retry_count},
             "AutoRemove": config.auto_remove,
@@ -75,6 +79,7 @@ def inspect(config: ContainerConfig, state: State, log_path: str,
                         for d in config.devices],
         },
         "Mounts": mounts,
+        **({"NetworkSettings": network} if network is not None else {}),
         "Config": {
             "Hostname": config.hostname, "Domainname": config.domainname,
             "User": config.user, "Tty": config.tty, "OpenStdin": config.open_stdin,
@@ -85,6 +90,19 @@ def inspect(config: ContainerConfig, state: State, log_path: str,
             **({"Healthcheck": _healthcheck(config.healthcheck)} if config.healthcheck else {}),
         },
     }
+
+
+def _port_bindings(ports) -> dict[str, list[dict[str, str]]]:
+    """docker's HostConfig.PortBindings: what was asked (a host port 0 as "")."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for p in ports:
+        host = str(p["host_port"] or "")
+        if p.get("host_port_end"):
+            host += f"-{p['host_port_end']}"
+        ip = "" if p["host_ip"] == "0.0.0.0" else p["host_ip"]
+        out.setdefault(f"{p['container_port']}/{p['proto']}", []).append(
+            {"HostIp": ip, "HostPort": host})
+    return out
 
 
 def _healthcheck(check: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,8 @@ _KNOWN = {"name", "environment", "volumes", "mounts", "working_dir", "user", "ho
           "dns_search", "init", "mem_limit", "memswap_limit", "mem_reservation",
           "mem_swappiness", "kernel_memory", "oom_kill_disable", "nano_cpus", "cpu_shares",
           "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems", "pids_limit",
-          "blkio_weight", "seccomp", "runtime", "volumes_from", "healthcheck", "devices"}
+          "blkio_weight", "seccomp", "runtime", "volumes_from", "healthcheck", "devices",
+          "ports", "publish_all_ports", "network_aliases", "ip"}
 
 
 def options_from_kwargs(image: str, command: str | Sequence[str] | None,
@@ -74,6 +75,8 @@ def options_from_kwargs(image: str, command: str | Sequence[str] | None,
         restart=restart_policy(kw.get("restart_policy")), stop_signal=kw.get("stop_signal"),
         stop_timeout=kw.get("stop_timeout"),
         network_mode=kw.get("network_mode") or kw.get("network") or "none",
+        network_aliases=tuple(kw.get("network_aliases") or ()), ip=kw.get("ip") or None,
+        ports=_ports(kw.get("ports")), publish_all=bool(kw.get("publish_all_ports")),
         mounts=(*volumes(kw.get("volumes")), *tuple(kw.get("mounts") or ()),
                 *(parse_tmpfs(t) for t in tmpfs_specs)),
         read_only=bool(kw.get("read_only")), cap_add=tuple(kw.get("cap_add") or ()),
@@ -83,6 +86,30 @@ def options_from_kwargs(image: str, command: str | Sequence[str] | None,
         dns_search=tuple(kw.get("dns_search") or ()), init=bool(kw.get("init")),
         runtime=kw.get("runtime"), volumes_from=tuple(kw.get("volumes_from") or ()),
         health=_health(kw.get("healthcheck")), devices=tuple(kw.get("devices") or ())), warnings
+
+
+def _ports(value: Mapping[Any, Any] | Sequence[str] | None) -> tuple:
+    """docker-py's ``ports`` ({"80/tcp": 8080, "81": ("127.0.0.1", 8081), "82": None,
+    "83": [1111, 2222]}) or the CLI's ``-p`` values, as bindings."""
+    from pybuild.network.ports import parse_all
+
+    if not value:
+        return ()
+    if not isinstance(value, Mapping):
+        return parse_all(str(v) for v in value)
+    specs = []
+    for key, hosts in value.items():
+        port, _, proto = str(key).partition("/")
+        container = f"{port}/{proto or 'tcp'}"
+        for host in hosts if isinstance(hosts, list) else [hosts]:
+            if host is None:
+                specs.append(container)
+            elif isinstance(host, tuple):
+                ip, hport = (host + ("",))[:2]
+                specs.append(f"{ip}:{hport or ''}:{container}")
+            else:
+                specs.append(f"{host}:{container}")
+    return parse_all(specs)
 
 
 def _health(value: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -280,8 +280,10 @@ def remove_files(store: Store, config: ContainerConfig, *, volumes: bool) -> Non
     """The state dir, the gc root of its image, its cgroup if a crash left it, and with
     ``volumes`` its anonymous volumes."""
     from pybuild.containers.monitor import cgroup_name
+    from pybuild.containers.networking import release
 
     dirs = dirs_of(store)
+    release(store, config, dirs.path(config.id))
     with contextlib.suppress(Exception):
         from pybuild.runner.cgroups import open_cgroup
 

@@ -62,6 +62,10 @@ class ContainerConfig:
     auto_remove: bool = False
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     network_mode: str = "none"
+    # bridge and user networks: {"name", "aliases", "ip"} each (networking.create_fields);
+    # published ports: network.ports.PortBinding fields, host port 0 picked at each start
+    networks: tuple[dict[str, Any], ...] = ()
+    ports: tuple[dict[str, Any], ...] = ()
     mounts: tuple[MountSpec, ...] = ()
     read_only: bool = False
     capabilities: tuple[str, ...] = ()
@@ -93,6 +97,8 @@ class ContainerConfig:
                               for m in raw.get("mounts", ()))
         raw["ulimits"] = tuple(tuple(u) for u in raw.get("ulimits", ()))
         raw["devices"] = tuple(raw.get("devices", ()))
+        raw["networks"] = tuple(raw.get("networks", ()))
+        raw["ports"] = tuple(raw.get("ports", ()))
         for key in ("args", "entrypoint", "cmd", "env", "additional_gids", "capabilities",
                     "extra_hosts", "dns", "dns_search", "volumes_from", "lowerdirs"):
             raw[key] = tuple(raw.get(key, ()))

@@ -139,6 +139,7 @@ class Monitor:
         self.oom = cgroup.oom_killed()
 
     def run_once(self, log: LogWriter) -> tuple[int, str]:
+        from pybuild.containers import networking
         from pybuild.containers.runspec import run_spec
         from pybuild.containers.volumes import volume_path
         from pybuild.runner.sandbox import run
@@ -153,6 +154,7 @@ class Monitor:
             err = _tee(self.passed[1], err, reader_may_go=True)
         try:
             spec = run_spec(self.config, self.dir, volume_path(self.store, self.config))
+            spec, plugs = networking.prepare(self.store, self.config, self.dir, spec)
             held = None
             if not self.attached and self.config.open_stdin:
                 # -d -i: stdin stays open with nobody writing, so a shell waits, as docker's
@@ -168,10 +170,11 @@ class Monitor:
                              cgroups_path=f"/pybuild/{cgroup_name(self.id)}")
                 code = run(spec, stdout=out, stderr=err, stdin=self.stdin,
                            cgroup_name=cgroup_name(self.id), on_start=self._started,
-                           on_exit=self._exited)
+                           on_exit=self._exited, prepare=plugs.plug if plugs else None)
                 return code, ""
             finally:
                 self._stop_health()
+                networking.release(self.store, self.config, self.dir)
                 if held is not None:
                     self.stdin = None
                     for fd in held:

@@ -46,18 +46,42 @@ def etc_files(config: ContainerConfig, state_dir: Path) -> tuple[tuple[str, Path
 
 
 def _resolv(config: ContainerConfig) -> str:
+    from pybuild.containers.networking import is_bridged
+
     host = Path("/etc/resolv.conf")
     lines = host.read_text().splitlines() if host.is_file() else []
-    if config.dns:
+    dns = config.dns
+    if is_bridged(config.network_mode):
+        # the host's loopback resolvers are not reachable from a netns of its own (docker
+        # drops them too); the settings' dns comes before the host's
+        lines = [ln for ln in lines if not _loopback_nameserver(ln)]
+        if not dns:
+            from pybuild.network.settings import load
+
+            dns = load().dns
+    if dns:
         lines = [ln for ln in lines if not ln.startswith("nameserver")]
-        lines += [f"nameserver {ip}" for ip in config.dns]
+        lines += [f"nameserver {ip}" for ip in dns]
     if config.dns_search:
         lines = [ln for ln in lines if not ln.startswith(("search", "domain"))]
         lines.append("search " + " ".join(config.dns_search))
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+def _loopback_nameserver(line: str) -> bool:
+    import ipaddress
+
+    words = line.split()
+    if len(words) < 2 or words[0] != "nameserver":
+        return False
+    try:
+        return ipaddress.ip_address(words[1].partition("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
 def run_spec(config: ContainerConfig, state_dir: Path, volume_path: VolumePath):
+    from pybuild.containers.networking import runner_mode
     from pybuild.runner.spec import (
         DOCKER_MASKED_PATHS,
         DOCKER_READONLY_PATHS,
@@ -96,7 +120,8 @@ def run_spec(config: ContainerConfig, state_dir: Path, volume_path: VolumePath):
         process=Process(args=args, env=config.env, cwd=config.working_dir,
                         uid=config.uid, gid=config.gid,
                         additional_gids=config.additional_gids, terminal=config.tty),
-        hostname=config.hostname, network=config.network_mode, mounts=tuple(mounts),
+        hostname=config.hostname, network=runner_mode(config.network_mode),
+        mounts=tuple(mounts),
         etc_files=etc_files(config, state_dir), capabilities=config.capabilities,
         no_new_privs=config.no_new_privileges and not config.privileged,
         seccomp=config.seccomp,

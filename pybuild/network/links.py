@@ -144,10 +144,11 @@ def host_veth_name(container_id: str, network_id: str = "") -> str:
 
 def connect(bridge: str, netns: int | str | os.PathLike[str], *, host_ifname: str,
             address: str, gateway: str | None = None, mtu: int = 1500,
-            ifname: str = "eth0") -> Endpoint:
+            ifname: str = "eth0", mac: str | None = None) -> Endpoint:
     """A veth pair from ``bridge`` into ``netns``: ``host_ifname`` on the bridge, up; the other
-    end ``ifname`` inside with ``address``, ``mtu``, loopback up and a default route via
-    ``gateway``. Anything that fails removes the pair again."""
+    end ``ifname`` inside with ``address``, ``mac`` (else the kernel's random one), ``mtu``,
+    loopback up and a default route via ``gateway``. Anything that fails removes the pair
+    again."""
     _check_name(host_ifname)
     _check_name(ifname)
     iface = ipaddress.ip_interface(address)
@@ -164,8 +165,8 @@ def connect(bridge: str, netns: int | str | os.PathLike[str], *, host_ifname: st
         master = _index(ip, bridge)
         if master is None:
             raise NetworkError(f"connect {host_ifname}: no bridge {bridge!r}")
-        ip.link("add", ifname=host_ifname, kind="veth", peer={"ifname": peer, "mtu": mtu},
-                mtu=mtu)
+        inside = {"ifname": peer, "mtu": mtu, **({"address": mac} if mac else {})}
+        ip.link("add", ifname=host_ifname, kind="veth", peer=inside, mtu=mtu)
         try:
             host = _index(ip, host_ifname)
             ip.link("set", index=host, master=master)

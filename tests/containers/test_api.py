@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pybuild.client import Client
-from pybuild.errors import ContainerError, ContainerNotFound, UsageError
+from pybuild.errors import ContainerError, ContainerNotFound, NetworkNotFound, UsageError
 
 
 @pytest.fixture
@@ -50,6 +50,6 @@ def test_bad_options_are_refused_before_anything_is_made(client, image):
         client.containers.run(image, "true", restart_policy="sometimes")
     with pytest.raises(UsageError):
         client.containers.run(image, "true", no_such_option=1)
-    with pytest.raises(UsageError):
+    with pytest.raises(NetworkNotFound):  # a user network's name, but no such network
         client.containers.run(image, "true", network_mode="bridge2")
     assert client.containers.list(all=True) == []

@@ -1,0 +1,327 @@
+"""A container's endpoints: its attachment to each network it runs on, made and undone.
+
+One start goes in three steps, so that whatever can fail fails before anything runs:
+
+* ``attach`` (the monitor, before the sandbox): each network's bridge and firewall rules made
+  where missing, an address from its IPAM (a requested ``--ip`` checked), the published ports
+  decided (a free one picked for port 0, a taken one refused in docker's words) and DNAT-ed.
+  What it did is recorded in the container's state dir (``endpoints.json``), for inspect, for
+  name resolution (``hostsfile``) and for undoing it after a monitor that was killed.
+* ``Endpoints.plug`` (the sandbox's ``prepare`` step, while PID 1 waits before its setup): a
+  veth pair from each bridge into PID 1's netns, ``eth0``, ``eth1``, ...
+* ``detach`` (after the run, and again at removal: it is idempotent): the rules go, the veths,
+  the addresses back to their IPAMs, the record.
+
+The firewall table is ``inet pybuild``, or the one ``$PYBUILD_NFT_TABLE`` names (tests keep
+theirs apart with it); with the settings' ``iptables`` false nothing touches nftables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pybuild.errors import NetworkError
+from pybuild.network import links, model, predefined, rules
+from pybuild.network.nft import Nft, Table
+from pybuild.network.ports import PortBinding
+from pybuild.network.settings import Settings
+from pybuild.network.settings import load as load_settings
+
+RECORD = "endpoints.json"
+TABLE_ENV = "PYBUILD_NFT_TABLE"
+PORTS_LOCK = Path("/run/pybuild/ports.lock")  # host-wide: the ports are the host's
+
+
+def table() -> Table:
+    return Table(name=os.environ.get(TABLE_ENV) or "pybuild")
+
+
+def network_tag(network: model.Network) -> str:
+    return "net-" + network.id[:12]
+
+
+def container_tag(container_id: str) -> str:
+    return "ctr-" + container_id[:16]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One network a container asks for (its config's ``networks`` entries)."""
+
+    network: str
+    aliases: tuple[str, ...] = ()
+    ip: str | None = None
+
+
+@dataclass(frozen=True)
+class Attached:
+    """A container on one network while it runs."""
+
+    network: str
+    network_id: str
+    bridge: str
+    host_ifname: str
+    address: str  # ADDR/PREFIX
+    gateway: str | None  # its default route; None on an --internal network
+    mac: str
+    mtu: int
+    aliases: tuple[str, ...] = ()
+    user: bool = True  # a user network (names resolve), not the default bridge
+
+    @property
+    def ip(self) -> str:
+        return self.address.partition("/")[0]
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """What ``attach`` made for one container: its ``endpoints.json``."""
+
+    container_id: str
+    name: str
+    hostname: str
+    attached: tuple[Attached, ...] = ()
+    ports: tuple[PortBinding, ...] = ()
+    monitor_pid: int = 0
+    hosts_base: str = ""  # its /etc/hosts without the names of its networks' other members
+
+    def plug(self, pid: int) -> None:
+        """Each network's veth into the netns of ``pid`` (the sandbox's waiting PID 1)."""
+        for index, a in enumerate(self.attached):
+            links.connect(a.bridge, pid, host_ifname=a.host_ifname, address=a.address,
+                          gateway=a.gateway if index == 0 else None, mtu=a.mtu,
+                          ifname=f"eth{index}", mac=a.mac)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=1).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Endpoints:
+        raw = json.loads(data)
+        attached = tuple(Attached(**{**a, "aliases": tuple(a.get("aliases", ()))})
+                         for a in raw.pop("attached", ()))
+        ports = tuple(PortBinding(**p) for p in raw.pop("ports", ()))
+        return cls(attached=attached, ports=ports, **raw)
+
+
+def read(state_dir: str | Path) -> Endpoints | None:
+    try:
+        return Endpoints.from_json((Path(state_dir) / RECORD).read_bytes())
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError) as err:
+        raise NetworkError(f"{Path(state_dir) / RECORD}: unreadable ({err})") from None
+
+
+def _write(state_dir: str | Path, record: Endpoints) -> None:
+    from pybuild.store.fsutil import atomic_write
+
+    atomic_write(Path(state_dir) / RECORD, record.to_json())
+
+
+def resolve(store_root: str | Path, name: str, settings: Settings) -> model.Network:
+    """The record of the network ``name`` (``bridge``: the default bridge's)."""
+    if name == predefined.DEFAULT:
+        found = predefined.default_bridge(store_root, settings)
+        if found is None:
+            raise NetworkError("no default bridge: the settings say \"bridge\": \"none\"")
+        return found
+    network = model.get(store_root, name)
+    if network.driver != "bridge":
+        raise NetworkError(f"network {network.name}: driver {network.driver} cannot be joined "
+                           "yet (bridge only)")
+    return network
+
+
+def ensure(network: model.Network, settings: Settings, nft: Nft | None) -> None:
+    """The network's bridge, addressed and up, and its firewall rules; harmless when there."""
+    prefix = ipaddress.ip_network(network.subnet).prefixlen
+    own = network.name != predefined.DEFAULT or not settings.bridge  # else the user's bridge
+    if own:
+        links.ensure_bridge(network.bridge, f"{network.gateway}/{prefix}", mtu=settings.mtu)
+    if nft is not None:
+        rules.ensure_table(nft, table())
+        rules.add_bridge(nft, table(), tag=network_tag(network), bridge=network.bridge,
+                         subnet=network.subnet, masquerade=settings.masquerade,
+                         internal=network.internal)
+    links.route_localnet(network.bridge)
+    if settings.ip_forward and not network.internal:
+        with contextlib.suppress(NetworkError, OSError):
+            if Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() != "1":
+                links.enable_ip_forward()
+
+
+@contextlib.contextmanager
+def _nft(settings: Settings) -> Iterator[Nft | None]:
+    if not settings.iptables:
+        yield None
+        return
+    with Nft() as nft:
+        yield nft
+
+
+def attach(store_root: str | Path, state_dir: str | Path, *, container_id: str, name: str,
+           hostname: str, requests: Sequence[Request],
+           ports: Sequence[PortBinding] = ()) -> Endpoints:
+    """Everything but the veths for a container about to start (see the module docstring);
+    undone again if any of it fails. Its ``etc/hosts`` (as the start wrote it) gets its own
+    address and, on user networks, its peers' names."""
+    from pybuild.network import hostsfile
+    from pybuild.network.api import mac_address  # the one inspect shows, too
+
+    settings = load_settings()
+    attached: list[Attached] = []
+    record = Endpoints(container_id, name, hostname, monitor_pid=os.getpid())
+    try:
+        with _nft(settings) as nft:
+            for req in requests:
+                network = resolve(store_root, req.network, settings)
+                user = network.name != predefined.DEFAULT
+                if not user and (req.aliases or req.ip):
+                    what = "network-scoped aliases" if req.aliases else "a user specified IP"
+                    raise NetworkError(f"{what} are supported only for containers in user "
+                                       "defined networks")
+                ensure(network, settings, nft)
+                ipam = model.ipam(store_root, network)
+                address = ipam.allocate(container_id, req.ip)
+                prefix = ipaddress.ip_network(network.subnet).prefixlen
+                gateway = None if network.internal else (
+                    settings.default_gateway or network.gateway) if not user else (
+                    network.gateway)
+                attached.append(Attached(
+                    network.name, network.id, network.bridge,
+                    links.host_veth_name(container_id, network.id), f"{address}/{prefix}",
+                    gateway, mac_address(str(address)), settings.mtu, tuple(req.aliases), user))
+                record = Endpoints(container_id, name, hostname, tuple(attached),
+                                   monitor_pid=os.getpid())
+                _write(state_dir, record)
+            if ports and attached:
+                published = _publish(nft, container_id, attached[0].ip, ports)
+                record = Endpoints(container_id, name, hostname, tuple(attached), published,
+                                   os.getpid())
+        own = attached[0].ip if attached else ""
+        hosts = Path(state_dir) / "etc" / "hosts"
+        base = hostsfile.base(own, hostname, hosts.read_text() if hosts.is_file() else "")
+        record = Endpoints(container_id, name, hostname, tuple(attached), record.ports,
+                           os.getpid(), base)
+        _write(state_dir, record)
+        hostsfile.write_in_place(hosts, base)
+        hostsfile.refresh(store_root, {a.network_id for a in attached if a.user})
+    except BaseException:
+        with contextlib.suppress(Exception):
+            detach(store_root, state_dir, container_id)
+        raise
+    return record
+
+
+def _publish(nft: Nft | None, container_id: str, container_ip: str,
+             bindings: Sequence[PortBinding]) -> tuple[PortBinding, ...]:
+    """The host ports decided and DNAT-ed, under the host's ports lock so that two starts
+    never take one port."""
+    from pybuild.network import ports as portspec
+    from pybuild.store.lock import FileLock
+
+    PORTS_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(PORTS_LOCK, timeout=30):
+        taken = published_ports(nft) if nft is not None else []
+        resolved = portspec.resolve(bindings, taken)
+        if nft is not None:
+            mappings = [rules.PortMapping(b.host_port, container_ip, b.container_port, b.proto,
+                                          None if b.host_ip == portspec.ANY else b.host_ip)
+                        for b in resolved]
+            rules.publish(nft, table(), tag=container_tag(container_id), mappings=mappings)
+    return resolved
+
+
+def published_ports(nft: Nft) -> list[PortBinding]:
+    """Every host port the table DNATs, read back from the kernel's rules (the host-wide
+    record of what other containers publish, whichever store they are in)."""
+    from pybuild.network import nft as nftlib
+    from pybuild.network.ports import ANY
+
+    out = []
+    for rule in nftlib.table_rules(nft, table()):
+        if rule.get("chain") != rules.PUBLISH:
+            continue
+        found: dict[str, object] = {}
+        for e in rule.get("expr", ()):
+            match = e.get("match", {})
+            left = match.get("left", {})
+            if left.get("payload", {}).get("field") == "dport":
+                found["port"] = match.get("right")
+            elif left.get("payload", {}).get("field") == "daddr":
+                found["ip"] = match.get("right")
+            elif left.get("meta", {}).get("key") == "l4proto":
+                found["proto"] = match.get("right")
+            elif "dnat" in e:
+                found["cport"] = e["dnat"].get("port")
+        if isinstance(found.get("port"), int):
+            out.append(PortBinding(str(found.get("ip") or ANY), int(found["port"]),
+                                   int(found.get("cport") or 1), str(found.get("proto", "tcp"))))
+    return out
+
+
+def detach(store_root: str | Path, state_dir: str | Path, container_id: str) -> None:
+    """Undo ``attach`` (and ``plug``): rules, veths, addresses, the record; the names the
+    networks' other members resolve are rewritten. Harmless when nothing is attached. Every
+    step is tried; the first failure is raised after the rest."""
+    from pybuild.network import hostsfile
+
+    record = read(state_dir)
+    if record is None:
+        return
+    errors: list[BaseException] = []
+    settings = load_settings()
+    try:
+        with _nft(settings) as nft:
+            if nft is not None and record.ports:
+                from pybuild.network import nft as nftlib
+
+                if nftlib.exists(nft, table()):
+                    rules.unpublish(nft, table(), container_tag(container_id))
+    except NetworkError as err:
+        errors.append(err)
+    for a in record.attached:
+        for step in (lambda a=a: links.disconnect(a.host_ifname),
+                     lambda a=a: _release(store_root, a, container_id)):
+            try:
+                step()
+            except NetworkError as err:
+                errors.append(err)
+    with contextlib.suppress(FileNotFoundError):
+        (Path(state_dir) / RECORD).unlink()
+    try:
+        hostsfile.refresh(store_root, {a.network_id for a in record.attached if a.user})
+    except (NetworkError, OSError) as err:
+        errors.append(err)
+    if errors:
+        raise errors[0]
+
+
+def _release(store_root: str | Path, a: Attached, container_id: str) -> None:
+    try:
+        network = model.get(store_root, a.network_id)
+    except NetworkError:  # the record went (removed by force): so did its addresses
+        return
+    model.ipam(store_root, network).release_owner(container_id)
+
+
+def remove_network(store, network: model.Network) -> None:
+    """After ``network``'s record is gone: its bridge and its firewall rules."""
+    settings = load_settings()
+    with _nft(settings) as nft:
+        if nft is not None:
+            from pybuild.network import nft as nftlib
+
+            if nftlib.exists(nft, table()):
+                rules.remove_bridge(nft, table(), tag=network_tag(network),
+                                    bridge=network.bridge)
+    if network.name != predefined.DEFAULT or not settings.bridge:
+        links.delete(network.bridge)
+
