@@ -74,6 +74,61 @@ def create_fields(store, mode: str, *, aliases: Sequence[str] = (), ip: str | No
     return mode, (entry,), tuple(dataclasses.asdict(b) for b in ports)
 
 
+def connect(store, network, container_id: str, *, aliases: Sequence[str] = (),
+            ip: str | None = None) -> None:
+    """Add ``network`` to the container's networks; a running one joins it now."""
+    from pybuild.containers.lifecycle import current_state, dirs_of
+    from pybuild.network import endpoints, predefined
+
+    dirs = dirs_of(store)
+    user = network.name != predefined.DEFAULT
+    if not user and (aliases or ip):
+        raise NetworkError("network-scoped aliases and --ip are supported only for "
+                           "containers in user defined networks")
+    if ip is not None:
+        why = network.pool().usable(_address(ip))
+        if why:
+            raise NetworkError(f"invalid IPv4 address {ip}: {why}")
+    with store.lock():
+        config = dirs.config(container_id)
+        if not is_bridged(config.network_mode):
+            raise NetworkError(f"container cannot be connected to network {network.name}: "
+                               f"its network mode is {config.network_mode}")
+        if any(n["name"] == network.name for n in config.networks):
+            raise NetworkError(f"endpoint with name {config.name} already exists in network "
+                               f"{network.name}")
+        entry = {"name": network.name, "aliases": list(aliases), "ip": ip}
+        dirs.write_config(dataclasses.replace(config, networks=(*config.networks, entry)))
+    state = current_state(store, container_id)
+    if state.status == "running" and state.pid:
+        try:
+            endpoints.join_running(store.root, dirs.path(container_id), container_id,
+                                   endpoints.Request(network.name, tuple(aliases), ip),
+                                   state.pid)
+        except BaseException:
+            with store.lock():
+                dirs.write_config(config)
+            raise
+
+
+def disconnect(store, network, container_id: str, *, force: bool = False) -> None:
+    """Take ``network`` out of the container's networks; a running one leaves it now."""
+    from pybuild.containers.lifecycle import dirs_of
+    from pybuild.network import endpoints
+
+    dirs = dirs_of(store)
+    with store.lock():
+        config = dirs.config(container_id)
+        kept = tuple(n for n in config.networks if n["name"] != network.name)
+        if len(kept) == len(config.networks):
+            if force:
+                return
+            raise NetworkError(f"container {config.id[:12]} is not connected to network "
+                               f"{network.name}")
+        dirs.write_config(dataclasses.replace(config, networks=kept))
+    endpoints.leave_running(store.root, dirs.path(container_id), container_id, network.id)
+
+
 def _address(text: str):
     import ipaddress
 

@@ -23,7 +23,7 @@ import ipaddress
 import json
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from pybuild.errors import NetworkError
@@ -166,6 +166,27 @@ def _nft(settings: Settings) -> Iterator[Nft | None]:
         yield nft
 
 
+def join(store_root: str | Path, settings: Settings, nft: Nft | None, container_id: str,
+         req: Request) -> Attached:
+    """One network's bridge and rules ensured and an address taken for ``container_id``."""
+    from pybuild.network.api import mac_address  # the one inspect shows, too
+
+    network = resolve(store_root, req.network, settings)
+    user = network.name != predefined.DEFAULT
+    if not user and (req.aliases or req.ip):
+        what = "network-scoped aliases" if req.aliases else "a user specified IP"
+        raise NetworkError(f"{what} are supported only for containers in user defined "
+                           "networks")
+    ensure(network, settings, nft)
+    address = model.ipam(store_root, network).allocate(container_id, req.ip)
+    prefix = ipaddress.ip_network(network.subnet).prefixlen
+    gateway = None if network.internal else (
+        settings.default_gateway or network.gateway if not user else network.gateway)
+    return Attached(network.name, network.id, network.bridge,
+                    links.host_veth_name(container_id, network.id), f"{address}/{prefix}",
+                    gateway, mac_address(str(address)), settings.mtu, tuple(req.aliases), user)
+
+
 def attach(store_root: str | Path, state_dir: str | Path, *, container_id: str, name: str,
            hostname: str, requests: Sequence[Request],
            ports: Sequence[PortBinding] = ()) -> Endpoints:
@@ -173,51 +194,89 @@ def attach(store_root: str | Path, state_dir: str | Path, *, container_id: str, 
     undone again if any of it fails. Its ``etc/hosts`` (as the start wrote it) gets its own
     address and, on user networks, its peers' names."""
     from pybuild.network import hostsfile
-    from pybuild.network.api import mac_address  # the one inspect shows, too
 
     settings = load_settings()
-    attached: list[Attached] = []
     record = Endpoints(container_id, name, hostname, monitor_pid=os.getpid())
     try:
         with _nft(settings) as nft:
             for req in requests:
-                network = resolve(store_root, req.network, settings)
-                user = network.name != predefined.DEFAULT
-                if not user and (req.aliases or req.ip):
-                    what = "network-scoped aliases" if req.aliases else "a user specified IP"
-                    raise NetworkError(f"{what} are supported only for containers in user "
-                                       "defined networks")
-                ensure(network, settings, nft)
-                ipam = model.ipam(store_root, network)
-                address = ipam.allocate(container_id, req.ip)
-                prefix = ipaddress.ip_network(network.subnet).prefixlen
-                gateway = None if network.internal else (
-                    settings.default_gateway or network.gateway) if not user else (
-                    network.gateway)
-                attached.append(Attached(
-                    network.name, network.id, network.bridge,
-                    links.host_veth_name(container_id, network.id), f"{address}/{prefix}",
-                    gateway, mac_address(str(address)), settings.mtu, tuple(req.aliases), user))
-                record = Endpoints(container_id, name, hostname, tuple(attached),
-                                   monitor_pid=os.getpid())
-                _write(state_dir, record)
-            if ports and attached:
-                published = _publish(nft, container_id, attached[0].ip, ports)
-                record = Endpoints(container_id, name, hostname, tuple(attached), published,
-                                   os.getpid())
-        own = attached[0].ip if attached else ""
+                joined = join(store_root, settings, nft, container_id, req)
+                record = replace(record, attached=(*record.attached, joined))
+                _write(state_dir, record)  # from here on, detach finds what to undo
+            if ports and record.attached:
+                record = replace(record, ports=_publish(nft, container_id,
+                                                        record.attached[0].ip, ports))
+        own = record.attached[0].ip if record.attached else ""
         hosts = Path(state_dir) / "etc" / "hosts"
         base = hostsfile.base(own, hostname, hosts.read_text() if hosts.is_file() else "")
-        record = Endpoints(container_id, name, hostname, tuple(attached), record.ports,
-                           os.getpid(), base)
+        record = replace(record, hosts_base=base)
         _write(state_dir, record)
         hostsfile.write_in_place(hosts, base)
-        hostsfile.refresh(store_root, {a.network_id for a in attached if a.user})
+        hostsfile.refresh(store_root, {a.network_id for a in record.attached if a.user})
     except BaseException:
         with contextlib.suppress(Exception):
             detach(store_root, state_dir, container_id)
         raise
     return record
+
+
+def join_running(store_root: str | Path, state_dir: str | Path, container_id: str,
+                 req: Request, pid: int) -> Attached:
+    """``network connect`` of a running container: one more network, its veth straight into
+    PID ``pid``'s netns (no default route: eth0 keeps it, as docker's first network does)."""
+    from pybuild.network import hostsfile
+
+    record = read(state_dir)
+    if record is None:
+        raise NetworkError(f"container {container_id[:12]} has no network endpoints to add to")
+    settings = load_settings()
+    with _nft(settings) as nft:
+        joined = join(store_root, settings, nft, container_id, req)
+    try:
+        links.connect(joined.bridge, pid, host_ifname=joined.host_ifname,
+                      address=joined.address, mtu=joined.mtu,
+                      ifname=f"eth{len(record.attached)}", mac=joined.mac)
+    except BaseException:
+        _release(store_root, joined, container_id)
+        raise
+    _write(state_dir, replace(record, attached=(*record.attached, joined)))
+    hostsfile.refresh(store_root, {a.network_id for a in (*record.attached, joined) if a.user})
+    return joined
+
+
+def leave_running(store_root: str | Path, state_dir: str | Path, container_id: str,
+                  network_id: str) -> None:
+    """``network disconnect`` of a running container: that network's veth and address go,
+    and its name leaves the other members' hosts files (and theirs its own)."""
+    from pybuild.network import hostsfile
+
+    record = read(state_dir)
+    gone = [a for a in (record.attached if record else ()) if a.network_id == network_id]
+    if record is None or not gone:
+        return
+    links.disconnect(gone[0].host_ifname)
+    _release(store_root, gone[0], container_id)
+    kept = tuple(a for a in record.attached if a.network_id != network_id)
+    _write(state_dir, replace(record, attached=kept))
+    hosts = Path(state_dir) / "etc" / "hosts"
+    if record.hosts_base and hosts.exists():
+        hostsfile.write_in_place(hosts, record.hosts_base)
+    hostsfile.refresh(store_root, {network_id, *(a.network_id for a in kept if a.user)})
+
+
+def connect(store, network: model.Network, container_id: str, *,
+            aliases: tuple[str, ...] = (), ipv4_address: str | None = None) -> None:
+    """``client.networks.connect`` (see network.api): the container side's."""
+    from pybuild.containers.networking import connect as container_connect
+
+    container_connect(store, network, container_id, aliases=aliases, ip=ipv4_address)
+
+
+def disconnect(store, network: model.Network, container_id: str, *,
+               force: bool = False) -> None:
+    from pybuild.containers.networking import disconnect as container_disconnect
+
+    container_disconnect(store, network, container_id, force=force)
 
 
 def _publish(nft: Nft | None, container_id: str, container_ip: str,

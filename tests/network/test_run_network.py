@@ -250,3 +250,32 @@ def test_churn_leaves_nothing(cli, store, env, network):
 
 def _veths(bridge: str) -> list[str]:
     return [link["ifname"] for link in ip_json("link", "show", "master", bridge)]
+
+
+def test_connect_and_disconnect_a_running_container(cli, containers, network, store):
+    from pybuild.client import Client
+
+    net = network()
+    server = unique("srv")
+    httpd(cli, containers, server, "--network", net.name)
+    client = unique("cli")
+    containers.append(client)
+    cli("run", "-d", "--name", client, "--network", "bridge", "--dns", "127.0.0.1", BASE,
+        "sleep", "60")
+
+    def get() -> subprocess.CompletedProcess:
+        return cli("exec", client, "sh", "-c", f"timeout 5 wget -q -O - http://{server}/; "
+                   "exit $?", check=False)
+    assert get().returncode != 0  # not on the network yet: no name, no route
+    api = Client(store.root)
+    api.networks.connect(net.name, client, aliases=["c2"])
+    assert get().stdout == PAGE + "\n"
+    entry = inspect(cli, client)["NetworkSettings"]["Networks"][net.name]
+    assert entry["IPAddress"] and entry["Aliases"] == ["c2"]
+    api.networks.disconnect(net.name, client)
+    assert get().returncode != 0
+    assert net.name not in inspect(cli, client)["NetworkSettings"]["Networks"]
+    from pybuild.network import model
+
+    assert set(model.ipam(store.root, net).allocations().values()) == {
+        inspect(cli, server)["Id"]}
