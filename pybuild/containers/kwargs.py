@@ -62,6 +62,9 @@ def options_from_kwargs(image: str, command: str | Sequence[str] | None,
         pids_limit=kw.get("pids_limit"), blkio_weight=kw.get("blkio_weight"))
     ulimits = tuple((u["Name"], int(u["Soft"]), int(u["Hard"])) if isinstance(u, Mapping)
                     else tuple(u) for u in kw.get("ulimits") or ())
+    network_mode = kw.get("network_mode") or kw.get("network") or "none"
+    if (kw.get("ports") or kw.get("publish_all_ports")) and network_mode in ("host", "none"):
+        warnings = (*warnings, _DISCARDED[network_mode])
     extra_hosts = kw.get("extra_hosts") or ()
     if isinstance(extra_hosts, Mapping):
         extra_hosts = [f"{h}:{ip}" for h, ip in extra_hosts.items()]
@@ -74,7 +77,7 @@ def options_from_kwargs(image: str, command: str | Sequence[str] | None,
         stdin_open=bool(kw.get("stdin_open")), auto_remove=bool(kw.get("auto_remove")),
         restart=restart_policy(kw.get("restart_policy")), stop_signal=kw.get("stop_signal"),
         stop_timeout=kw.get("stop_timeout"),
-        network_mode=kw.get("network_mode") or kw.get("network") or "none",
+        network_mode=network_mode,
         network_aliases=tuple(kw.get("network_aliases") or ()), ip=kw.get("ip") or None,
         ports=_ports(kw.get("ports")), publish_all=bool(kw.get("publish_all_ports")),
         mounts=(*volumes(kw.get("volumes")), *tuple(kw.get("mounts") or ()),
@@ -86,6 +89,13 @@ def options_from_kwargs(image: str, command: str | Sequence[str] | None,
         dns_search=tuple(kw.get("dns_search") or ()), init=bool(kw.get("init")),
         runtime=kw.get("runtime"), volumes_from=tuple(kw.get("volumes_from") or ()),
         health=_health(kw.get("healthcheck")), devices=tuple(kw.get("devices") or ())), warnings
+
+
+_DISCARDED = {  # docker's warning for host; none is pybuild's default for now, so say so
+    "host": "Published ports are discarded when using host network mode",
+    "none": "Published ports are discarded with network none, pybuild's default for now: "
+            "publish with --network bridge or a user network",
+}
 
 
 def _ports(value: Mapping[Any, Any] | Sequence[str] | None) -> tuple:

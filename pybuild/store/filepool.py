@@ -8,8 +8,9 @@ changes such a file changes a copy in its upper dir), so one inode can serve sev
 owner, mode and mtime, and a later COPY that would stage the same links to it instead.
 
 A file is pooled only if its source kept the stat its hash was taken for until the copy
-ended, so the bytes under a key are the bytes the key names. Files with xattrs are not shared, and one layer uses an inode for one name only, so a layer's
-tar never gains a hard link the source did not have. What a RUN can tell: such a file's
+ended, so the bytes under a key are the bytes the key names. Files with xattrs are not
+shared, and one layer uses an inode for one name only, so a layer's tar never gains a hard
+link the source did not have. What a RUN can tell: such a file's
 st_nlink counts the layers sharing it. Garbage collection removes the entries no layer links
 to any more.
 """

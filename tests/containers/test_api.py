@@ -53,3 +53,15 @@ def test_bad_options_are_refused_before_anything_is_made(client, image):
     with pytest.raises(NetworkNotFound):  # a user network's name, but no such network
         client.containers.run(image, "true", network_mode="bridge2")
     assert client.containers.list(all=True) == []
+
+
+@pytest.mark.parametrize("mode", ["none", "host"])
+def test_ports_where_the_network_cannot_publish_them_are_a_warning(client, cli, image, mode):
+    container = client.containers.create(image, ["true"], network_mode=mode,
+                                         ports={"80/tcp": 18080})
+    try:
+        assert [w for w in container.warnings if "Published ports are discarded" in w]
+    finally:
+        container.remove()
+    res = cli("run", "--rm", "--network", mode, "-p", "18080:80", image, "true")
+    assert res.returncode == 0 and "WARNING: Published ports are discarded" in res.stderr
