@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the modules behind these load only when their methods run
     from pybuild.build.options import BuildOptions
     from pybuild.network.api import NetworkCollection
     from pybuild.progress import Event, EventHandler
+    from pybuild.registry.push import Pushed
     from pybuild.store.check import Problem
     from pybuild.store.gc import GcResult, UsageRow
     from pybuild.store.images import Removal
@@ -188,6 +189,24 @@ class ImageCollection:
 
         yield from build_iter(self._store, build_options(path, **options))
 
+    def pull(self, repository: str, tag: str | None = None, *, platform: str | None = None,
+             all_tags: bool = False, on_event: EventHandler | None = None) -> Image | list[Image]:
+        """docker-py's pull: ``repository`` may carry a tag or ``@digest``; one Image, or every
+        tag's with ``all_tags``."""
+        from pybuild.registry.pull import pull
+
+        records = pull(self._store, repository, tag, platform=platform, all_tags=all_tags,
+                       on_event=on_event)
+        images = [self._image(r) for r in records]
+        return images if all_tags else images[0]
+
+    def push(self, repository: str, tag: str | None = None, *, all_tags: bool = False,
+             on_event: EventHandler | None = None) -> list[Pushed]:
+        """docker-py's push; what was pushed, with each manifest's digest."""
+        from pybuild.registry.push import push
+
+        return push(self._store, repository, tag, all_tags=all_tags, on_event=on_event)
+
     def _image(self, record: ImageRecord, table: RefTable | None = None) -> Image:
         table = table or self._store.refs.load()
         tags, digests = table.names_for(record.id)
@@ -231,6 +250,18 @@ class Client:
         self.images = ImageCollection(self)
         self.system = SystemApi(self)
         self.containers = ContainerCollection(self)
+
+    def login(self, username: str, password: str, registry: str | None = None) -> str:
+        """docker-py's login: checks the credentials against ``registry`` (default docker.io)
+        and stores them in config.json; the registry's status line."""
+        from pybuild.registry.login import login
+
+        return login(username, password, registry)
+
+    def logout(self, registry: str | None = None) -> str:
+        from pybuild.registry.login import logout
+
+        return logout(registry)
 
     # loaded on first use: what an image command (or a run without volumes) does not need
     @functools.cached_property

@@ -54,6 +54,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "volume": ("volume", "group", "Manage volumes."),
     "network": ("network", "group", "Manage networks."),
     "port": ("network", "port_command", "List a container's published ports."),
+    "pull": ("registry", "pull_command", "Download an image from a registry."),
+    "push": ("registry", "push_command", "Upload an image to a registry."),
+    "manifest": ("registry", "manifest_group", "Inspect the manifest of a remote image."),
+    "login": ("login", "login_command", "Log in to a registry."),
+    "logout": ("login", "logout_command", "Log out from a registry."),
 }
 
 

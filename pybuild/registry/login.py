@@ -1,0 +1,1 @@
+"""``pybuild login``/``logout``. Skeleton (R2 fills it in)."""

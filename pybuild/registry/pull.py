@@ -1,0 +1,1 @@
+"""``pybuild pull``: a remote image into the store. Skeleton (R1 fills it in)."""

@@ -1,0 +1,1 @@
+"""``pybuild push``: a stored image to a registry. Skeleton (R1 fills it in)."""
