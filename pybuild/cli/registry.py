@@ -91,11 +91,6 @@ def pull_command(ctx: click.Context, name: str, platform: str | None, all_tags: 
 @click.pass_context
 def push_command(ctx: click.Context, name: str, all_tags: bool, quiet: bool) -> None:
     """Upload an image to a registry."""
-    from pybuild.image.reference import parse
-
-    ref = parse(name)
-    if not quiet:
-        click.echo(f"The push refers to repository [{ref.familiar_name}]")
     render = None if quiet else LayerRenderer(sys.stdout)
     pushed = get_client(ctx).images.push(name, all_tags=all_tags, on_event=render)
     for item in pushed if quiet else ():  # otherwise the last event said it

@@ -90,7 +90,7 @@ def _pull_one(store: Store, ref: Reference, platform: str | None, emit: Callable
             if fetched.is_index:
                 raise RegistryError(f"{_where(repo, wanted)}: an index inside an index")
         manifest = fetched.manifest(_where(repo, wanted))
-        config = _config(repo, manifest, platform if not top.is_index else None)
+        config = _config(store, repo, manifest, platform if not top.is_index else None)
         layers = _layers(manifest, config, _where(repo, wanted))
         record, fresh = _store(store, repo, manifest, config, layers, emit, backoff)
     finally:
@@ -125,16 +125,20 @@ def _first_answer(ref: Reference, wanted: str) -> tuple[Repository, Fetched]:
         raise
 
 
-def _config(repo: Repository, manifest: Manifest, platform: str | None) -> bytes:
+def _config(store: Store, repo: Repository, manifest: Manifest, platform: str | None) -> bytes:
+    """The config blob: the store's copy when it has one (an image pulled again)."""
     desc = manifest.config
     where = f"{repo.shown}@{desc.digest}"
     if desc.size > MAX_CONFIG:
         raise RegistryError(f"{where}: the config is {desc.size} bytes, too large")
-    response = repo.blob(desc.digest)
-    try:
-        raw = response.raw.read(desc.size + 1, decode_content=True)
-    finally:
-        response.close()
+    if store.blobs.has(desc.digest):
+        raw = store.blobs.read_bytes(desc.digest)
+    else:
+        response = repo.blob(desc.digest)
+        try:
+            raw = response.raw.read(desc.size + 1, decode_content=True)
+        finally:
+            response.close()
     if digest_of(raw) != desc.digest or len(raw) != desc.size:
         raise DigestMismatch(f"{where}: digest mismatch: the registry sent content with "
                              f"digest {digest_of(raw)}")

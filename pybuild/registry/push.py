@@ -76,6 +76,7 @@ def _push_one(store: Store, ref: Reference, emit: Callable[[Any], None],
         raise ImageNotFound(f"An image does not exist locally with the tag: {ref.familiar()}") \
             from None
     docker = record.manifest_media_type == mt.DOCKER_MANIFEST
+    emit(RegistryStatus(f"The push refers to repository [{ref.familiar_name}]"))
     repo = open_repository(ref)
     try:
         layers = _push_layers(store, repo, record, emit, policy)
