@@ -1,0 +1,197 @@
+"""Churn and concurrency on one user network: 50 containers started and removed leave no veth,
+no nft rule of theirs, no address in the IPAM, no netns, mount or process; two processes
+starting 10 containers each at the same moment get 20 distinct addresses.
+
+The store, the network (a 10.23x subnet, a bridge of the test's own name), the daemon.json
+(no default bridge) and the nft table (``$PYBUILD_NFT_TABLE``) are the module's, and are
+removed at the end, also after a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.build import BASE, pybuild_cmd, sandbox_store
+from support.net import ip_json, nft_list, unique
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    from pybuild.network.nft import Nft, Table, delete_table
+
+    table = unique("pbtab")
+    config = tmp_path_factory.mktemp("churncfg") / "daemon.json"
+    config.write_text(json.dumps({"bridge": "none"}))
+    saved = {k: os.environ.get(k) for k in ("PYBUILD_CONFIG", "PYBUILD_NFT_TABLE")}
+    os.environ.update(PYBUILD_CONFIG=str(config), PYBUILD_NFT_TABLE=table)
+    try:
+        yield Table(table)
+    finally:
+        with Nft() as nft:
+            delete_table(nft, Table(table))
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, busybox_tar, env):
+    store = sandbox_store(tmp_path_factory, busybox_tar, "churn")
+    try:
+        yield store
+    finally:
+        _remove_all(store)
+
+
+@pytest.fixture
+def network(store, env):
+    from pybuild.network import endpoints, links, model
+
+    subnet = f"10.{230 + secrets.randbelow(8)}.{secrets.randbelow(256)}.0/24"
+    record = model.create(store.root, unique("churn"), subnet=subnet,
+                          options={model.BRIDGE_NAME_OPTION: unique("pbch")})
+    try:
+        yield record
+    finally:
+        _remove_all(store)
+        try:
+            model.remove(store.root, record.id)
+        finally:
+            endpoints.remove_network(store, record)
+            links.delete(record.bridge)
+
+
+def _remove_all(store) -> None:
+    root = store.root / "containers"
+    ids = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+    if ids:
+        subprocess.run([*pybuild_cmd(store.root), "rm", "-f", *ids], capture_output=True,
+                       timeout=120)
+
+
+def _veths(bridge: str) -> list[str]:
+    return [link["ifname"] for link in ip_json("link", "show", "master", bridge)]
+
+
+def _host_links() -> set[str]:
+    return {link["ifname"] for link in ip_json("link", "show")}
+
+
+def _netns_of_processes() -> set[str]:
+    out = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            out.add(os.readlink(f"/proc/{pid}/ns/net"))
+        except OSError:
+            continue
+    return out
+
+
+class Seen:
+    """What the test's containers had while they ran, to look for after they are gone."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.pids: set[int] = set()
+        self.netns: set[str] = set()
+        self.addresses: list[str] = []
+
+    def add(self, attrs: dict, network: str) -> None:
+        self.ids.append(attrs["Id"])
+        pid = attrs["State"]["Pid"]
+        assert pid > 0, attrs["State"]
+        self.pids.add(pid)
+        self.netns.add(os.readlink(f"/proc/{pid}/ns/net"))
+        self.addresses.append(attrs["NetworkSettings"]["Networks"][network]["IPAddress"])
+
+    def assert_gone(self, store, network, table) -> None:
+        from pybuild.network import links, model
+
+        assert _veths(network.bridge) == []
+        ours = {links.host_veth_name(cid, network.id) for cid in self.ids}
+        assert not ours & _host_links()
+        tags = {f"ctr-{cid[:16]}" for cid in self.ids}
+        comments = {r["rule"].get("comment") for r in nft_list(table) if "rule" in r}
+        assert not tags & comments
+        assert model.ipam(store.root, network).allocations() == {}
+        assert not self.netns & _netns_of_processes()
+        mounts = Path("/proc/self/mountinfo").read_text()
+        assert not [cid for cid in self.ids if cid in mounts]
+        assert not [cid for cid in self.ids if cid[:12] in mounts]
+        for pid in self.pids:  # gone, or a new process with another netns
+            try:
+                assert os.readlink(f"/proc/{pid}/ns/net") not in self.netns
+            except FileNotFoundError:
+                pass
+
+
+def test_fifty_containers_leave_nothing(store, network, env):
+    from pybuild.client import Client
+
+    client = Client(store.root)
+    seen = Seen()
+    for _ in range(5):  # ten at a time, so that they overlap
+        batch = []
+        for _ in range(10):
+            ctr = client.containers.run(BASE, ["sleep", "60"], detach=True,
+                                        network=network.name)
+            batch.append(ctr)
+            seen.add(ctr.attrs, network.name)
+        assert len(_veths(network.bridge)) == 10
+        from pybuild.network import model
+
+        assert len(model.ipam(store.root, network).allocations()) == 10
+        for ctr in batch:
+            ctr.remove(force=True)
+    assert len(seen.ids) == 50
+    seen.assert_gone(store, network, env)
+
+
+_STARTER = """
+import sys
+from pybuild.client import Client
+client = Client(sys.argv[1])
+for _ in range(int(sys.argv[4])):
+    ctr = client.containers.run(sys.argv[2], ["sleep", "60"], detach=True, network=sys.argv[3])
+    print(ctr.id, flush=True)
+"""
+
+
+def test_two_processes_get_distinct_addresses(store, network, env):
+    from pybuild.client import Client
+
+    starters = [subprocess.Popen([sys.executable, "-c", _STARTER, str(store.root), BASE,
+                                  network.name, "10"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = []
+    for proc in starters:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        outputs.append(out.split())
+    assert [len(o) for o in outputs] == [10, 10]
+    client = Client(store.root)
+    seen = Seen()
+    for cid in outputs[0] + outputs[1]:
+        seen.add(client.containers.get(cid).attrs, network.name)
+    assert len(set(seen.addresses)) == 20 and "" not in seen.addresses
+    from pybuild.network import model
+
+    held = model.ipam(store.root, network).allocations()
+    assert sorted(str(a) for a in held) == sorted(seen.addresses)
+    assert set(held.values()) == set(seen.ids)
+    assert len(_veths(network.bridge)) == 20
+    subprocess.run([*pybuild_cmd(store.root), "rm", "-f", *seen.ids], check=True,
+                   capture_output=True, timeout=120)
+    seen.assert_gone(store, network, env)
