@@ -133,22 +133,15 @@ def describe(response: requests.Response) -> str:
     spec), else the HTTP status."""
     try:
         errors = json.loads(response.content or b"{}").get("errors") or []
-        texts = [str(e.get("message") or str(e.get("code") or "").lower().replace("_", " "))
+        texts = [" ".join(str(e.get("message") or "").split())
+                 or str(e.get("code") or "").lower().replace("_", " ")
                  for e in errors if isinstance(e, dict)]
-        texts = [t for t in texts if t]
-        if texts:
-            return "; ".join(texts)
+        text = "; ".join(" ".join(t.split()) for t in texts if t.strip())
+        if text:
+            return text  # one line, whatever the server wrote
     except (ValueError, AttributeError, TypeError):
         pass
     return f"{response.status_code} {response.reason or ''}".strip()
-
-
-def error_codes(response: requests.Response) -> set[str]:
-    """The distribution spec's error codes in a response body (MANIFEST_UNKNOWN, ...)."""
-    try:
-        return {str(e.get("code")) for e in json.loads(response.content or b"{}")["errors"]}
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return set()
 
 
 def _retry_after(response: requests.Response, default: float) -> float:

@@ -11,6 +11,7 @@ import subprocess
 import pytest
 import zstandard
 from pushpull import (
+    GZIP_LAYER,
     OCI_INDEX,
     blob_gets,
     cli,
@@ -29,7 +30,7 @@ from pybuild.registry.push import push
 from pybuild.store import Store
 
 pytestmark = pytest.mark.oracle
-GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+GZIP = GZIP_LAYER
 
 
 @pytest.fixture(scope="module")
