@@ -240,3 +240,28 @@ def _handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
             self._send(200, doc)
 
     return Handler
+
+
+def isolate(monkeypatch, tmp_path: Path) -> Path:
+    """Point every file pybuild's registry code reads at ``tmp_path`` (its config.json,
+    docker's, certs.d, daemon.json, the CA cache) and return that directory. requests' CA
+    environment variables are dropped: they override a session's ``verify`` (psf/requests#3829),
+    which would hide what certs.d says."""
+    home = tmp_path / "auth-env"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("PYBUILD_AUTH_CONFIG", str(home / "pybuild-config.json"))
+    monkeypatch.setenv("DOCKER_CONFIG", str(home / "docker"))
+    monkeypatch.setenv("PYBUILD_CERTS_D", str(home / "certs.d"))
+    monkeypatch.setenv("PYBUILD_CONFIG", str(home / "daemon.json"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+def trust(home: Path, host: str, ca: Path) -> Path:
+    """``ca`` as certs.d/HOST/ca.crt under an ``isolate``d home."""
+    directory = home / "certs.d" / host
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "ca.crt").write_bytes(ca.read_bytes())
+    return directory
