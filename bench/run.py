@@ -15,7 +15,10 @@ cgroup (``ctr-*`` under /sys/fs/cgroup), process (with the bench root on its com
 runc container or state dir. The monitor's VmRSS is read while a container runs, before
 and after the cycles (it must stay flat).
 
-pybuild runs from compiled bytecode (compileall) with PYTHONDONTWRITEBYTECODE unset.
+pybuild runs as a user's install has it: ``pip install`` of this tree into a fresh venv (no
+editable finder, none of the base interpreter's ``.pth`` hooks), its bytecode compiled
+(compileall) and PYTHONDONTWRITEBYTECODE unset. Where pip cannot install (no package index), it
+runs from the tree, compiled, and says so: that adds the interpreter's site hooks to each run.
 """
 
 from __future__ import annotations
@@ -43,17 +46,17 @@ PODMAN_HINT = ("podman: not installed, skipped. To compare, install it and run i
 class Pybuild:
     name = "pybuild"
 
-    def __init__(self, work: Path, base_tar: Path):
+    def __init__(self, work: Path, base_tar: Path, command: list[str]):
         self.root = work / "pybuild-root"
         shutil.rmtree(self.root, ignore_errors=True)
+        self.command = command
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        self.env = {**env, "PYTHONPATH": str(REPO)}
+        self.env = env if len(command) == 1 else {**env, "PYTHONPATH": str(REPO)}
         self.cli("import", str(base_tar), BASE)
 
     def cli(self, *args: str) -> str:
-        return subprocess.run([sys.executable, "-P", "-c", _ENTRY, "--root", str(self.root),
-                               *args], check=True, capture_output=True, text=True,
-                              env=self.env).stdout
+        return subprocess.run([*self.command, "--root", str(self.root), *args], check=True,
+                              capture_output=True, text=True, env=self.env).stdout
 
     def run(self) -> None:
         # runc's bundle has a net namespace with only lo, podman runs --network none: the same
@@ -88,6 +91,26 @@ class Podman:
     def run(self) -> None:
         sh([*self.prefix, "run", "--rm", "--network", "none", "--ulimit",
             "nofile=20000:20000", "--ulimit", "nproc=32768:32768", BASE, "true"])
+
+
+def user_install(work: Path) -> list[str]:
+    """The ``pybuild`` command of a fresh venv with this tree pip-installed and compiled; the
+    tree itself (compiled) when pip cannot install it."""
+    venv = work / "venv"
+    shutil.rmtree(venv, ignore_errors=True)
+    sh([sys.executable, "-m", "venv", str(venv)])
+    res = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
+                          "--disable-pip-version-check", str(REPO)],
+                         capture_output=True, text=True)
+    if res.returncode == 0:
+        sh([str(venv / "bin" / "python"), "-m", "compileall", "-q", str(venv / "lib")])
+        print(f"pybuild: pip-installed into {venv}, bytecode compiled (compileall), "
+              "PYTHONDONTWRITEBYTECODE unset")
+        return [str(venv / "bin" / "pybuild")]
+    compile_tree(REPO)
+    print(f"pybuild: pip could not install into a venv ({res.stderr.strip().splitlines()[-1:]}); "
+          f"running from {REPO}, bytecode compiled (compileall), PYTHONDONTWRITEBYTECODE unset")
+    return [sys.executable, "-P", "-c", _ENTRY]
 
 
 def make_bundle(work: Path, base_tar: Path, args: list[str]) -> Path:
@@ -214,10 +237,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     base_tar = args.work / "busybox.tar"
     sh([str(REPO / "scripts" / "busybox-rootfs.sh"), str(base_tar)])
-    compile_tree(REPO)
-    print(f"bytecode: compiled (compileall) for {REPO}; pybuild runs with "
-          "PYTHONDONTWRITEBYTECODE unset")
-    pybuild = Pybuild(args.work, base_tar)
+    pybuild = Pybuild(args.work, base_tar, user_install(args.work))
     bundle = make_bundle(args.work, base_tar, ["true"])
     runc = Oci("runc", args.work, bundle)
     tools: list = [pybuild, runc]
