@@ -113,7 +113,7 @@ def connect(store, network, container_id: str, *, aliases: Sequence[str] = (),
 
 def disconnect(store, network, container_id: str, *, force: bool = False) -> None:
     """Take ``network`` out of the container's networks; a running one leaves it now."""
-    from pybuild.containers.lifecycle import dirs_of
+    from pybuild.containers.lifecycle import current_state, dirs_of
     from pybuild.network import endpoints
 
     dirs = dirs_of(store)
@@ -126,7 +126,9 @@ def disconnect(store, network, container_id: str, *, force: bool = False) -> Non
             raise NetworkError(f"container {config.id[:12]} is not connected to network "
                                f"{network.name}")
         dirs.write_config(dataclasses.replace(config, networks=kept))
-    endpoints.leave_running(store.root, dirs.path(container_id), container_id, network.id)
+    state = current_state(store, container_id)  # a macvlan link is removed inside its netns
+    endpoints.leave_running(store.root, dirs.path(container_id), container_id, network.id,
+                            pid=state.pid if state.status == "running" else 0)
 
 
 def _address(text: str):

@@ -8,9 +8,16 @@ One start goes in three steps, so that whatever can fail fails before anything r
   What it did is recorded in the container's state dir (``endpoints.json``), for inspect, for
   name resolution (``hostsfile``) and for undoing it after a monitor that was killed.
 * ``Endpoints.plug`` (the sandbox's ``prepare`` step, while PID 1 waits before its setup): a
-  veth pair from each bridge into PID 1's netns, ``eth0``, ``eth1``, ...
+  veth pair from each bridge into PID 1's netns, or a macvlan link of a macvlan network's
+  parent made in it (``macvlan``), ``eth0``, ``eth1``, ...
 * ``detach`` (after the run, and again at removal: it is idempotent): the rules go, the veths,
-  the addresses back to their IPAMs, the record.
+  the addresses back to their IPAMs, the record. A macvlan link has no host end: it goes
+  with the container's netns.
+
+A macvlan network has no bridge, no NAT and no published ports: its containers are on the
+parent's segment with addresses of their own, and ``-p`` is ignored there, as docker's macvlan
+driver ignores it (ports go to the first bridge network the container is on, if any). A bridge
+that existed before its network (``hostbridge``) is used as it is and outlives it.
 
 The firewall table is ``inet pybuild``, or the one ``$PYBUILD_NFT_TABLE`` names (tests keep
 theirs apart with it); with the settings' ``iptables`` false nothing touches nftables.
@@ -27,15 +34,15 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from pybuild.errors import NetworkError
-from pybuild.network import links, model, predefined, rules
+from pybuild.network import links, macvlan, model, predefined, rules
 from pybuild.network.nft import Nft, Table
 from pybuild.network.ports import PortBinding
+from pybuild.network.publish import publish
 from pybuild.network.settings import Settings
 from pybuild.network.settings import load as load_settings
 
 RECORD = "endpoints.json"
 TABLE_ENV = "PYBUILD_NFT_TABLE"
-PORTS_LOCK = Path("/run/pybuild/ports.lock")  # host-wide: the ports are the host's
 
 
 def table() -> Table:
@@ -65,14 +72,36 @@ class Attached:
 
     network: str
     network_id: str
-    bridge: str
-    host_ifname: str
+    bridge: str  # a macvlan network's: its parent interface
+    host_ifname: str  # "" for a macvlan link (no host end)
     address: str  # ADDR/PREFIX
     gateway: str | None  # its default route; None on an --internal network
     mac: str
     mtu: int
     aliases: tuple[str, ...] = ()
     user: bool = True  # a user network (names resolve), not the default bridge
+    driver: str = "bridge"
+    mode: str = ""  # a macvlan link's macvlan_mode
+
+    def plug(self, netns: int | str, ifname: str, *, route: bool = True) -> None:
+        """This network's interface ``ifname`` into ``netns`` (a pid or a path); its default
+        route only with ``route`` (the first network's)."""
+        gateway = self.gateway if route else None
+        if self.driver == "macvlan":
+            macvlan.connect(self.bridge, links.netns_path(netns), ifname=ifname,
+                            address=self.address, mac=self.mac, mtu=self.mtu,
+                            gateway=gateway, mode=self.mode)
+            return
+        links.connect(self.bridge, netns, host_ifname=self.host_ifname, address=self.address,
+                      gateway=gateway, mtu=self.mtu, ifname=ifname, mac=self.mac)
+
+    def unplug(self, netns: int | str | None = None) -> None:
+        """Remove this network's interface: a veth by its host end; a macvlan link inside
+        ``netns`` if given (else it goes with the netns)."""
+        if self.driver != "macvlan":
+            links.disconnect(self.host_ifname)
+        elif netns:
+            macvlan.disconnect(links.netns_path(netns), self.mac)
 
     @property
     def ip(self) -> str:
@@ -92,11 +121,10 @@ class Endpoints:
     hosts_base: str = ""  # its /etc/hosts without the names of its networks' other members
 
     def plug(self, pid: int) -> None:
-        """Each network's veth into the netns of ``pid`` (the sandbox's waiting PID 1)."""
+        """Each network's interface into the netns of ``pid`` (the sandbox's waiting PID 1);
+        a failure here ends PID 1, and its netns takes along what was made in it."""
         for index, a in enumerate(self.attached):
-            links.connect(a.bridge, pid, host_ifname=a.host_ifname, address=a.address,
-                          gateway=a.gateway if index == 0 else None, mtu=a.mtu,
-                          ifname=f"eth{index}", mac=a.mac)
+            a.plug(pid, f"eth{index}", route=index == 0)
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), indent=1).encode()
@@ -133,18 +161,32 @@ def resolve(store_root: str | Path, name: str, settings: Settings) -> model.Netw
             raise NetworkError("no default bridge: the settings say \"bridge\": \"none\"")
         return found
     network = model.get(store_root, name)
-    if network.driver != "bridge":
-        raise NetworkError(f"network {network.name}: driver {network.driver} cannot be joined "
-                           "yet (bridge only)")
+    if network.driver not in ("bridge", "macvlan"):
+        raise NetworkError(f"network {network.name}: driver {network.driver} cannot be joined")
     return network
 
 
+def _own_bridge(network: model.Network, settings: Settings) -> bool:
+    """Whether pybuild made (and so addresses and deletes) the network's bridge."""
+    if network.external_bridge:
+        return False
+    return network.name != predefined.DEFAULT or not settings.bridge  # else the settings'
+
+
 def ensure(network: model.Network, settings: Settings, nft: Nft | None) -> None:
-    """The network's bridge, addressed and up, and its firewall rules; harmless when there."""
+    """The network's bridge, addressed and up, and its firewall rules; harmless when there.
+    A bridge pybuild did not make is only brought up; a macvlan network's parent must be
+    there."""
+    from pybuild.network import hostbridge
+
+    if network.driver == "macvlan":
+        macvlan.parent_mtu(network.name, network.options[macvlan.PARENT_OPTION])
+        return
     prefix = ipaddress.ip_network(network.subnet).prefixlen
-    own = network.name != predefined.DEFAULT or not settings.bridge  # else the user's bridge
-    if own:
+    if _own_bridge(network, settings):
         links.ensure_bridge(network.bridge, f"{network.gateway}/{prefix}", mtu=settings.mtu)
+    else:
+        hostbridge.ensure(network.bridge, network.name)
     if nft is not None:
         rules.ensure_table(nft, table())
         rules.add_bridge(nft, table(), tag=network_tag(network), bridge=network.bridge,
@@ -182,9 +224,21 @@ def join(store_root: str | Path, settings: Settings, nft: Nft | None, container_
     prefix = ipaddress.ip_network(network.subnet).prefixlen
     gateway = None if network.internal else (
         settings.default_gateway or network.gateway if not user else network.gateway)
-    return Attached(network.name, network.id, network.bridge,
-                    links.host_veth_name(container_id, network.id), f"{address}/{prefix}",
-                    gateway, mac_address(str(address)), settings.mtu, tuple(req.aliases), user)
+    attached = Attached(network.name, network.id, network.bridge,
+                        links.host_veth_name(container_id, network.id), f"{address}/{prefix}",
+                        gateway, mac_address(str(address)), settings.mtu, tuple(req.aliases),
+                        user)
+    if network.driver != "macvlan":
+        return attached
+    try:
+        mtu = int(network.options.get(predefined.MTU_OPTION) or macvlan.parent_mtu(
+            network.name, network.options[macvlan.PARENT_OPTION]))
+    except BaseException:
+        _release(store_root, attached, container_id)
+        raise
+    return replace(attached, bridge=network.options[macvlan.PARENT_OPTION], host_ifname="",
+                   mtu=mtu, driver="macvlan",
+                   mode=network.options.get(macvlan.MODE_OPTION, macvlan.DEFAULT_MODE))
 
 
 def attach(store_root: str | Path, state_dir: str | Path, *, container_id: str, name: str,
@@ -203,9 +257,10 @@ def attach(store_root: str | Path, state_dir: str | Path, *, container_id: str, 
                 joined = join(store_root, settings, nft, container_id, req)
                 record = replace(record, attached=(*record.attached, joined))
                 _write(state_dir, record)  # from here on, detach finds what to undo
-            if ports and record.attached:
-                record = replace(record, ports=_publish(nft, container_id,
-                                                        record.attached[0].ip, ports))
+            bridged = [a for a in record.attached if a.driver == "bridge"]
+            if ports and bridged:
+                record = replace(record, ports=publish(nft, table(), container_tag(
+                    container_id), bridged[0].ip, ports))
         own = record.attached[0].ip if record.attached else ""
         hosts = Path(state_dir) / "etc" / "hosts"
         base = hostsfile.base(own, hostname, hosts.read_text() if hosts.is_file() else "")
@@ -233,9 +288,7 @@ def join_running(store_root: str | Path, state_dir: str | Path, container_id: st
     with _nft(settings) as nft:
         joined = join(store_root, settings, nft, container_id, req)
     try:
-        links.connect(joined.bridge, pid, host_ifname=joined.host_ifname,
-                      address=joined.address, mtu=joined.mtu,
-                      ifname=f"eth{len(record.attached)}", mac=joined.mac)
+        joined.plug(pid, f"eth{len(record.attached)}", route=False)
     except BaseException:
         _release(store_root, joined, container_id)
         raise
@@ -245,16 +298,17 @@ def join_running(store_root: str | Path, state_dir: str | Path, container_id: st
 
 
 def leave_running(store_root: str | Path, state_dir: str | Path, container_id: str,
-                  network_id: str) -> None:
-    """``network disconnect`` of a running container: that network's veth and address go,
-    and its name leaves the other members' hosts files (and theirs its own)."""
+                  network_id: str, pid: int = 0) -> None:
+    """``network disconnect`` of a running container (PID 1 ``pid``): that network's
+    interface and address go, and its name leaves the other members' hosts files (and theirs
+    its own)."""
     from pybuild.network import hostsfile
 
     record = read(state_dir)
     gone = [a for a in (record.attached if record else ()) if a.network_id == network_id]
     if record is None or not gone:
         return
-    links.disconnect(gone[0].host_ifname)
+    gone[0].unplug(pid or None)
     _release(store_root, gone[0], container_id)
     kept = tuple(a for a in record.attached if a.network_id != network_id)
     _write(state_dir, replace(record, attached=kept))
@@ -279,53 +333,6 @@ def disconnect(store, network: model.Network, container_id: str, *,
     container_disconnect(store, network, container_id, force=force)
 
 
-def _publish(nft: Nft | None, container_id: str, container_ip: str,
-             bindings: Sequence[PortBinding]) -> tuple[PortBinding, ...]:
-    """The host ports decided and DNAT-ed, under the host's ports lock so that two starts
-    never take one port."""
-    from pybuild.network import ports as portspec
-    from pybuild.store.lock import FileLock
-
-    PORTS_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(PORTS_LOCK, timeout=30):
-        taken = published_ports(nft) if nft is not None else []
-        resolved = portspec.resolve(bindings, taken)
-        if nft is not None:
-            mappings = [rules.PortMapping(b.host_port, container_ip, b.container_port, b.proto,
-                                          None if b.host_ip == portspec.ANY else b.host_ip)
-                        for b in resolved]
-            rules.publish(nft, table(), tag=container_tag(container_id), mappings=mappings)
-    return resolved
-
-
-def published_ports(nft: Nft) -> list[PortBinding]:
-    """Every host port the table DNATs, read back from the kernel's rules (the host-wide
-    record of what other containers publish, whichever store they are in)."""
-    from pybuild.network import nft as nftlib
-    from pybuild.network.ports import ANY
-
-    out = []
-    for rule in nftlib.table_rules(nft, table()):
-        if rule.get("chain") != rules.PUBLISH:
-            continue
-        found: dict[str, object] = {}
-        for e in rule.get("expr", ()):
-            match = e.get("match", {})
-            left = match.get("left", {})
-            if left.get("payload", {}).get("field") == "dport":
-                found["port"] = match.get("right")
-            elif left.get("payload", {}).get("field") == "daddr":
-                found["ip"] = match.get("right")
-            elif left.get("meta", {}).get("key") == "l4proto":
-                found["proto"] = match.get("right")
-            elif "dnat" in e:
-                found["cport"] = e["dnat"].get("port")
-        if isinstance(found.get("port"), int):
-            out.append(PortBinding(str(found.get("ip") or ANY), int(found["port"]),
-                                   int(found.get("cport") or 1), str(found.get("proto", "tcp"))))
-    return out
-
-
 def detach(store_root: str | Path, state_dir: str | Path, container_id: str) -> None:
     """Undo ``attach`` (and ``plug``): rules, veths, addresses, the record; the names the
     networks' other members resolve are rewritten. Harmless when nothing is attached. Every
@@ -347,7 +354,7 @@ def detach(store_root: str | Path, state_dir: str | Path, container_id: str) -> 
     except NetworkError as err:
         errors.append(err)
     for a in record.attached:
-        for step in (lambda a=a: links.disconnect(a.host_ifname),
+        for step in (lambda a=a: a.unplug(),
                      lambda a=a: _release(store_root, a, container_id)):
             try:
                 step()
@@ -373,6 +380,8 @@ def _release(store_root: str | Path, a: Attached, container_id: str) -> None:
 
 def remove_network(store, network: model.Network) -> None:
     """After ``network``'s record is gone: its bridge and its firewall rules."""
+    if network.driver == "macvlan":  # no bridge, no rules; its links went with the netns
+        return
     settings = load_settings()
     with _nft(settings) as nft:
         if nft is not None:
@@ -381,6 +390,6 @@ def remove_network(store, network: model.Network) -> None:
             if nftlib.exists(nft, table()):
                 rules.remove_bridge(nft, table(), tag=network_tag(network),
                                     bridge=network.bridge)
-    if network.name != predefined.DEFAULT or not settings.bridge:
+    if _own_bridge(network, settings):
         links.delete(network.bridge)
 

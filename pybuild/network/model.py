@@ -3,6 +3,9 @@
 Creation and removal hold ``networks/lock``, so two ``network create`` at once cannot both take
 one name or overlapping subnets. Only the record lives here; the bridge and firewall rules are
 made when a container first joins (links, rules), as docker's bridge driver does lazily too.
+What the record depends on in the host is looked at once, when it is made: a macvlan network's
+parent must exist, and a bridge named by ``-o com.docker.network.bridge.name`` that exists
+already is the user's (``external_bridge``, see hostbridge): its subnet and gateway are its own.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class Network:
     options: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     created: str = ""
+    external_bridge: bool = False  # there before the network: never re-addressed or deleted
 
     @property
     def bridge(self) -> str:
@@ -89,10 +93,11 @@ def create(store_root: str | Path, name: str, *, driver: str = "bridge",
            subnet: str | None = None, gateway: str | None = None,
            ip_range: str | None = None, internal: bool = False,
            options: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
-           reserved: Sequence[str] = (), created: str = "") -> Network:
+           reserved: Sequence[str] = (), created: str = "",
+           external_bridge: bool | None = None) -> Network:
     """A new network record. ``reserved`` are subnets taken outside pybuild's records (the
     default bridge's bip, the host's routes): an overlap with one is refused like one with
-    another network."""
+    another network. ``external_bridge`` None: whether the named bridge exists now decides."""
     if not _NAME.fullmatch(name or ""):
         raise NetworkError(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] "
                            "are allowed")
@@ -105,6 +110,13 @@ def create(store_root: str | Path, name: str, *, driver: str = "bridge",
     if BRIDGE_NAME_OPTION in opts and len(opts[BRIDGE_NAME_OPTION]) > 15:
         raise NetworkError(f"network {name}: bridge name {opts[BRIDGE_NAME_OPTION]!r} is "
                            "longer than 15 characters")
+    if driver == "macvlan":
+        from pybuild.network.macvlan import parent_mtu
+
+        parent_mtu(name, opts["parent"])
+    if driver == "bridge" and external_bridge is None and BRIDGE_NAME_OPTION in opts:
+        subnet, gateway, reserved, external_bridge = _existing_bridge(
+            name, opts[BRIDGE_NAME_OPTION], subnet, gateway, reserved)
     if (gateway or ip_range) and not subnet:
         raise NetworkError(f"network {name}: --gateway and --ip-range need --subnet")
     root = _root(store_root)
@@ -123,11 +135,27 @@ def create(store_root: str | Path, name: str, *, driver: str = "bridge",
         if ipaddress.ip_address(gw) in (net.network_address, net.broadcast_address):
             raise NetworkError(f"network {name}: gateway {gw} is the subnet's own address")
         record = Network(name, secrets.token_hex(32), driver, str(net), gw, ip_range or None,
-                         internal, opts, dict(labels or {}), created)
+                         internal, opts, dict(labels or {}), created, bool(external_bridge))
         directory = root / record.id
         directory.mkdir(parents=True)
         atomic_write(directory / RECORD, json.dumps(asdict(record), indent=1).encode())
     return record
+
+
+def _existing_bridge(name: str, bridge: str, subnet: str | None, gateway: str | None,
+                     reserved: Sequence[str]) -> tuple[str | None, str | None, Sequence[str], bool]:
+    """(subnet, gateway, reserved, external) for a network naming ``bridge``: unchanged when
+    there is no such interface (pybuild will make it), else the bridge's own pool, and its own
+    route no longer counted as taken."""
+    from pybuild.network import hostbridge
+
+    found = hostbridge.probe(bridge)
+    if found is None:
+        return subnet, gateway, reserved, False
+    subnet, gateway = hostbridge.pool(name, bridge, found, subnet, gateway)
+    own = ipaddress.ip_network(subnet)
+    kept = [r for r in reserved if ipaddress.ip_network(r, strict=False) != own]
+    return subnet, gateway, kept, True
 
 
 def _subnet(name: str, subnet: str | None, taken: list[tuple[str, Any]]):

@@ -92,7 +92,8 @@ def default_bridge(store_root: str | Path, settings: Settings | None = None
     try:
         return model.create(store_root, DEFAULT, subnet=subnet, gateway=gateway,
                             ip_range=ip_range, options=options,
-                            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            external_bridge=bool(settings.bridge))
     except NetworkError:
         found = _find(store_root)  # another process made it at the same moment
         if found is None:

@@ -1,0 +1,131 @@
+"""Containers on macvlan networks, end to end with busybox: a container gets an address of its
+own on its parent's segment and is reached from another netns there, as from another machine.
+
+The segment is the test's own: a veth pair, one end in the host as the macvlan parent, the
+other in a netns the test makes (the "other machine", holding the gateway's address). Nothing
+touches a real NIC; everything goes at the end, also after a failure.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+import pytest
+from support import segment
+from support.build import BASE, sandbox_store
+from support.net import unique
+
+pytestmark = pytest.mark.root
+
+PAGE = "hello over macvlan"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, busybox_tar):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    return sandbox_store(tmp_path_factory, busybox_tar, "macvlan")
+
+
+@pytest.fixture
+def cli(store, tmp_path):
+    with segment.cli(store.root, tmp_path, bridge="none") as run:
+        yield run
+
+
+@pytest.fixture
+def lan():
+    """(peer, subnet): the segment, its netns holding the subnet's first address."""
+    subnet = ipaddress.ip_network(segment.subnet(231))
+    with segment.peer(f"{subnet[1]}/{subnet.prefixlen}") as peer:
+        yield peer, subnet
+
+
+def macvlan_network(cli, peer, subnet, *opts: str) -> str:
+    name, subnet = unique("mvl"), ipaddress.ip_network(subnet)
+    cli("network", "create", "-d", "macvlan", "-o", f"parent={peer.host_end}", "--subnet",
+        str(subnet), "--gateway", str(subnet[1]), *opts, name)
+    return name
+
+
+def httpd(cli, name: str, *args: str) -> str:
+    """busybox httpd serving PAGE, detached; its address on its first network."""
+    cli("run", "-d", "--name", name, *args, BASE, "sh", "-c",
+        f"mkdir -p /www && echo '{PAGE}' > /www/index.html && exec httpd -f -p 80 -h /www")
+    networks = cli.inspect(name)["NetworkSettings"]["Networks"]
+    return next(iter(networks.values()))["IPAddress"]
+
+
+def test_a_macvlan_container_is_reached_from_the_segment(cli, lan, store):
+    peer, subnet = lan
+    net = macvlan_network(cli, peer, subnet)
+    web = unique("web")
+    ip = httpd(cli, web, "--network", net, "-p", "8080:80")
+    assert ipaddress.ip_address(ip) in subnet and ip != str(subnet[1])
+    assert peer.fetch(f"http://{ip}/") == PAGE + "\n"
+    assert cli.inspect(web)["NetworkSettings"]["Ports"] == {}  # -p is ignored, as docker's
+    link = cli.netns_ip(web, "-d", "link", "show", "eth0")
+    assert "macvlan mode bridge" in link
+    mac = "02:42:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
+    assert mac in link
+    route = cli("exec", web, "ip", "route").stdout
+    assert f"default via {subnet[1]} dev eth0" in route
+    assert cli("exec", web, "ping", "-c", "1", "-W", "3", str(subnet[1])).returncode == 0
+    cli("rm", "-f", web)
+    from pybuild.network import model
+
+    assert model.ipam(store.root, model.get(store.root, net)).allocations() == {}
+    assert not peer.ping(ip, wait=1)  # gone with its netns
+
+
+def test_macvlan_siblings_reach_each_other_and_the_mode_is_kept(cli, lan):
+    peer, subnet = lan
+    net = macvlan_network(cli, peer, subnet)
+    ip = httpd(cli, unique("web"), "--network", net)
+    name = unique("wget")
+    res = cli("run", "--rm", "--name", name, "--network", net, BASE, "sh", "-c",
+              f"timeout 5 wget -q -O - http://{ip}/; exit $?")
+    assert res.stdout == PAGE + "\n"
+    private = macvlan_network(cli, peer, segment.subnet(232), "-o", "macvlan_mode=private")
+    name = unique("mode")
+    cli("run", "-d", "--name", name, "--network", private, BASE, "sleep", "60")
+    assert "macvlan mode private" in cli.netns_ip(name, "-d", "link", "show", "eth0")
+
+
+def test_connect_and_disconnect_a_running_container(cli, lan):
+    peer, subnet = lan
+    net = macvlan_network(cli, peer, subnet)
+    cli("network", "create", unique("ubr"))  # a container on a bridge, then on the macvlan
+    web = unique("web")
+    cli("run", "-d", "--name", web, "--network", cli.networks[-1], BASE, "sleep", "60")
+    cli("network", "connect", net, web)
+    ip = cli.inspect(web)["NetworkSettings"]["Networks"][net]["IPAddress"]
+    assert "macvlan" in cli.netns_ip(web, "-d", "link", "show", "eth1")
+    assert peer.ping(ip)
+    cli("network", "disconnect", net, web)
+    assert cli("exec", web, "ip", "link", "show", "eth1", check=False).returncode != 0
+    assert not peer.ping(ip, wait=1)
+
+
+def test_a_missing_parent_is_one_line_and_makes_nothing(cli):
+    name, parent = unique("mvl"), unique("nic")
+    res = cli("network", "create", "-d", "macvlan", "-o", f"parent={parent}", name, check=False)
+    assert res.returncode != 0
+    assert res.stderr.strip().splitlines() == [
+        f"error: network {name}: -o parent interface was not found on the host: {parent}"]
+    assert name not in cli("network", "ls", "--format", "{{.Name}}").stdout.split()
+
+
+def test_a_failed_plug_gives_the_address_back(cli, lan, store):
+    """An MTU the parent cannot carry: the kernel refuses the link, the start fails in one
+    line and the address goes back to the IPAM."""
+    peer, subnet = lan
+    net = macvlan_network(cli, peer, subnet, "-o", "com.docker.network.driver.mtu=9000")
+    name = unique("big")
+    res = cli("run", "--name", name, "--network", net, BASE, "true", check=False)
+    assert res.returncode != 0 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    from pybuild.network import model
+
+    assert model.ipam(store.root, model.get(store.root, net)).allocations() == {}
+    assert peer.run("ip", "-o", "link").stdout.count("macvlan") == 0
