@@ -176,3 +176,29 @@ def test_docker_io_names_go_to_a_mirror_first(source, registry, tmp_path, monkey
     [record] = pull(store, "mirrored:1")
     assert record.id == image_id
     assert store.refs.load().tags == {"docker.io/library/mirrored:1": image_id}
+
+
+def test_a_pulled_image_goes_back_without_uploading_a_layer(registry, tmp_path, busybox_tar):
+    from support.build import new_store
+
+    origin = new_store(tmp_path / "origin", busybox_tar)
+    cli(origin.root, "save", "-o", str(tmp_path / "bb.tar"), "localhost/bench/busybox:latest")
+    res = skopeo("copy", "--dest-tls-verify=false", f"docker-archive:{tmp_path / 'bb.tar'}",
+                 f"docker://{registry.host}/schema2/bb:1")
+    assert res.returncode == 0, res.stderr
+    theirs = json.loads(skopeo("inspect", "--raw", "--tls-verify=false",
+                               f"docker://{registry.host}/schema2/bb:1").stdout)
+    assert theirs["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    store = Store(tmp_path / "root")
+    pull(store, f"{registry.host}/schema2/bb:1")
+    cli(store.root, "tag", f"{registry.host}/schema2/bb:1", f"{registry.host}/schema2/back:1")
+    events: list = []
+    [pushed] = push(store, f"{registry.host}/schema2/back:1", on_event=events.append)
+    states = [e.status for e in events if isinstance(e, BlobProgress)]
+    assert states == ["Preparing", "Mounted from schema2/bb"]
+    ours = json.loads(skopeo("inspect", "--raw", "--tls-verify=false",
+                             f"docker://{registry.host}/schema2/back:1").stdout)
+    assert ours["mediaType"] == theirs["mediaType"]
+    assert ours["layers"] == theirs["layers"] and ours["config"] == theirs["config"]
+    assert not list((tmp_path / "root" / "compressed").glob("*.json"))  # nothing recompressed
+    assert pushed.digest.startswith("sha256:")
