@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from support.paths import busybox_missing, conformance_root, write_busybox_tar
+
+# No test may reach a registry outside this machine (an image name that is not local makes
+# pybuild pull it, and "busybox" means docker.io). Every HTTP(S) request to a host other than
+# loopback goes to a proxy address where nothing listens, so it fails at once, on loopback,
+# without even a DNS lookup; the tests' own registries on 127.0.0.1 are reached directly.
+_NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing listens there
+for _name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+    os.environ[_name] = _NOWHERE
+for _name in ("no_proxy", "NO_PROXY"):
+    os.environ[_name] = "127.0.0.1,localhost,::1"
 
 
 @pytest.fixture(scope="session")
