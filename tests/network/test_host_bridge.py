@@ -1,0 +1,119 @@
+"""Containers on a host bridge pybuild did not make, end to end with busybox: a user network
+naming it (``-o com.docker.network.bridge.name``) and the settings' ``"bridge"`` for the
+default network. The container is reached from a netns the test veths to the bridge, and
+after the container and the network are gone the bridge is still there with its address.
+
+The bridge, the netns and the nft table are the test's own and go at the end, also after a
+failure.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+
+import pytest
+from support import segment
+from support.build import BASE, sandbox_store
+from support.net import ip_json, unique
+
+pytestmark = pytest.mark.root
+
+PAGE = "hello over a host bridge"
+BRIDGE_NAME = "com.docker.network.bridge.name"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, busybox_tar):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    return sandbox_store(tmp_path_factory, busybox_tar, "hostbridge")
+
+
+@pytest.fixture
+def lan():
+    """(bridge, peer, subnet): a host bridge with the subnet's first address and a netns
+    veth'd to it holding the last."""
+    subnet = ipaddress.ip_network(segment.subnet(233))
+    with segment.bridge(f"{subnet[1]}/{subnet.prefixlen}") as bridge, \
+            segment.peer(f"{subnet[-2]}/{subnet.prefixlen}", bridge=bridge) as peer:
+        yield bridge, peer, subnet
+
+
+def addresses(name: str) -> list[str]:
+    [link] = ip_json("addr", "show", "dev", name)
+    return [f"{a['local']}/{a['prefixlen']}" for a in link["addr_info"] if a["family"] == "inet"]
+
+
+def httpd(cli, name: str, *args: str) -> str:
+    cli("run", "-d", "--name", name, *args, BASE, "sh", "-c",
+        f"mkdir -p /www && echo '{PAGE}' > /www/index.html && exec httpd -f -p 80 -h /www")
+    networks = cli.inspect(name)["NetworkSettings"]["Networks"]
+    return next(iter(networks.values()))["IPAddress"]
+
+
+def test_a_user_network_on_an_existing_bridge(store, tmp_path, lan):
+    bridge, peer, subnet = lan
+    with segment.cli(store.root, tmp_path, bridge="none") as cli:
+        net = unique("hbr")
+        cli("network", "create", "-o", f"{BRIDGE_NAME}={bridge}", net)  # its pool: the bridge's
+        [record] = json.loads(cli("network", "inspect", net).stdout)
+        assert record["IPAM"]["Config"] == [{"Subnet": str(subnet), "Gateway": str(subnet[1])}]
+        web = unique("web")
+        ip = httpd(cli, web, "--network", net)
+        assert ipaddress.ip_address(ip) in subnet
+        assert peer.fetch(f"http://{ip}/") == PAGE + "\n"
+        assert [link["ifname"] for link in ip_json("link", "show", "master", bridge)
+                if link["ifname"] != peer.host_end]  # its veth is on the user's bridge
+        route = cli("exec", web, "ip", "route").stdout
+        assert f"default via {subnet[1]} dev eth0" in route
+        cli("rm", "-f", web)
+        cli("network", "rm", net)
+        cli.networks.remove(net)
+    assert addresses(bridge) == [f"{subnet[1]}/{subnet.prefixlen}"]  # kept, not re-addressed
+    assert [link["ifname"] for link in ip_json("link", "show", "master", bridge)] == \
+        [peer.host_end]
+
+
+def test_the_default_network_on_the_settings_bridge(store, tmp_path, lan):
+    bridge, peer, subnet = lan
+    with segment.cli(store.root, tmp_path, bridge=bridge) as cli:
+        web = unique("web")
+        ip = httpd(cli, web, "--network", "bridge")
+        assert cli.inspect(web)["NetworkSettings"]["Gateway"] == str(subnet[1])
+        assert peer.fetch(f"http://{ip}/") == PAGE + "\n"
+        cli("rm", "-f", web)
+    assert addresses(bridge) == [f"{subnet[1]}/{subnet.prefixlen}"]
+
+
+def test_a_gateway_the_bridge_does_not_have_is_refused(store, tmp_path, lan):
+    bridge, _, subnet = lan
+    other = segment.subnet(234)
+    with segment.cli(store.root, tmp_path, bridge="none") as cli:
+        net = unique("hbr")
+        res = cli("network", "create", "-o", f"{BRIDGE_NAME}={bridge}", "--subnet", other, net,
+                  check=False)
+        assert res.returncode != 0
+        [line] = res.stderr.strip().splitlines()
+        assert f"bridge {bridge} exists without the gateway address" in line
+        assert net not in cli("network", "ls", "--format", "{{.Name}}").stdout.split()
+    assert addresses(bridge) == [f"{subnet[1]}/{subnet.prefixlen}"]
+
+
+def test_a_bridge_pybuild_makes_goes_with_its_network(store, tmp_path):
+    name = unique("pbmk")
+    with segment.cli(store.root, tmp_path, bridge="none") as cli:
+        net = unique("hbr")
+        cli("network", "create", "-o", f"{BRIDGE_NAME}={name}", "--subnet",
+            segment.subnet(235), net)
+        try:
+            cli("run", "--rm", "--name", unique("one"), "--network", net, BASE, "true")
+            assert ip_json("link", "show", name)  # made at the first start
+            cli("network", "rm", net)
+            cli.networks.remove(net)
+            assert name not in {link["ifname"] for link in ip_json("link", "show")}
+        finally:
+            import subprocess
+
+            subprocess.run(["ip", "link", "del", name], capture_output=True)
