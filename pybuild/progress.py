@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TextIO, Union
 
 from pybuild.errors import UsageError
+from pybuild.registry.events import BlobProgress, PlainLines, RegistryStatus, TtyLines
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class BuildDone:
 
 # Every event a build emits; a handler can match on it exhaustively.
 Event = Union[BuildStarted, StepStarted, StepCached, CacheMiss, LogLine, StepDone,  # noqa: UP007
-              StepFailed, BuildWarning, BuildReplayed, BuildDone]
+              StepFailed, BuildWarning, BuildReplayed, BuildDone, RegistryStatus, BlobProgress]
 # What ``on_event`` takes: the library calls it in the building thread, as events happen.
 EventHandler = Callable[[Event], None]
 Renderer = EventHandler  # a handler that writes the events to a stream
@@ -152,7 +153,7 @@ class _Lines:
         return rest
 
 
-class PlainRenderer:
+class PlainRenderer(PlainLines):
     """BuildKit's ``--progress=plain``: ``#3 [2/9] RUN make``, ``#3 0.123 line``, ..."""
 
     def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic):
@@ -267,7 +268,7 @@ class JsonRenderer:
         self.stream.flush()
 
 
-class TtyRenderer:
+class TtyRenderer(TtyLines):
     """A compact live view for terminals.
 
     Finished steps stay on screen as one line each; below them a live area (a header and

@@ -9,7 +9,6 @@ import click
 
 from pybuild.cli.common import get_client
 
-_PROGRESS = ("Downloading", "Pushing")
 _BAR = 40
 
 
@@ -24,14 +23,15 @@ class LayerRenderer:
         self.drawn = 0
 
     def __call__(self, event: Any) -> None:
-        from pybuild.registry.events import BlobProgress
+        from pybuild.registry.events import BlobProgress, line
 
         if not isinstance(event, BlobProgress):
             self._permanent(event.message)
             return
         if not self.live:
-            if event.status not in _PROGRESS:
-                self._write(f"{event.short}: {event.status}\n")
+            text = line(event)
+            if text is not None:
+                self._write(text + "\n")
             return
         self.rows[event.short] = f"{event.short}: {event.status}{_bar(event)}"
         self._redraw()
@@ -54,7 +54,9 @@ class LayerRenderer:
 
 
 def _bar(event: Any) -> str:
-    if event.status not in _PROGRESS or not event.total:
+    from pybuild.registry.events import PROGRESS_STATES
+
+    if event.status not in PROGRESS_STATES or not event.total:
         return ""
     from pybuild.cli.common import human_size
 

@@ -35,3 +35,36 @@ class BlobProgress:
     @property
     def short(self) -> str:
         return self.digest.removeprefix("sha256:")[:12]
+
+
+PROGRESS_STATES = ("Downloading", "Pushing")
+
+
+def line(event: RegistryStatus | BlobProgress) -> str | None:
+    """The line docker prints off a terminal for ``event``; None for byte counts."""
+    if isinstance(event, RegistryStatus):
+        return event.message
+    return None if event.status in PROGRESS_STATES else f"{event.short}: {event.status}"
+
+
+class PlainLines:
+    """A build's plain renderer shows a pull (FROM an image not yet here) in docker's lines."""
+
+    def _write(self, text: str) -> None: ...
+
+    def _on_RegistryStatus(self, e: RegistryStatus | BlobProgress) -> None:  # noqa: N802
+        text = line(e)
+        if text is not None:
+            self._write(text)
+
+    _on_BlobProgress = _on_RegistryStatus
+
+
+class TtyLines:
+    """A build's tty renderer keeps a pull's lines as permanent lines above the live area."""
+
+    def _on_RegistryStatus(self, e: RegistryStatus | BlobProgress) -> list[str]:  # noqa: N802
+        text = line(e)
+        return [] if text is None else [text]
+
+    _on_BlobProgress = _on_RegistryStatus

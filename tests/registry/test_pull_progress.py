@@ -40,3 +40,18 @@ def test_live_rows_redraw_in_place_with_a_bar():
         render(event)
     assert out.getvalue().endswith("aaaaaaaaaaaa: Pull complete\n"
                                    "\x1b[2Kbbbbbbbbbbbb: Already exists\nDigest: sha256:x\n")
+
+
+def test_a_builds_renderers_show_a_pull():
+    from pybuild.progress import JsonRenderer, PlainRenderer, TtyRenderer
+
+    plain, tty, js = io.StringIO(), io.StringIO(), io.StringIO()
+    renderers = [PlainRenderer(plain), TtyRenderer(tty), JsonRenderer(js)]
+    for event in events():
+        for render in renderers:
+            render(event)
+    assert plain.getvalue().splitlines()[:3] == [
+        "1: Pulling from app", "aaaaaaaaaaaa: Pulling fs layer", "bbbbbbbbbbbb: Already exists"]
+    assert "Downloading" not in plain.getvalue()
+    assert "aaaaaaaaaaaa: Pull complete" in tty.getvalue()
+    assert '"event":"blob_progress"' in js.getvalue() and '"current":50' in js.getvalue()
