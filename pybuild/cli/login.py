@@ -3,7 +3,8 @@
 Without ``-u``/``-p``, docker asks on a terminal (``Username (stored): `` offering the stored
 name) and refuses without one; with nothing given and credentials already kept for the host,
 it tries those first ("Authenticating with existing credentials..."). ``-p`` works but earns
-docker's warning, ``--password-stdin`` is the safe way.
+docker's warning, ``--password-stdin`` is the safe way. Options that contradict each other are
+a UsageError (exit 2, pybuild's rule for usage); everything else fails with exit 1.
 """
 
 from __future__ import annotations
@@ -61,20 +62,20 @@ def login_command(server: str | None, username: str, password: str,
 
 
 def _ask_username(default: str) -> str:
-    from pybuild.errors import UsageError
+    from pybuild.errors import RegistryError
 
     if not sys.stdin.isatty():
-        raise UsageError(NON_TTY)
+        raise RegistryError(NON_TTY)
     prompt = f"Username ({default})" if default else "Username"
     answer = click.prompt(prompt, default=default, show_default=False, err=True)
     return str(answer).strip()
 
 
 def _ask_password() -> str:
-    from pybuild.errors import UsageError
+    from pybuild.errors import RegistryError
 
     if not sys.stdin.isatty():
-        raise UsageError(NON_TTY)
+        raise RegistryError(NON_TTY)
     return str(click.prompt("Password", hide_input=True, err=True))
 
 
