@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 
 import pytest
 from support import segment
-from support.build import BASE, sandbox_store
+from support.build import BASE
 from support.net import ip_json, unique
 
 pytestmark = pytest.mark.root
@@ -26,9 +25,7 @@ BRIDGE_NAME = "com.docker.network.bridge.name"
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, busybox_tar):
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    return sandbox_store(tmp_path_factory, busybox_tar, "hostbridge")
+    return segment.root_store(tmp_path_factory, busybox_tar, "hostbridge")
 
 
 @pytest.fixture
@@ -46,13 +43,6 @@ def addresses(name: str) -> list[str]:
     return [f"{a['local']}/{a['prefixlen']}" for a in link["addr_info"] if a["family"] == "inet"]
 
 
-def httpd(cli, name: str, *args: str) -> str:
-    cli("run", "-d", "--name", name, *args, BASE, "sh", "-c",
-        f"mkdir -p /www && echo '{PAGE}' > /www/index.html && exec httpd -f -p 80 -h /www")
-    networks = cli.inspect(name)["NetworkSettings"]["Networks"]
-    return next(iter(networks.values()))["IPAddress"]
-
-
 def test_a_user_network_on_an_existing_bridge(store, tmp_path, lan):
     bridge, peer, subnet = lan
     with segment.cli(store.root, tmp_path, bridge="none") as cli:
@@ -61,7 +51,7 @@ def test_a_user_network_on_an_existing_bridge(store, tmp_path, lan):
         [record] = json.loads(cli("network", "inspect", net).stdout)
         assert record["IPAM"]["Config"] == [{"Subnet": str(subnet), "Gateway": str(subnet[1])}]
         web = unique("web")
-        ip = httpd(cli, web, "--network", net)
+        ip = segment.httpd(cli, web, PAGE, "--network", net)
         assert ipaddress.ip_address(ip) in subnet
         assert peer.fetch(f"http://{ip}/") == PAGE + "\n"
         assert [link["ifname"] for link in ip_json("link", "show", "master", bridge)
@@ -80,7 +70,7 @@ def test_the_default_network_on_the_settings_bridge(store, tmp_path, lan):
     bridge, peer, subnet = lan
     with segment.cli(store.root, tmp_path, bridge=bridge) as cli:
         web = unique("web")
-        ip = httpd(cli, web, "--network", "bridge")
+        ip = segment.httpd(cli, web, PAGE, "--network", "bridge")
         assert cli.inspect(web)["NetworkSettings"]["Gateway"] == str(subnet[1])
         assert peer.fetch(f"http://{ip}/") == PAGE + "\n"
         cli("rm", "-f", web)

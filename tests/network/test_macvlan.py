@@ -9,11 +9,10 @@ touches a real NIC; everything goes at the end, also after a failure.
 from __future__ import annotations
 
 import ipaddress
-import os
 
 import pytest
 from support import segment
-from support.build import BASE, sandbox_store
+from support.build import BASE
 from support.net import unique
 
 pytestmark = pytest.mark.root
@@ -23,9 +22,7 @@ PAGE = "hello over macvlan"
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, busybox_tar):
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    return sandbox_store(tmp_path_factory, busybox_tar, "macvlan")
+    return segment.root_store(tmp_path_factory, busybox_tar, "macvlan")
 
 
 @pytest.fixture
@@ -49,19 +46,11 @@ def macvlan_network(cli, peer, subnet, *opts: str) -> str:
     return name
 
 
-def httpd(cli, name: str, *args: str) -> str:
-    """busybox httpd serving PAGE, detached; its address on its first network."""
-    cli("run", "-d", "--name", name, *args, BASE, "sh", "-c",
-        f"mkdir -p /www && echo '{PAGE}' > /www/index.html && exec httpd -f -p 80 -h /www")
-    networks = cli.inspect(name)["NetworkSettings"]["Networks"]
-    return next(iter(networks.values()))["IPAddress"]
-
-
 def test_a_macvlan_container_is_reached_from_the_segment(cli, lan, store):
     peer, subnet = lan
     net = macvlan_network(cli, peer, subnet)
     web = unique("web")
-    ip = httpd(cli, web, "--network", net, "-p", "8080:80")
+    ip = segment.httpd(cli, web, PAGE, "--network", net, "-p", "8080:80")
     assert ipaddress.ip_address(ip) in subnet and ip != str(subnet[1])
     assert peer.fetch(f"http://{ip}/") == PAGE + "\n"
     assert cli.inspect(web)["NetworkSettings"]["Ports"] == {}  # -p is ignored, as docker's
@@ -82,7 +71,7 @@ def test_a_macvlan_container_is_reached_from_the_segment(cli, lan, store):
 def test_macvlan_siblings_reach_each_other_and_the_mode_is_kept(cli, lan):
     peer, subnet = lan
     net = macvlan_network(cli, peer, subnet)
-    ip = httpd(cli, unique("web"), "--network", net)
+    ip = segment.httpd(cli, unique("web"), PAGE, "--network", net)
     name = unique("wget")
     res = cli("run", "--rm", "--name", name, "--network", net, BASE, "sh", "-c",
               f"timeout 5 wget -q -O - http://{ip}/; exit $?")

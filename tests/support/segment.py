@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from support.build import pybuild_cmd
+from support.build import BASE, pybuild_cmd, sandbox_store
 from support.net import unique
 
 
@@ -163,3 +163,22 @@ def subnet(second: int) -> str:
     import secrets
 
     return f"10.{second}.{secrets.randbelow(256)}.0/24"
+
+
+def root_store(tmp_path_factory, busybox_tar: Path, name: str):
+    """A scratch store with the busybox base; skips without root."""
+    import os
+
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    return sandbox_store(tmp_path_factory, busybox_tar, name)
+
+
+def httpd(cli: Cli, name: str, page: str, *args: str) -> str:
+    """busybox httpd serving ``page`` at /, detached; its address on its first network."""
+    cli("run", "-d", "--name", name, *args, BASE, "sh", "-c",
+        f"mkdir -p /www && echo '{page}' > /www/index.html && exec httpd -f -p 80 -h /www")
+    networks = cli.inspect(name)["NetworkSettings"]["Networks"]
+    return next(iter(networks.values()))["IPAddress"]
