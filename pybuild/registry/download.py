@@ -76,8 +76,8 @@ def download(store: Store, repo: Repository, layer: Layer,
             return _fetch(store, repo, layer, emit)
         except (requests.RequestException, urllib3.exceptions.HTTPError, ConnectionError) as err:
             if attempt >= len(backoff):
-                raise RegistryError(f"{repo.shown}@{layer.digest}: download failed: "
-                                    f"{type(err).__name__}") from None
+                raise RegistryError(f"{repo.shown}@{layer.digest}: the connection dropped "
+                                    f"during the download ({type(err).__name__})") from None
             time.sleep(backoff[attempt])
     raise AssertionError("unreachable")
 

@@ -44,7 +44,7 @@ def pull(store: Store, repository: str, tag: str | None = None, *, platform: str
     emit = _serialised(on_event)
     if not all_tags:
         return [_pull_one(store, ref.normalized(), platform, emit, backoff)]
-    repo = open_repository(ref)
+    repo = open_repository(ref, backoff)
     try:
         tags = sorted(repo.tags())
     finally:
@@ -80,7 +80,7 @@ def _serialised(on_event: Callable[[Any], None] | None) -> Callable[[Any], None]
 def _pull_one(store: Store, ref: Reference, platform: str | None, emit: Callable[[Any], None],
               backoff: tuple[float, ...]) -> ImageRecord:
     wanted = ref.digest or ref.tag or "latest"
-    repo, top = _first_answer(ref, wanted)
+    repo, top = _first_answer(ref, wanted, backoff)
     try:
         emit(RegistryStatus(f"{wanted}: Pulling from {ref.path}"))
         fetched = top
@@ -110,14 +110,15 @@ def _where(repo: Repository, wanted: str) -> str:
     return f"{repo.shown}{'@' if wanted.startswith('sha256:') else ':'}{wanted}"
 
 
-def _first_answer(ref: Reference, wanted: str) -> tuple[Repository, Fetched]:
+def _first_answer(ref: Reference, wanted: str,
+                  backoff: tuple[float, ...]) -> tuple[Repository, Fetched]:
     """The first of the mirrors, then the registry itself, that has the manifest."""
-    for mirror in mirrors_for(ref):
+    for mirror in mirrors_for(ref, backoff):
         try:
             return mirror, mirror.manifest(wanted)
         except RegistryError:
             mirror.close()  # a mirror that fails or lacks the image: the next one
-    repo = open_repository(ref)
+    repo = open_repository(ref, backoff)
     try:
         return repo, repo.manifest(wanted)
     except BaseException:

@@ -16,7 +16,7 @@ from pybuild.errors import RegistryError
 from pybuild.image.reference import DEFAULT_DOMAIN, Reference
 from pybuild.registry import tls
 from pybuild.registry.manifests import ACCEPT, Fetched, classify, digest_of
-from pybuild.registry.transport import Transport
+from pybuild.registry.transport import DEFAULT_BACKOFF, Transport
 
 DOCKER_HUB_API = "registry-1.docker.io"
 MAX_TAG_PAGES = 1000
@@ -131,13 +131,14 @@ def _next_page(response: requests.Response) -> str | None:
     return link or None
 
 
-def open_repository(ref: Reference) -> Repository:
+def open_repository(ref: Reference, backoff: tuple[float, ...] = DEFAULT_BACKOFF) -> Repository:
     host = api_host(ref.domain)
-    return Repository(Transport(host), ref.path, ref.name if ref.domain != DEFAULT_DOMAIN
-                      else ref.familiar_name)
+    shown = ref.name if ref.domain != DEFAULT_DOMAIN else ref.familiar_name
+    return Repository(Transport(host, backoff=backoff), ref.path, shown)
 
 
-def mirrors_for(ref: Reference) -> Iterator[Repository]:
+def mirrors_for(ref: Reference,
+                backoff: tuple[float, ...] = DEFAULT_BACKOFF) -> Iterator[Repository]:
     """Repositories on daemon.json's registry-mirrors, for docker.io images only."""
     if ref.domain != DEFAULT_DOMAIN:
         return
@@ -150,7 +151,7 @@ def mirrors_for(ref: Reference) -> Iterator[Repository]:
         base = tls.endpoint_for(parts.netloc)
         endpoint = tls.Endpoint(parts.netloc, (parts.scheme or "https",), base.verify,
                                 base.cert)
-        yield Repository(Transport(parts.netloc, endpoint=endpoint), ref.path,
+        yield Repository(Transport(parts.netloc, endpoint=endpoint, backoff=backoff), ref.path,
                          f"{parts.netloc}/{ref.path}")
 
 

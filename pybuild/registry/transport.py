@@ -153,6 +153,8 @@ def _retry_after(response: requests.Response, default: float) -> float:
 
 def _connection_problem(err: requests.ConnectionError) -> str:
     text = str(err)
+    if isinstance(err, requests.exceptions.ProxyError):
+        return "cannot connect to the proxy (http_proxy/https_proxy)"
     if isinstance(err, requests.exceptions.SSLError):
         return "TLS handshake failed (certificate not trusted or the server speaks plain http)"
     if any(s in text for s in ("Name or service not known", "nodename nor servname",

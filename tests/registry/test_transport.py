@@ -129,11 +129,26 @@ def test_refused_is_one_line_after_the_retries():
     assert str(err.value) == f"{host}: connection refused" and len(sleeps) == 3
 
 
-def test_unknown_host_is_not_retried():
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")
+
+
+def test_unknown_host_is_not_retried(monkeypatch):
+    # a .invalid name never resolves (RFC 2606); without the tests' dead proxy, only the
+    # lookup happens
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     sleeps: list[float] = []
     with transport("no-such-host.invalid", sleeps) as t, pytest.raises(RegistryError) as err:
         t.request("GET", "/v2/", scope="")
     assert str(err.value) == "no-such-host.invalid: unknown host" and sleeps == []
+
+
+def test_a_dead_proxy_is_named():
+    sleeps: list[float] = []
+    with transport("registry.example.org", sleeps) as t, pytest.raises(RegistryError) as err:
+        t.request("GET", "/v2/", scope="")
+    assert str(err.value) == ("registry.example.org: cannot connect to the proxy "
+                              "(http_proxy/https_proxy)")
 
 
 def _response(status: int, body: bytes) -> requests.Response:
