@@ -201,3 +201,21 @@ def merged_bundle(cas: list[Path]) -> str:
         cache.mkdir(parents=True, exist_ok=True, mode=0o700)
         atomic_write(path, data, durable=False)
     return str(path)
+
+
+def describe_tls_error(text: str, host: str) -> str:
+    """One line saying what a failed handshake with ``host`` means and where the fix goes;
+    ``text`` is the error as requests/ssl wrote it."""
+    where = certs_dir(host)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        reason = text.split("certificate verify failed: ", 1)[-1].split(" (_ssl", 1)[0]
+        reason = reason if reason != text else "unknown issuer"
+        return (f"TLS certificate not trusted ({reason}): give its CA as {where}/ca.crt, "
+                f"or list {host} in insecure-registries")
+    if any(s in text for s in ("ALERT_BAD_CERTIFICATE", "CERTIFICATE_REQUIRED",
+                               "ALERT_CERTIFICATE_UNKNOWN", "ALERT_UNKNOWN_CA")):
+        return (f"the registry refused the client certificate (or wants one): put a "
+                f"NAME.cert and NAME.key pair in {where}")
+    if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
+        return f"the server speaks plain http, not TLS: list {host} in insecure-registries"
+    return "TLS handshake failed"

@@ -9,8 +9,9 @@ import json
 import pytest
 from pushpull import cli, make_image
 from support.registry import serve
-from support.registry_auth import htpasswd, isolate, make_tls, trust
+from support.registry_auth import htpasswd, install_helper, isolate, make_tls, trust
 
+from pybuild.errors import RegistryError
 from pybuild.store import Store
 
 USER, PASSWORD = "alice", "correct horse"
@@ -102,3 +103,46 @@ def test_a_stored_password_gone_wrong_is_said_on_pull(home, registry, tls, tmp_p
     assert res.returncode == 1
     assert res.stderr == (f"error: {registry.host}: unauthorized: incorrect username or "
                           "password\n")
+
+
+def test_a_credential_helper_keeps_the_password(home, registry, tls, tmp_path, monkeypatch):
+    trust(home, registry.host, tls.ca)
+    helper_store = install_helper(monkeypatch, home)
+    (home / "pybuild-config.json").write_text(json.dumps({"credsStore": "testhelper"}))
+    res = login(tmp_path / "root", registry.host)
+    assert res.returncode == 0, res.stderr
+    assert "stored unencrypted" not in res.stderr
+    assert json.loads(helper_store.read_text()) == {registry.host: [USER, PASSWORD]}
+    assert PASSWORD not in (home / "pybuild-config.json").read_text()
+    # a pull's credentials come from the helper: past the challenge to the missing tag
+    res = cli(tmp_path / "root", "pull", f"{registry.host}/team/none:1")
+    assert res.returncode == 1 and "manifest unknown" in res.stderr, res.stderr
+    assert "get " in (helper_store.parent / "helper.json.log").read_text()
+
+
+def test_the_library_login(home, registry, tls, tmp_path):
+    from pybuild.client import Client
+
+    trust(home, registry.host, tls.ca)
+    client = Client(tmp_path / "root")
+    assert client.login(USER, PASSWORD, registry.host) == "Login Succeeded"
+    with pytest.raises(RegistryError, match="incorrect username or password"):
+        client.login(USER, "wrong", f"https://{registry.host}/v2/")
+    assert client.logout(f"https://{registry.host}") == (f"Removing login credentials for "
+                                                         f"{registry.host}")
+
+
+def test_client_certificates_from_certs_d(home, tls, tmp_path):
+    """A registry that asks for a client certificate (http.tls.clientcas) gets the
+    certs.d pair."""
+    users = htpasswd(tmp_path / "htpasswd", {USER: PASSWORD})
+    with serve(tmp_path, auth={"htpasswd": {"realm": "r", "path": str(users)}},
+               tls={"certificate": str(tls.cert), "key": str(tls.key),
+                    "clientcas": [str(tls.ca)]}) as reg:
+        directory = trust(home, reg.host, tls.ca)
+        res = login(tmp_path / "root", reg.host)
+        assert res.returncode == 1 and res.stderr.count("\n") == 1, res.stderr
+        (directory / "client.cert").write_bytes(tls.client_cert.read_bytes())
+        (directory / "client.key").write_bytes(tls.client_key.read_bytes())
+        res = login(tmp_path / "root", reg.host)
+        assert res.returncode == 0, res.stderr

@@ -5,48 +5,20 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import stat
-import sys
 
 import pytest
-from support.registry_auth import isolate
+from support.registry_auth import install_helper, isolate
 
 from pybuild.errors import RegistryError
 from pybuild.registry import credentials
 from pybuild.registry.credentials import Credentials, erase, lookup, store
 
-HELPER = """#!{python}
-import json, os, sys
-path = os.environ["TEST_HELPER_STORE"]
-data = json.load(open(path)) if os.path.exists(path) else {{}}
-action, text = sys.argv[1], sys.stdin.read()
-open(path + ".log", "a").write(action + " " + text.replace(chr(10), " ") + chr(10))
-if action == "get":
-    if text.strip() not in data:
-        print("credentials not found in native keychain"); sys.exit(1)
-    user, secret = data[text.strip()]
-    print(json.dumps({{"ServerURL": text.strip(), "Username": user, "Secret": secret}}))
-elif action == "store":
-    doc = json.loads(text); data[doc["ServerURL"]] = [doc["Username"], doc["Secret"]]
-    json.dump(data, open(path, "w"))
-elif action == "erase":
-    if text.strip() not in data:
-        print("credentials not found in native keychain"); sys.exit(1)
-    del data[text.strip()]; json.dump(data, open(path, "w"))
-"""
-
 
 @pytest.fixture
 def home(monkeypatch, tmp_path):
     home = isolate(monkeypatch, tmp_path)
-    bin_dir = home / "bin"
-    bin_dir.mkdir()
-    helper = bin_dir / "docker-credential-testhelper"
-    helper.write_text(HELPER.format(python=sys.executable))
-    helper.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("TEST_HELPER_STORE", str(home / "helper.json"))
+    install_helper(monkeypatch, home)
     return home
 
 

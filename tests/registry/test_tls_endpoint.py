@@ -12,7 +12,13 @@ import pytest
 from support.registry_auth import isolate, make_tls, trust
 
 from pybuild.errors import RegistryError
-from pybuild.registry.tls import endpoint_for, is_insecure, speaks_tls, split_host
+from pybuild.registry.tls import (
+    describe_tls_error,
+    endpoint_for,
+    is_insecure,
+    speaks_tls,
+    split_host,
+)
 
 
 @pytest.fixture
@@ -110,3 +116,18 @@ def test_split_host_forms():
     assert split_host("example.com") == ("example.com", None)
     with pytest.raises(RegistryError, match="invalid port"):
         split_host("example.com:x")
+
+
+def test_tls_errors_are_described_with_where_the_fix_goes(home):
+    host = "127.0.0.1:5000"
+    d = str(home / "certs.d" / host)
+    unknown = ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get "
+               "local issuer certificate (_ssl.c:1006)")
+    assert describe_tls_error(unknown, host) == (
+        f"TLS certificate not trusted (unable to get local issuer certificate): give its CA "
+        f"as {d}/ca.crt, or list {host} in insecure-registries")
+    refused = "[SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate (_ssl.c:2580)"
+    assert describe_tls_error(refused, host).startswith("the registry refused the client "
+                                                        "certificate")
+    assert "plain http" in describe_tls_error("[SSL: WRONG_VERSION_NUMBER] wrong version", host)
+    assert describe_tls_error("something else", host) == "TLS handshake failed"

@@ -17,8 +17,10 @@ import base64
 import datetime as dt
 import ipaddress
 import json
+import os
 import secrets
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,6 +42,8 @@ class TlsFiles:
     ca: Path  # the CA's certificate: what a client trusts (certs.d/HOST/ca.crt)
     cert: Path  # the server's certificate, for 127.0.0.1 and localhost
     key: Path
+    client_cert: Path  # a client certificate the same CA signed (for http.tls.clientcas)
+    client_key: Path
 
 
 def _key() -> rsa.RSAPrivateKey:
@@ -73,17 +77,23 @@ def _key_pem(key) -> bytes:
 
 
 def make_tls(directory: Path, name: str = "pybuild test CA") -> TlsFiles:
-    """A fresh CA and a server certificate it signed, for 127.0.0.1, ::1 and localhost."""
+    """A fresh CA, a server certificate it signed for 127.0.0.1, ::1 and localhost, and a
+    client certificate it signed."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_key, server_key = _key(), _key()
     ca = _certificate(name, ca_key, name, ca_key, ca=True)
     sans = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             x509.IPAddress(ipaddress.ip_address("::1"))]
     server = _certificate("127.0.0.1", server_key, name, ca_key, ca=False, sans=sans)
-    files = TlsFiles(directory / "ca.crt", directory / "server.crt", directory / "server.key")
+    client_key = _key()
+    client = _certificate("pybuild test client", client_key, name, ca_key, ca=False)
+    files = TlsFiles(directory / "ca.crt", directory / "server.crt", directory / "server.key",
+                     directory / "client.cert", directory / "client.key")
     files.ca.write_bytes(_pem(ca))
     files.cert.write_bytes(_pem(server))
     files.key.write_bytes(_key_pem(server_key))
+    files.client_cert.write_bytes(_pem(client))
+    files.client_key.write_bytes(_key_pem(client_key))
     return files
 
 
@@ -265,3 +275,38 @@ def trust(home: Path, host: str, ca: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "ca.crt").write_bytes(ca.read_bytes())
     return directory
+
+
+# docker-credential-testhelper: the helpers' protocol, keeping what it is given in the JSON file
+# $TEST_HELPER_STORE names (and every call in that file + ".log")
+HELPER = """#!{python}
+import json, os, sys
+path = os.environ["TEST_HELPER_STORE"]
+data = json.load(open(path)) if os.path.exists(path) else {{}}
+action, text = sys.argv[1], sys.stdin.read()
+open(path + ".log", "a").write(action + " " + text.replace(chr(10), " ") + chr(10))
+if action == "get":
+    if text.strip() not in data:
+        print("credentials not found in native keychain"); sys.exit(1)
+    user, secret = data[text.strip()]
+    print(json.dumps({{"ServerURL": text.strip(), "Username": user, "Secret": secret}}))
+elif action == "store":
+    doc = json.loads(text); data[doc["ServerURL"]] = [doc["Username"], doc["Secret"]]
+    json.dump(data, open(path, "w"))
+elif action == "erase":
+    if text.strip() not in data:
+        print("credentials not found in native keychain"); sys.exit(1)
+    del data[text.strip()]; json.dump(data, open(path, "w"))
+"""
+
+
+def install_helper(monkeypatch, home: Path) -> Path:
+    """``docker-credential-testhelper`` on $PATH, storing in ``home``/helper.json."""
+    bin_dir = home / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    helper = bin_dir / "docker-credential-testhelper"
+    helper.write_text(HELPER.format(python=sys.executable))
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("TEST_HELPER_STORE", str(home / "helper.json"))
+    return home / "helper.json"
