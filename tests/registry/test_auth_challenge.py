@@ -14,10 +14,13 @@ from pybuild.registry.challenge import Challenge, parse, render
 TCHARS = "!#$%&'*+.^_`|~0123456789abcdefghijklmnopqrstuvwxyz-"
 tokens = st.text(alphabet=TCHARS, min_size=1, max_size=12)
 values = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=30)
-challenges = st.builds(
-    lambda scheme, params: Challenge(scheme, params),
-    tokens,
-    st.dictionaries(tokens, values, max_size=4))
+with_params = st.builds(lambda scheme, params: Challenge(scheme, params), tokens,
+                        st.dictionaries(tokens, values, max_size=4))
+# a token68 that ends in "=" once reads as an empty parameter, so: none, or "=="
+with_token68 = st.builds(lambda scheme, t, pad: Challenge(scheme, token68=t + pad), tokens,
+                         st.text(alphabet="abcXYZ019-._~+/", min_size=1, max_size=16),
+                         st.sampled_from(["", "=="]))
+challenges = st.one_of(with_params, with_token68)
 
 
 @given(st.lists(challenges, min_size=1, max_size=4))
