@@ -20,7 +20,7 @@ from pybuild.build.options import BuildOptions
 from pybuild.build.workspace import Workspace
 from pybuild.cache.index import CacheIndex, CacheRecord
 from pybuild.context.walk import BuildContext
-from pybuild.errors import BuildError, DockerfileError, ImageNotFound, PybuildError
+from pybuild.errors import BuildError, DockerfileError, ImageNotFound, PybuildError, RegistryError
 from pybuild.image.config import ContainerConfig, ImageConfig, rfc3339
 from pybuild.instructions import Arg, From, Instruction
 from pybuild.plan.stages import BuildStages, Stage
@@ -90,13 +90,16 @@ class Executor:
                        escape=self.escape)
 
     def image_state(self, name: str, line: int) -> StageState:
-        """The state of local image ``name``, its own id standing in for a parent key."""
-        from pybuild.store.images import resolve
+        """The state of image ``name``, pulled when the store lacks it, its own id standing in
+        for a parent key."""
+        from pybuild.images.obtain import obtain
 
         try:
-            record = resolve(self.store, name)
+            record = obtain(self.store, name, on_event=self.emit)
         except ImageNotFound:
             raise BuildError(f"{self.file}:{line}: image {name} not found locally") from None
+        except RegistryError as err:
+            raise BuildError(f"{self.file}:{line}: {err}") from None  # err names the image
         image = ImageConfig.from_bytes(self.store.blobs.read_bytes(record.config_digest))
         return StageState(image, record.layers, f"image:{record.id}")
 

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from pybuild.cli.common import each, get_client, render, render_rows
-from pybuild.cli.container_options import create_kwargs, create_options
+from pybuild.cli.container_options import create_kwargs, create_options, obtain_image
 
 
 @click.command("create", context_settings={"allow_interspersed_args": False})
@@ -22,6 +22,7 @@ from pybuild.cli.container_options import create_kwargs, create_options
 def create_command(ctx: click.Context, image: str, command: tuple[str, ...], **o: Any) -> None:
     """Create a new container (not started)."""
     client = get_client(ctx)
+    obtain_image(client.store, image, o)
     container = client.containers.create(image, list(command) or None, **create_kwargs(o))
     for warning in container.warnings:
         click.echo(f"WARNING: {warning}", err=True)
@@ -39,6 +40,7 @@ def run_command(ctx: click.Context, image: str, command: tuple[str, ...], detach
     """Run a command in a new container."""
 
     client = get_client(ctx)
+    obtain_image(client.store, image, o)
     container = client.containers.create(image, list(command) or None, **create_kwargs(o))
     for warning in container.warnings:
         click.echo(f"WARNING: {warning}", err=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import click
@@ -103,6 +104,10 @@ def create_options(f):
         click.option("--init", is_flag=True,
                      help="Run tini as PID 1: it reaps zombies and passes signals on."),
         click.option("--runtime", default=None, help="pybuild (default) or runc."),
+        click.option("--pull", default="missing", type=click.Choice(["missing", "always",
+                     "never"]), help="Pull the image before creating: missing (default), "
+                     "always or never."),
+        click.option("--platform", default=None, help="os/arch[/variant] of the image to pull."),
         click.option("--health-cmd", default=None, help="Command to check health."),
         click.option("--health-interval", default=None, help="Time between checks (30s)."),
         click.option("--health-timeout", default=None, help="A check's time limit (30s)."),
@@ -131,6 +136,24 @@ def create_options(f):
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def obtain_image(store: Any, image: str, o: dict[str, Any]) -> None:
+    """Pull ``image`` as ``--pull`` says, docker's lines about it on stderr (stdout is the
+    container's)."""
+    from pybuild.images.obtain import obtain
+
+    renderer = None
+
+    def render(event: Any) -> None:  # the renderer loads only when there is a pull to show
+        nonlocal renderer
+        if renderer is None:
+            from pybuild.cli.registry import LayerRenderer
+
+            renderer = LayerRenderer(sys.stderr)
+        renderer(event)
+
+    obtain(store, image, policy=o["pull"], platform=o["platform"], on_event=render)
 
 
 def create_kwargs(o: dict[str, Any]) -> dict[str, Any]:

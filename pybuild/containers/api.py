@@ -12,7 +12,7 @@ from pybuild.containers.inspect import inspect
 from pybuild.containers.kwargs import options_from_kwargs
 from pybuild.containers.logs import LogLine, follow
 from pybuild.containers.model import ContainerConfig, State
-from pybuild.errors import ContainerError, UsageError
+from pybuild.errors import ContainerError, ImageNotFound, UsageError
 
 if TYPE_CHECKING:
     from pybuild.client import Client
@@ -306,7 +306,13 @@ class ContainerCollection:
         (stdout by default), raising ContainerError with the exit status when it fails."""
         if remove and detach:
             raise UsageError("remove and detach are incompatible; use auto_remove")
-        container = self.create(image, command, **kwargs)
+        try:
+            container = self.create(image, command, **kwargs)
+        except ImageNotFound:  # docker-py's run pulls a missing image (its create does not)
+            from pybuild.images.obtain import obtain
+
+            obtain(self.client.store, image)
+            container = self.create(image, command, **kwargs)
         if detach:
             container.start()
             return container

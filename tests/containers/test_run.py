@@ -132,7 +132,7 @@ def test_named_volume_outlives_its_container_and_a_ro_bind_refuses_writes(cli, i
 
 
 @pytest.mark.parametrize("args, code, message", [
-    (("nosuch/image:1", "true"), 1, "No such image"),
+    (("--pull", "never", "nosuch/image:1", "true"), 1, "No such image"),
     (("-m", "1k", "{image}", "true"), None, "memory"),
     (("{image}", "nosuchcmd"), 127, 'exec: "nosuchcmd": executable file not found'),
 ])
