@@ -180,3 +180,21 @@ def _any_cert(tmp_path):
     from support.registry_auth import make_tls
 
     return make_tls(tmp_path / "unused-tls").ca
+
+
+def test_parallel_layer_downloads_share_one_token(home, registry, tokens, tmp_path,
+                                                   monkeypatch):
+    source = Store(tmp_path / "source")
+    ref = f"{registry.host}/public/app:layers"
+    make_image(source, ref, ["par-1", "par-2", "par-3", "par-4"], size=40_000)
+    from pybuild.registry.pull import pull
+    from pybuild.registry.push import push
+
+    monkeypatch.setattr("pybuild.registry.transport.lookup",
+                        lambda host: Credentials("alice", USERS["alice"]))
+    push(source, ref)
+    monkeypatch.setattr("pybuild.registry.transport.lookup", lambda host: None)
+    tokens.hits.clear()
+    [record] = pull(Store(tmp_path / "target"), ref)
+    assert record.id == source.refs.load().tags[ref]
+    assert tokens.token_hits(PULL_PUBLIC) == 1, tokens.hits
