@@ -51,6 +51,15 @@ class _Reporting:
         return data
 
 
+def _body(file: BinaryIO, offset: int, length: int, total: int, digest: str,
+          emit: Callable[[BlobProgress], None]) -> Callable[[], _Reporting]:
+    """A fresh request body for each attempt (one answering a 401 sends the bytes again)."""
+    def make() -> _Reporting:
+        file.seek(offset)
+        return _Reporting(file, length, offset, total, digest, emit)
+    return make
+
+
 def upload_blob(store: Store, repo: Repository, digest: str, size: int,
                 emit: Callable[[BlobProgress], None], policy: UploadPolicy,
                 location: str | None = None) -> None:
@@ -60,17 +69,17 @@ def upload_blob(store: Store, repo: Repository, digest: str, size: int,
     where = f"{repo.shown}@{digest}"
     with store.blobs.open(digest, verify=False) as file:
         if size <= policy.threshold:
-            body = _Reporting(file, size, 0, size, digest, emit)
             repo.transport.request("PUT", location, what=where, scope=repo.scope("pull", "push"),
-                                   params={"digest": digest}, data=body,
+                                   params={"digest": digest},
+                                   data=_body(file, 0, size, size, digest, emit),
                                    headers={**OCTETS, "Content-Length": str(size)}, retry=False)
             return
         offset = 0
         while offset < size:
             length = min(policy.chunk, size - offset)
-            body = _Reporting(file, length, offset, size, digest, emit)
             response = repo.transport.request(
-                "PATCH", location, what=where, scope=repo.scope("pull", "push"), data=body,
+                "PATCH", location, what=where, scope=repo.scope("pull", "push"),
+                data=_body(file, offset, length, size, digest, emit),
                 headers={**OCTETS, "Content-Length": str(length),
                          "Content-Range": f"{offset}-{offset + length - 1}"}, retry=False)
             location = repo.location(response)
