@@ -113,7 +113,7 @@ def _where(repo: Repository, wanted: str) -> str:
 def _first_answer(ref: Reference, wanted: str,
                   backoff: tuple[float, ...]) -> tuple[Repository, Fetched]:
     """The first of the mirrors, then the registry itself, that has the manifest."""
-    for mirror in mirrors_for(ref, backoff):
+    for mirror in mirrors_for(ref, ()):  # a mirror that is down is passed over at once
         try:
             return mirror, mirror.manifest(wanted)
         except RegistryError:

@@ -23,8 +23,9 @@ from pushpull import (
     sha,
     store_state,
 )
+from support.registry import free_port
 
-from pybuild.errors import DigestMismatch
+from pybuild.errors import DigestMismatch, RegistryError
 from pybuild.registry.events import BlobProgress
 from pybuild.registry.pull import pull
 from pybuild.registry.push import push
@@ -114,6 +115,8 @@ def test_a_manifest_list_selects_the_platform(source, registry, tmp_path):
     res = cli(tmp_path / "root", "pull", "--platform", "linux/s390x", f"{registry.host}/multi")
     assert res.returncode == 1 and res.stderr.count("\n") == 1
     assert "linux/s390x" in res.stderr and "linux/amd64" in res.stderr
+    with pytest.raises(RegistryError, match="is for linux/arm64, not linux/amd64"):
+        pull(store, f"{registry.host}/multi:arm64", platform="linux/amd64")
     shown = cli(tmp_path / "root", "manifest", "inspect", f"{registry.host}/multi")
     assert json.loads(shown.stdout) == index
 
@@ -174,7 +177,8 @@ def test_docker_io_names_go_to_a_mirror_first(source, registry, tmp_path, monkey
     image_id = make_image(source, f"{registry.host}/library/mirrored:1", ["mm"])
     push(source, f"{registry.host}/library/mirrored:1")
     config = tmp_path / "daemon.json"
-    config.write_text(json.dumps({"registry-mirrors": [f"http://{registry.host}"]}))
+    dead = f"http://127.0.0.1:{free_port()}"  # the first mirror is down: the next is asked
+    config.write_text(json.dumps({"registry-mirrors": [dead, f"http://{registry.host}"]}))
     monkeypatch.setenv("PYBUILD_CONFIG", str(config))
     store = Store(tmp_path / "root")
     [record] = pull(store, "mirrored:1")
