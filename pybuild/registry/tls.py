@@ -198,8 +198,11 @@ def merged_bundle(cas: list[Path]) -> str:
     if not path.is_file():
         from pybuild.store.fsutil import atomic_write
 
-        cache.mkdir(parents=True, exist_ok=True, mode=0o700)
-        atomic_write(path, data, durable=False)
+        try:
+            cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+            atomic_write(path, data, durable=False)
+        except OSError as err:
+            raise RegistryError(f"{cache}: cannot write the CA bundle: {err}") from None
     return str(path)
 
 
