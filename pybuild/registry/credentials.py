@@ -152,8 +152,11 @@ def write_config(path: Path, doc: dict[str, Any]) -> None:
     """Replace ``path`` atomically, readable by its owner only (it holds passwords)."""
     from pybuild.store.fsutil import atomic_write
 
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    atomic_write(path, (json.dumps(doc, indent="\t") + "\n").encode(), mode=0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        atomic_write(path, (json.dumps(doc, indent="\t") + "\n").encode(), mode=0o600)
+    except OSError as err:
+        raise RegistryError(f"{path}: cannot write the credentials file: {err}") from None
 
 
 def _lookup_in(doc: dict[str, Any], host: str, path: Path, *,

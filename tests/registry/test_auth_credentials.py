@@ -121,3 +121,11 @@ def test_the_default_locations(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     assert credentials.own_config() == tmp_path / ".config/pybuild/config.json"
     assert credentials.docker_config() == tmp_path / ".docker/config.json"
+
+
+def test_an_unwritable_file_is_one_line(home, monkeypatch):
+    blocker = home / "file-not-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("PYBUILD_AUTH_CONFIG", str(blocker / "config.json"))
+    with pytest.raises(RegistryError, match="cannot write the credentials file"):
+        store("myreg", Credentials("a", "b"))
