@@ -135,7 +135,7 @@ def read_config(path: Path) -> dict[str, Any]:
     """A config.json as a dict; {} when it does not exist."""
     try:
         text = path.read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return {}
     except (OSError, UnicodeDecodeError) as err:
         raise RegistryError(f"{path}: cannot read the credentials file: {err}") from None
