@@ -137,7 +137,11 @@ def _config(store: Store, repo: Repository, manifest: Manifest, platform: str | 
     else:
         response = repo.blob(desc.digest)
         try:
-            raw = response.raw.read(desc.size + 1, decode_content=True)
+            raw = b""
+            for chunk in response.iter_content(1 << 16):
+                raw += chunk
+                if len(raw) > desc.size:
+                    break  # more than the descriptor says: wrong, whatever the rest is
         finally:
             response.close()
     if digest_of(raw) != desc.digest or len(raw) != desc.size:
