@@ -25,7 +25,7 @@ from pushpull import (
 )
 from support.registry import free_port
 
-from pybuild.errors import DigestMismatch, RegistryError
+from pybuild.errors import DigestMismatch, RegistryError, UsageError
 from pybuild.registry.events import BlobProgress
 from pybuild.registry.pull import pull
 from pybuild.registry.push import push
@@ -210,3 +210,19 @@ def test_a_pulled_image_goes_back_without_uploading_a_layer(registry, tmp_path, 
     assert ours["layers"] == theirs["layers"] and ours["config"] == theirs["config"]
     assert not list((tmp_path / "root" / "compressed").glob("*.json"))  # nothing recompressed
     assert pushed.digest.startswith("sha256:")
+
+
+def test_the_client_takes_docker_pys_arguments(source, registry, tmp_path):
+    from pybuild.client import Client
+
+    ids = {t: make_image(source, f"{registry.host}/client:{t}", [f"cl{t}"]) for t in ("1", "2")}
+    push(source, f"{registry.host}/client", all_tags=True)
+    client = Client(tmp_path / "root")
+    image = client.images.pull(f"{registry.host}/client", tag="1")
+    assert image.id == ids["1"] and f"{registry.host}/client:1" in image.tags
+    images = client.images.pull(f"{registry.host}/client", all_tags=True)
+    assert sorted(i.id for i in images) == sorted(ids.values())
+    with pytest.raises(UsageError):
+        client.images.pull(f"{registry.host}/client:1", tag="2")
+    pushed = client.images.push(f"{registry.host}/client", tag="2")
+    assert [p.reference for p in pushed] == [f"{registry.host}/client:2"]
