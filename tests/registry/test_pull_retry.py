@@ -16,6 +16,8 @@ from pybuild.errors import RegistryError
 from pybuild.registry.pull import pull
 from pybuild.store import Store
 
+LIE = "sha256:" + "0" * 64  # a digest the server answers with other content
+
 
 @pytest.fixture
 def flaky():
@@ -27,6 +29,7 @@ def flaky():
         "config": {"mediaType": OCI_CONFIG, "digest": sha(config), "size": len(config)},
         "layers": [{"mediaType": GZIP_LAYER, "digest": sha(blob), "size": len(blob)}]}).encode()
     content = {"/v2/flaky/manifests/1": (manifest, OCI_MANIFEST),
+               f"/v2/flaky/manifests/{LIE}": (manifest, OCI_MANIFEST),
                f"/v2/flaky/blobs/{sha(config)}": (config, "application/octet-stream"),
                f"/v2/flaky/blobs/{sha(blob)}": (blob, "application/octet-stream")}
     hits: dict[str, int] = {}
@@ -96,4 +99,12 @@ def test_no_retry_left_is_one_line_and_keeps_nothing(flaky, tmp_path):
         pull(store, f"{host}/flaky:1", backoff=())  # the manifest works now, the layer not
     assert str(err.value) == (f"{host}/flaky@{sha(blob)}: the connection dropped during the "
                               "download (ProtocolError)")
+    assert store.records.ids() == [] and list(store.blobs.digests()) == []
+
+
+def test_a_manifest_that_is_not_the_digest_asked_for_is_refused(flaky, tmp_path):
+    host, _hits, _config, _diff_id, _blob = flaky
+    store = Store(tmp_path / "root")
+    with pytest.raises(RegistryError, match=f"^{host}/flaky@{LIE}: digest mismatch"):
+        pull(store, f"{host}/flaky@{LIE}", backoff=(0.01,))
     assert store.records.ids() == [] and list(store.blobs.digests()) == []
