@@ -119,7 +119,10 @@ def _push_layer(store: Store, repo: Repository, diff_id: str, emit: Callable[[An
     host = repo.transport.host
     for blob in known:
         for source in _same_host(blob.repos, host, repo.path):
-            location = repo.mount(blob.digest, source)
+            try:
+                location = repo.mount(blob.digest, source)
+            except RegistryError:
+                continue  # no pull permission on the source (or it is gone): upload instead
             if location is None:
                 emit(BlobProgress(diff_id, f"Mounted from {source}"))
                 return Descriptor(blob.media_type, blob.digest, blob.size)
