@@ -2,11 +2,12 @@
 
 One start goes in three steps, so that whatever can fail fails before anything runs:
 
-* ``attach`` (the monitor, before the sandbox): each network's bridge and firewall rules made
-  where missing, an address from its IPAM (a requested ``--ip`` checked), the published ports
-  decided (a free one picked for port 0, a taken one refused in docker's words) and DNAT-ed.
-  What it did is recorded in the container's state dir (``endpoints.json``), for inspect, for
-  name resolution (``hostsfile``) and for undoing it after a monitor that was killed.
+* ``attach`` (the monitor, before the sandbox): what each network's driver needs on the host
+  made where missing (``drivers``: a bridge and its firewall rules), an address from its IPAM
+  (a requested ``--ip`` checked), the published ports decided (a free one picked for port 0,
+  a taken one refused in docker's words) and DNAT-ed. What it did is recorded in the
+  container's state dir (``endpoints.json``), for inspect, for name resolution
+  (``hostsfile``) and for undoing it after a monitor that was killed.
 * ``Endpoints.plug`` (the sandbox's ``prepare`` step, while PID 1 waits before its setup): a
   veth pair from each bridge into PID 1's netns, or a macvlan link of a macvlan network's
   parent made in it (``macvlan``), ``eth0``, ``eth1``, ...
@@ -29,28 +30,20 @@ import contextlib
 import ipaddress
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from pybuild.errors import NetworkError
-from pybuild.network import links, macvlan, model, predefined, rules
-from pybuild.network.nft import Nft, Table
+from pybuild.network import drivers, links, macvlan, model, predefined, rules
+from pybuild.network.drivers import table
+from pybuild.network.nft import Nft
 from pybuild.network.ports import PortBinding
 from pybuild.network.publish import publish
 from pybuild.network.settings import Settings
 from pybuild.network.settings import load as load_settings
 
 RECORD = "endpoints.json"
-TABLE_ENV = "PYBUILD_NFT_TABLE"
-
-
-def table() -> Table:
-    return Table(name=os.environ.get(TABLE_ENV) or "pybuild")
-
-
-def network_tag(network: model.Network) -> str:
-    return "net-" + network.id[:12]
 
 
 def container_tag(container_id: str) -> str:
@@ -166,48 +159,6 @@ def resolve(store_root: str | Path, name: str, settings: Settings) -> model.Netw
     return network
 
 
-def _own_bridge(network: model.Network, settings: Settings) -> bool:
-    """Whether pybuild made (and so addresses and deletes) the network's bridge."""
-    if network.external_bridge:
-        return False
-    return network.name != predefined.DEFAULT or not settings.bridge  # else the settings'
-
-
-def ensure(network: model.Network, settings: Settings, nft: Nft | None) -> None:
-    """The network's bridge, addressed and up, and its firewall rules; harmless when there.
-    A bridge pybuild did not make is only brought up; a macvlan network's parent must be
-    there."""
-    from pybuild.network import hostbridge
-
-    if network.driver == "macvlan":
-        macvlan.parent_mtu(network.name, network.options[macvlan.PARENT_OPTION])
-        return
-    prefix = ipaddress.ip_network(network.subnet).prefixlen
-    if _own_bridge(network, settings):
-        links.ensure_bridge(network.bridge, f"{network.gateway}/{prefix}", mtu=settings.mtu)
-    else:
-        hostbridge.ensure(network.bridge, network.name)
-    if nft is not None:
-        rules.ensure_table(nft, table())
-        rules.add_bridge(nft, table(), tag=network_tag(network), bridge=network.bridge,
-                         subnet=network.subnet, masquerade=settings.masquerade,
-                         internal=network.internal)
-    links.route_localnet(network.bridge)
-    if settings.ip_forward and not network.internal:
-        with contextlib.suppress(NetworkError, OSError):
-            if Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() != "1":
-                links.enable_ip_forward()
-
-
-@contextlib.contextmanager
-def _nft(settings: Settings) -> Iterator[Nft | None]:
-    if not settings.iptables:
-        yield None
-        return
-    with Nft() as nft:
-        yield nft
-
-
 def join(store_root: str | Path, settings: Settings, nft: Nft | None, container_id: str,
          req: Request) -> Attached:
     """One network's bridge and rules ensured and an address taken for ``container_id``."""
@@ -219,7 +170,7 @@ def join(store_root: str | Path, settings: Settings, nft: Nft | None, container_
         what = "network-scoped aliases" if req.aliases else "a user specified IP"
         raise NetworkError(f"{what} are supported only for containers in user defined "
                            "networks")
-    ensure(network, settings, nft)
+    drivers.ensure(network, settings, nft)
     address = model.ipam(store_root, network).allocate(container_id, req.ip)
     prefix = ipaddress.ip_network(network.subnet).prefixlen
     gateway = None if network.internal else (
@@ -252,7 +203,7 @@ def attach(store_root: str | Path, state_dir: str | Path, *, container_id: str, 
     settings = load_settings()
     record = Endpoints(container_id, name, hostname, monitor_pid=os.getpid())
     try:
-        with _nft(settings) as nft:
+        with drivers.nft_for(settings) as nft:
             for req in requests:
                 joined = join(store_root, settings, nft, container_id, req)
                 record = replace(record, attached=(*record.attached, joined))
@@ -285,7 +236,7 @@ def join_running(store_root: str | Path, state_dir: str | Path, container_id: st
     if record is None:
         raise NetworkError(f"container {container_id[:12]} has no network endpoints to add to")
     settings = load_settings()
-    with _nft(settings) as nft:
+    with drivers.nft_for(settings) as nft:
         joined = join(store_root, settings, nft, container_id, req)
     try:
         joined.plug(pid, f"eth{len(record.attached)}", route=False)
@@ -345,7 +296,7 @@ def detach(store_root: str | Path, state_dir: str | Path, container_id: str) -> 
     errors: list[BaseException] = []
     settings = load_settings()
     try:
-        with _nft(settings) as nft:
+        with drivers.nft_for(settings) as nft:
             if nft is not None and record.ports:
                 from pybuild.network import nft as nftlib
 
@@ -379,17 +330,7 @@ def _release(store_root: str | Path, a: Attached, container_id: str) -> None:
 
 
 def remove_network(store, network: model.Network) -> None:
-    """After ``network``'s record is gone: its bridge and its firewall rules."""
-    if network.driver == "macvlan":  # no bridge, no rules; its links went with the netns
-        return
+    """After ``network``'s record is gone: what its driver made on the host."""
     settings = load_settings()
-    with _nft(settings) as nft:
-        if nft is not None:
-            from pybuild.network import nft as nftlib
-
-            if nftlib.exists(nft, table()):
-                rules.remove_bridge(nft, table(), tag=network_tag(network),
-                                    bridge=network.bridge)
-    if _own_bridge(network, settings):
-        links.delete(network.bridge)
-
+    with drivers.nft_for(settings) as nft:
+        drivers.teardown(network, settings, nft)

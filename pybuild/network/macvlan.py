@@ -44,6 +44,59 @@ def parent_mtu(network: str, parent: str) -> int:
         return int(link.get_attr("IFLA_MTU") or 1500)
 
 
+def _vlan(parent: str) -> tuple[str, int] | None:
+    """(base, VLAN id) of a sub-interface name in docker's dot form (``eth0.10``)."""
+    base, dot, vid = parent.rpartition(".")
+    if not dot or not base or not (vid.isascii() and vid.isdigit()):
+        return None
+    return (base, int(vid)) if 1 <= int(vid) <= 4094 else None
+
+
+def parent_to_make(network: str, parent: str) -> bool:
+    """Whether pybuild makes the parent (and so deletes it with the network), as docker
+    does: a missing ``BASE.VID`` becomes VLAN VID of the existing BASE. Any other missing
+    parent is docker's one line."""
+    from pybuild.network import links
+
+    if links.exists(parent):
+        return False
+    vlan = _vlan(parent)
+    if vlan is None:
+        if "." in parent:
+            raise NetworkError(f"network {network}: invalid subinterface vlan name {parent}, "
+                               "example formatting is eth0.10")
+        parent_mtu(network, parent)  # its error
+    elif not links.exists(vlan[0]):
+        raise NetworkError(f"network {network}: -o parent interface was not found on the "
+                           f"host: {vlan[0]}")
+    return True
+
+
+def ensure_vlan(network: str, parent: str) -> None:
+    """The VLAN sub-interface ``parent`` (``BASE.VID``) made where missing, and up."""
+    from pyroute2 import IPRoute, NetlinkError
+
+    vlan = _vlan(parent)
+    if vlan is None:
+        raise NetworkError(f"network {network}: invalid subinterface vlan name {parent}, "
+                           "example formatting is eth0.10")
+    with IPRoute() as ip, _errors(f"network {network}: vlan {parent}"):
+        if not ip.link_lookup(ifname=parent):
+            base = ip.link_lookup(ifname=vlan[0])
+            if not base:
+                raise NetworkError(f"network {network}: -o parent interface was not found "
+                                   f"on the host: {vlan[0]}")
+            try:
+                ip.link("add", ifname=parent, kind="vlan", link=base[0], vlan_id=vlan[1])
+            except NetlinkError as err:
+                if not ip.link_lookup(ifname=parent):  # else another start made it at once
+                    raise NetworkError(f"network {network}: cannot make VLAN {vlan[1]} of "
+                                       f"{vlan[0]}: {err.args[-1] if err.args else err}"
+                                       ) from None
+        [index] = ip.link_lookup(ifname=parent)
+        ip.link("set", index=index, state="up")
+
+
 def connect(parent: str, netns: str, *, ifname: str, address: str, mac: str, mtu: int,
             gateway: str | None = None, mode: str = DEFAULT_MODE) -> None:
     """A macvlan link of ``parent`` (host side) as ``ifname`` inside the netns at the path

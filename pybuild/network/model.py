@@ -47,6 +47,7 @@ class Network:
     labels: dict[str, str] = field(default_factory=dict)
     created: str = ""
     external_bridge: bool = False  # there before the network: never re-addressed or deleted
+    made_parent: bool = False  # a macvlan parent (BASE.VID) pybuild makes and deletes
 
     @property
     def bridge(self) -> str:
@@ -110,10 +111,11 @@ def create(store_root: str | Path, name: str, *, driver: str = "bridge",
     if BRIDGE_NAME_OPTION in opts and len(opts[BRIDGE_NAME_OPTION]) > 15:
         raise NetworkError(f"network {name}: bridge name {opts[BRIDGE_NAME_OPTION]!r} is "
                            "longer than 15 characters")
+    made_parent = False
     if driver == "macvlan":
-        from pybuild.network.macvlan import parent_mtu
+        from pybuild.network.macvlan import parent_to_make
 
-        parent_mtu(name, opts["parent"])
+        made_parent = parent_to_make(name, opts["parent"])
     if driver == "bridge" and external_bridge is None and BRIDGE_NAME_OPTION in opts:
         subnet, gateway, reserved, external_bridge = _existing_bridge(
             name, opts[BRIDGE_NAME_OPTION], subnet, gateway, reserved)
@@ -124,6 +126,7 @@ def create(store_root: str | Path, name: str, *, driver: str = "bridge",
         existing = list_networks(store_root)
         if any(n.name == name for n in existing):
             raise NetworkError(f"network with name {name} already exists")
+        _parent_free(name, driver, opts, existing)
         taken = [(n.name, ipaddress.ip_network(n.subnet)) for n in existing]
         taken += [(f"reserved {r}", ipaddress.ip_network(r, strict=False)) for r in reserved]
         net = _subnet(name, subnet, taken)
@@ -135,11 +138,23 @@ def create(store_root: str | Path, name: str, *, driver: str = "bridge",
         if ipaddress.ip_address(gw) in (net.network_address, net.broadcast_address):
             raise NetworkError(f"network {name}: gateway {gw} is the subnet's own address")
         record = Network(name, secrets.token_hex(32), driver, str(net), gw, ip_range or None,
-                         internal, opts, dict(labels or {}), created, bool(external_bridge))
+                         internal, opts, dict(labels or {}), created, bool(external_bridge),
+                         made_parent)
         directory = root / record.id
         directory.mkdir(parents=True)
         atomic_write(directory / RECORD, json.dumps(asdict(record), indent=1).encode())
     return record
+
+
+def _parent_free(name: str, driver: str, opts: Mapping[str, str],
+                 existing: Sequence[Network]) -> None:
+    """One macvlan network per parent interface, as docker's driver keeps it."""
+    parent = opts.get("parent")
+    users = [n.name for n in existing if driver == "macvlan" and n.driver == "macvlan"
+             and n.options.get("parent") == parent]
+    if users:
+        raise NetworkError(f"network {name}: network {users[0]} is already using parent "
+                           f"interface {parent}")
 
 
 def _existing_bridge(name: str, bridge: str, subnet: str | None, gateway: str | None,

@@ -9,11 +9,12 @@ touches a real NIC; everything goes at the end, also after a failure.
 from __future__ import annotations
 
 import ipaddress
+import subprocess
 
 import pytest
 from support import segment
 from support.build import BASE
-from support.net import unique
+from support.net import ip_json, unique
 
 pytestmark = pytest.mark.root
 
@@ -76,10 +77,13 @@ def test_macvlan_siblings_reach_each_other_and_the_mode_is_kept(cli, lan):
     res = cli("run", "--rm", "--name", name, "--network", net, BASE, "sh", "-c",
               f"timeout 5 wget -q -O - http://{ip}/; exit $?")
     assert res.stdout == PAGE + "\n"
-    private = macvlan_network(cli, peer, segment.subnet(232), "-o", "macvlan_mode=private")
-    name = unique("mode")
-    cli("run", "-d", "--name", name, "--network", private, BASE, "sleep", "60")
-    assert "macvlan mode private" in cli.netns_ip(name, "-d", "link", "show", "eth0")
+    other = ipaddress.ip_network(segment.subnet(232))
+    with segment.peer(f"{other[1]}/24") as second:  # one macvlan network per parent
+        private = macvlan_network(cli, second, other, "-o", "macvlan_mode=private")
+        name = unique("mode")
+        cli("run", "-d", "--name", name, "--network", private, BASE, "sleep", "60")
+        assert "macvlan mode private" in cli.netns_ip(name, "-d", "link", "show", "eth0")
+        cli("rm", "-f", name)
 
 
 def test_connect_and_disconnect_a_running_container(cli, lan):
@@ -118,3 +122,73 @@ def test_a_failed_plug_gives_the_address_back(cli, lan, store):
 
     assert model.ipam(store.root, model.get(store.root, net)).allocations() == {}
     assert peer.run("ip", "-o", "link").stdout.count("macvlan") == 0
+
+
+def test_one_network_per_parent(cli, lan):
+    peer, subnet = lan
+    first = macvlan_network(cli, peer, subnet)
+    name = unique("mvl")
+    res = cli("network", "create", "-d", "macvlan", "-o", f"parent={peer.host_end}", name,
+              check=False)
+    assert res.returncode != 0 and res.stderr.strip().splitlines() == [
+        f"error: network {name}: network {first} is already using parent interface "
+        f"{peer.host_end}"]
+
+
+def test_a_vlan_parent_is_made_and_goes_with_the_network(cli, lan):
+    """``-o parent=BASE.VID`` of a missing sub-interface: pybuild makes VLAN VID on BASE at the
+    first start, the container is reached over that VLAN, and the network's removal deletes
+    it (docker's macvlan driver does the same)."""
+    peer, _ = lan
+    subnet = ipaddress.ip_network(segment.subnet(236))
+    made = peer.run("ip", "link", "add", "link", peer.inside, "name", "seg0.7", "type", "vlan",
+                    "id", "7")
+    if made.returncode and "Unknown device type" in made.stderr:
+        pytest.skip("this kernel has no 802.1Q VLAN links (8021q)")
+    assert made.returncode == 0, made.stderr
+    segment.ip("addr", "add", f"{subnet[1]}/24", "dev", "seg0.7", netns=peer.netns)
+    segment.ip("link", "set", "seg0.7", "up", netns=peer.netns)
+    parent = f"{peer.host_end}.7"
+    try:
+        net = unique("mvl")
+        cli("network", "create", "-d", "macvlan", "-o", f"parent={parent}", "--subnet",
+            str(subnet), net)
+        assert not ip_json("link", "show", "type", "vlan").count(parent)  # made lazily
+        ip = segment.httpd(cli, unique("web"), PAGE, "--network", net)
+        [link] = ip_json("-d", "link", "show", parent)
+        assert link["linkinfo"]["info_data"]["id"] == 7
+        assert peer.fetch(f"http://{ip}/") == PAGE + "\n"
+        cli.cleanup()
+        cli.names.clear()
+        cli.networks.clear()
+        assert parent not in {link["ifname"] for link in ip_json("link", "show")}
+    finally:
+        subprocess.run(["ip", "link", "del", parent], capture_output=True)
+
+
+def test_a_bad_vlan_parent_is_one_line(cli):
+    name = unique("mvl")
+    res = cli("network", "create", "-d", "macvlan", "-o", "parent=pbnone.x", name,
+              check=False)
+    assert res.returncode != 0 and res.stderr.strip().splitlines() == [
+        f"error: network {name}: invalid subinterface vlan name pbnone.x, example formatting "
+        "is eth0.10"]
+
+
+def test_a_vlan_the_kernel_cannot_make_is_one_line(cli, lan, store):
+    peer, _ = lan
+    probe = peer.run("ip", "link", "add", "link", peer.inside, "name", "seg0.8", "type", "vlan",
+                     "id", "8")
+    if probe.returncode == 0:
+        pytest.skip("this kernel makes VLAN links (the test above covers them)")
+    net = unique("mvl")
+    cli("network", "create", "-d", "macvlan", "-o", f"parent={peer.host_end}.8", "--subnet",
+        segment.subnet(237), net)
+    name = unique("vl")
+    res = cli("run", "--rm", "--name", name, "--network", net, BASE, "true", check=False)
+    assert res.returncode != 0 and res.stderr.strip().splitlines() == [
+        f"error: cannot start container {name}: network {net}: cannot make VLAN 8 of "
+        f"{peer.host_end}: Operation not supported"]
+    from pybuild.network import model
+
+    assert model.ipam(store.root, model.get(store.root, net)).allocations() == {}
