@@ -226,3 +226,16 @@ def test_the_client_takes_docker_pys_arguments(source, registry, tmp_path):
         client.images.pull(f"{registry.host}/client:1", tag="2")
     pushed = client.images.push(f"{registry.host}/client", tag="2")
     assert [p.reference for p in pushed] == [f"{registry.host}/client:2"]
+
+
+def test_a_layer_twice_in_one_image_is_fetched_once(registry, tmp_path):
+    tar = layer_tar("twice", 20_000)
+    blob = gzip.compress(tar, mtime=0)
+    _digest, config, _size = push_raw(registry.host, "twice", "1",
+                                      [(blob, GZIP_LAYER), (blob, GZIP_LAYER)],
+                                      [sha(tar), sha(tar)])
+    store = Store(tmp_path / "root")
+    before = blob_gets(registry.log, "twice")
+    [record] = pull(store, f"{registry.host}/twice:1")
+    assert record.id == config and record.diff_ids == (sha(tar), sha(tar))
+    assert blob_gets(registry.log, "twice") - before == 2  # the config and the layer once
