@@ -7,6 +7,10 @@ parent up in the namespace of the caller, so a half-made link is never left in t
 namespace and the name ``eth0`` cannot collide with the host's own. A macvlan link dies with its
 namespace, so a stopped container takes its interface along; a failure after the link exists
 deletes it again.
+
+As with docker, the host itself does not reach its macvlan containers through the parent: the
+kernel passes frames between macvlan siblings (mode bridge) and the wire, not to the parent's
+own stack. Something else on the segment (the tests use a netns behind a veth) does.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ def parent_mtu(network: str, parent: str) -> int:
         return int(link.get_attr("IFLA_MTU") or 1500)
 
 
-def _vlan(parent: str) -> tuple[str, int] | None:
+def vlan_of(parent: str) -> tuple[str, int] | None:
     """(base, VLAN id) of a sub-interface name in docker's dot form (``eth0.10``)."""
     base, dot, vid = parent.rpartition(".")
     if not dot or not base or not (vid.isascii() and vid.isdigit()):
@@ -60,7 +64,7 @@ def parent_to_make(network: str, parent: str) -> bool:
 
     if links.exists(parent):
         return False
-    vlan = _vlan(parent)
+    vlan = vlan_of(parent)
     if vlan is None:
         if "." in parent:
             raise NetworkError(f"network {network}: invalid subinterface vlan name {parent}, "
@@ -76,7 +80,7 @@ def ensure_vlan(network: str, parent: str) -> None:
     """The VLAN sub-interface ``parent`` (``BASE.VID``) made where missing, and up."""
     from pyroute2 import IPRoute, NetlinkError
 
-    vlan = _vlan(parent)
+    vlan = vlan_of(parent)
     if vlan is None:
         raise NetworkError(f"network {network}: invalid subinterface vlan name {parent}, "
                            "example formatting is eth0.10")

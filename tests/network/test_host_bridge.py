@@ -13,6 +13,8 @@ import ipaddress
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from support import segment
 from support.build import BASE
 from support.net import ip_json, unique
@@ -107,3 +109,22 @@ def test_a_bridge_pybuild_makes_goes_with_its_network(store, tmp_path):
             import subprocess
 
             subprocess.run(["ip", "link", "del", name], capture_output=True)
+
+
+@given(st.ip_addresses(v=4), st.integers(8, 30))
+def test_an_existing_bridges_pool_is_its_own_address(address, prefix):
+    from pybuild.errors import NetworkError
+    from pybuild.network import hostbridge
+
+    iface = ipaddress.IPv4Interface(f"{address}/{prefix}")
+    if iface.ip in (iface.network.network_address, iface.network.broadcast_address):
+        return
+    assert hostbridge.pool("n", "br0", [iface], None, None) == (str(iface.network),
+                                                                 str(iface.ip))
+    assert hostbridge.pool("n", "br0", [iface], str(iface.network), None) == \
+        (str(iface.network), str(iface.ip))
+    other = next(h for h in iface.network.hosts() if h != iface.ip)
+    with pytest.raises(NetworkError, match="does not re-address a bridge it did not make"):
+        hostbridge.pool("n", "br0", [iface], str(iface.network), str(other))
+    with pytest.raises(NetworkError, match="has no IPv4 address"):
+        hostbridge.pool("n", "br0", [], None, None)

@@ -12,6 +12,8 @@ import ipaddress
 import subprocess
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from support import segment
 from support.build import BASE
 from support.net import ip_json, unique
@@ -192,3 +194,31 @@ def test_a_vlan_the_kernel_cannot_make_is_one_line(cli, lan, store):
     from pybuild.network import model
 
     assert model.ipam(store.root, model.get(store.root, net)).allocations() == {}
+
+
+@given(st.from_regex(r"[a-z][a-z0-9]{0,8}", fullmatch=True), st.integers(-5, 5000))
+def test_vlan_names_are_docker_dot_form(base, vid):
+    from pybuild.network.macvlan import vlan_of
+
+    expected = (base, vid) if 1 <= vid <= 4094 else None
+    assert vlan_of(f"{base}.{vid}") == expected
+    assert vlan_of(base) is None and vlan_of(f"{base}.") is None and vlan_of(f".{vid}") is None
+
+
+def test_churn_leaves_no_address_and_no_link(cli, lan, store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pybuild.network import model
+
+    peer, subnet = lan
+    net = macvlan_network(cli, peer, subnet)
+    names = [unique("churn") for _ in range(8)]
+    with ThreadPoolExecutor(4) as pool:  # four starts at once: four processes, one IPAM
+        list(pool.map(lambda n: cli("run", "-d", "--name", n, "--network", net, BASE, "sleep",
+                                    "60"), names))
+    ips = {cli.inspect(n)["NetworkSettings"]["Networks"][net]["IPAddress"] for n in names}
+    assert len(ips) == 8 and all(peer.ping(ip) for ip in sorted(ips)[:2])
+    cli("rm", "-f", *names)
+    assert model.ipam(store.root, model.get(store.root, net)).allocations() == {}
+    assert not [link for link in ip_json("-d", "link", "show", "type", "macvlan")
+                if link.get("link") == peer.host_end]
