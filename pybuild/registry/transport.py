@@ -80,8 +80,10 @@ class Transport:
                                       stream, kwargs)
             except requests.ConnectionError as err:
                 attempt += 1
-                if attempt >= attempts or _connection_problem(err) == "unknown host":
-                    raise RegistryError(f"{what}: {_connection_problem(err)}") from None
+                problem = _connection_problem(err, self.host)
+                if attempt >= attempts or problem == "unknown host" or \
+                        isinstance(err, requests.exceptions.SSLError):
+                    raise RegistryError(f"{what}: {problem}") from None
                 self._sleep(self.backoff[attempt - 1])
                 continue
             except requests.Timeout:
@@ -113,19 +115,20 @@ class Transport:
                                         allow_redirects=True, **kwargs)
         # the first request finds the scheme that answers (docker tries https, then http,
         # for registries it may reach in plain http)
-        last: Exception | None = None
+        errors: list[Exception] = []
         for scheme in self.endpoint.schemes:
             try:
                 response = self.session.request(
                     method, self.endpoint.url(scheme, path), headers=headers, data=body,
                     stream=stream, timeout=timeout, allow_redirects=True, **kwargs)
             except (requests.exceptions.SSLError, requests.ConnectionError) as err:
-                last = err
+                errors.append(err)
                 continue
             self._scheme = scheme
             return response
-        assert last is not None
-        raise last
+        # a failed handshake says more than the plain http tried after it
+        tls_errors = [e for e in errors if isinstance(e, requests.exceptions.SSLError)]
+        raise (tls_errors or errors)[0]
 
 
 def describe(response: requests.Response) -> str:
@@ -151,12 +154,12 @@ def _retry_after(response: requests.Response, default: float) -> float:
         return default
 
 
-def _connection_problem(err: requests.ConnectionError) -> str:
+def _connection_problem(err: requests.ConnectionError, host: str) -> str:
     text = str(err)
     if isinstance(err, requests.exceptions.ProxyError):
         return "cannot connect to the proxy (http_proxy/https_proxy)"
     if isinstance(err, requests.exceptions.SSLError):
-        return "TLS handshake failed (certificate not trusted or the server speaks plain http)"
+        return tls.describe_tls_error(text, host)
     if any(s in text for s in ("Name or service not known", "nodename nor servname",
                                "Temporary failure in name resolution", "No address associated",
                                "getaddrinfo failed")):

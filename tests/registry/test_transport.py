@@ -172,3 +172,28 @@ def test_classify_accepts_or_refuses_in_one_line(raw, content_type):
         assert str(err).startswith("where: ") and "\n" not in str(err)
     else:
         assert fetched.raw == raw and fetched.digest.startswith("sha256:")
+
+
+def test_an_untrusted_certificate_is_one_line_naming_the_fix(tmp_path, monkeypatch):
+    import ssl
+
+    from support.registry_auth import isolate, make_tls
+
+    isolate(monkeypatch, tmp_path)
+    files = make_tls(tmp_path / "tls")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(files.cert, files.key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    sleeps: list[float] = []
+    try:
+        with transport(host, sleeps) as t, pytest.raises(RegistryError) as err:
+            t.request("GET", "/v2/", scope="")
+    finally:
+        server.shutdown()
+        server.server_close()
+    text = str(err.value)
+    assert text.startswith(f"{host}: TLS certificate not trusted") and "ca.crt" in text
+    assert "\n" not in text and sleeps == []
