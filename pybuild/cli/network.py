@@ -38,7 +38,10 @@ def group() -> None:
               help="Allocate container addresses from this part of the subnet.")
 @click.option("--internal", is_flag=True, help="No access to or from outside the network.")
 @click.option("--ipv6", is_flag=True, help="IPv6 networking (not supported yet).")
-@click.option("-o", "--opt", "opts", multiple=True, help="A driver option, KEY=VALUE.")
+@click.option("-o", "--opt", "opts", multiple=True,
+              help="A driver option, KEY=VALUE: bridge com.docker.network.bridge.name=BR (an "
+              "existing bridge is used as it is), macvlan parent=IF (IF.VID: a VLAN made for "
+              "it) and macvlan_mode=bridge|private|vepa|passthru.")
 @click.option("--label", "labels", multiple=True, help="A label, KEY=VALUE.")
 @click.pass_context
 def create_command(ctx: click.Context, name: str, driver: str, subnets: tuple[str, ...],

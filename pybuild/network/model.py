@@ -112,6 +112,9 @@ def create(store_root: str | Path, name: str, *, driver: str = "bridge",
         raise NetworkError(f"network {name}: bridge name {opts[BRIDGE_NAME_OPTION]!r} is "
                            "longer than 15 characters")
     made_parent = False
+    if driver == "macvlan" and internal:  # docker's sits on a dummy parent, off the segment
+        raise NetworkError(f"network {name}: --internal macvlan networks are not supported "
+                           "yet")
     if driver == "macvlan":
         from pybuild.network.macvlan import parent_to_make
 

@@ -71,14 +71,16 @@ def test_a_macvlan_container_is_reached_from_the_segment(cli, lan, store):
     assert not peer.ping(ip, wait=1)  # gone with its netns
 
 
-def test_macvlan_siblings_reach_each_other_and_the_mode_is_kept(cli, lan):
+def test_macvlan_siblings_reach_each_other_by_name_and_the_mode_is_kept(cli, lan):
     peer, subnet = lan
     net = macvlan_network(cli, peer, subnet)
-    ip = segment.httpd(cli, unique("web"), PAGE, "--network", net)
-    name = unique("wget")
-    res = cli("run", "--rm", "--name", name, "--network", net, BASE, "sh", "-c",
-              f"timeout 5 wget -q -O - http://{ip}/; exit $?")
-    assert res.stdout == PAGE + "\n"
+    server = unique("web")
+    ip = segment.httpd(cli, server, PAGE, "--network", net, "--network-alias", "site")
+    for host in (ip, server, "site"):  # names resolve on a macvlan network as on a bridge
+        name = unique("wget")
+        res = cli("run", "--rm", "--name", name, "--dns", "127.0.0.1", "--network", net, BASE,
+                  "sh", "-c", f"timeout 5 wget -q -O - http://{host}/; exit $?")
+        assert res.stdout == PAGE + "\n", (host, res.stderr)
     other = ipaddress.ip_network(segment.subnet(232))
     with segment.peer(f"{other[1]}/24") as second:  # one macvlan network per parent
         private = macvlan_network(cli, second, other, "-o", "macvlan_mode=private")
@@ -166,6 +168,15 @@ def test_a_vlan_parent_is_made_and_goes_with_the_network(cli, lan):
         assert parent not in {link["ifname"] for link in ip_json("link", "show")}
     finally:
         subprocess.run(["ip", "link", "del", parent], capture_output=True)
+
+
+def test_internal_macvlan_is_refused_in_one_line(cli, lan):
+    peer, _ = lan
+    name = unique("mvl")
+    res = cli("network", "create", "-d", "macvlan", "--internal", "-o",
+              f"parent={peer.host_end}", name, check=False)
+    assert res.returncode != 0 and res.stderr.strip().splitlines() == [
+        f"error: network {name}: --internal macvlan networks are not supported yet"]
 
 
 def test_a_bad_vlan_parent_is_one_line(cli):
