@@ -1,45 +1,44 @@
-"""Bridges, veth pairs and a container's interface, through netlink (pyroute2).
+"""Bridges, veth pairs and a container's interface, through netlink (``rtnl``: pyroute2's
+messages on a socket of our own).
 
 A container joins a bridge as docker's bridge driver joins it: a veth pair, one end on the
-bridge in the host, the other moved into the container's network namespace (given by a pid or
-a netns path), renamed ``eth0`` there, with its address, MTU and default route. The peer is
-made under a temporary name, since the host may have an ``eth0`` of its own.
+bridge in the host, the other made straight inside the container's network namespace (given
+by a pid or a netns path) as ``eth0``, with its address, MTU and default route.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import os
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from pybuild.errors import NetworkError
+from pybuild.network.rtnl import Rtnl
 
 IFNAMSIZ = 15
-
-
-def _pyroute2():
-    try:
-        import pyroute2
-    except ImportError:
-        raise NetworkError("networking needs pyroute2 (pip install 'pyroute2>=0.7')") from None
-    return pyroute2
+IFF_UP = 0x1
 
 
 @contextlib.contextmanager
-def _netlink(what: str) -> Iterator[None]:
-    """Netlink errors as one NetworkError line saying what was being done."""
-    from pyroute2 import NetlinkError
-
+def _netlink(what: str) -> Iterator[Rtnl]:
+    """A netlink socket of the host's netns, its errors as one NetworkError line saying what
+    was being done."""
     try:
-        yield
-    except NetlinkError as err:
-        raise NetworkError(f"{what}: {err.args[-1] if err.args else err}") from None
+        with _rtnl() as ip:
+            yield ip
     except OSError as err:
         raise NetworkError(f"{what}: {err.strerror or err}") from None
+
+
+def _rtnl(netns: str | None = None) -> Rtnl:
+    try:
+        return Rtnl(netns)
+    except ImportError:
+        raise NetworkError("networking needs pyroute2 (pip install 'pyroute2>=0.7')") from None
 
 
 def netns_path(netns: int | str | os.PathLike[str]) -> str:
@@ -54,70 +53,78 @@ def _check_name(name: str) -> None:
         raise NetworkError(f"invalid interface name {name!r} (at most {IFNAMSIZ} characters)")
 
 
-def _index(ip, name: str) -> int | None:
-    found = ip.link_lookup(ifname=name)
-    return found[0] if found else None
+def _index(ip: Rtnl, name: str) -> int | None:
+    found = ip.link(name)
+    return found["index"] if found is not None else None
 
 
 def exists(name: str) -> bool:
-    with _pyroute2().IPRoute() as ip:
+    with _netlink(f"look up {name}") as ip:
         return _index(ip, name) is not None
 
 
 def ensure_bridge(name: str, address: str | None = None, mtu: int | None = None) -> int:
     """The bridge ``name``, made if missing, with ``address`` (``ADDR/PREFIX``) among its
-    addresses and ``mtu``, up; its interface index. An existing non-bridge is refused."""
+    addresses and ``mtu``, up; its interface index. An existing non-bridge is refused. A
+    bridge that is already so is only looked at (one request, two with an address)."""
     _check_name(name)
-    with _pyroute2().IPRoute() as ip, _netlink(f"bridge {name}"):
-        index = _index(ip, name)
-        if index is None:
-            with contextlib.suppress(_pyroute2().NetlinkError):  # another process was first
-                ip.link("add", ifname=name, kind="bridge")
-            index = _index(ip, name)
-        [link] = ip.get_links(index)
+    with _netlink(f"bridge {name}") as ip:
+        link = ip.link(name)
+        if link is None:
+            with contextlib.suppress(FileExistsError):  # another process was first
+                ip.add_link(name, "bridge")
+            link = ip.link(name)
+            if link is None:
+                raise NetworkError(f"bridge {name}: removed while being made")
+        index = link["index"]
         info = link.get_attr("IFLA_LINKINFO")
         kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
         if kind != "bridge":
             raise NetworkError(f"bridge {name}: {name} exists and is not a bridge ({kind})")
         if address is not None:
             iface = ipaddress.ip_interface(address)
-            have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ip.get_addr(index=index)}
-            if (str(iface.ip), iface.network.prefixlen) not in have:
-                ip.addr("add", index=index, address=str(iface.ip),
-                        prefixlen=iface.network.prefixlen)
-        if mtu is not None:
-            ip.link("set", index=index, mtu=mtu)
-        ip.link("set", index=index, state="up")
+            if (str(iface.ip), iface.network.prefixlen) not in ip.addresses(index):
+                with contextlib.suppress(FileExistsError):  # added meanwhile by another
+                    ip.add_address(index, str(iface.ip), iface.network.prefixlen)
+        change = [("IFLA_MTU", mtu)] if mtu is not None and link.get_attr("IFLA_MTU") != mtu \
+            else []
+        if change or not link["flags"] & IFF_UP:
+            ip.set_link(index, up=True, attrs=change)
         return index
 
 
 def delete(name: str) -> bool:
     """Remove the interface ``name`` (a veth takes its peer along); False if absent."""
-    with _pyroute2().IPRoute() as ip, _netlink(f"delete {name}"):
+    with _netlink(f"delete {name}") as ip:
         index = _index(ip, name)
         if index is None:
             return False
-        ip.link("del", index=index)
+        try:
+            ip.del_link(index)
+        except OSError as err:  # gone meanwhile (its netns died, taking the pair along)
+            if err.errno == errno.ENODEV:
+                return False
+            raise
         return True
 
 
 def addresses(name: str) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
-    with _pyroute2().IPRoute() as ip, _netlink(f"addresses of {name}"):
+    with _netlink(f"addresses of {name}") as ip:
         index = _index(ip, name)
         if index is None:
             raise NetworkError(f"no interface {name!r}")
-        return [ipaddress.ip_interface(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}")
-                for a in ip.get_addr(index=index)]
+        return [ipaddress.ip_interface(f"{a}/{p}") for a, p in ip.addresses(index)]
 
 
 def host_routes() -> list[ipaddress.IPv4Network]:
     """The IPv4 destinations the host's main table routes (not the default route): what a new
     network's subnet should not overlap, as docker checks before picking a pool."""
-    with _pyroute2().IPRoute() as ip, _netlink("routes"):
+    with _netlink("routes") as ip:
         out = []
-        for route in ip.get_routes(family=2, table=254):
+        for route in ip.routes():
+            table = route.get_attr("RTA_TABLE") or route["table"]
             dst = route.get_attr("RTA_DST")
-            if dst is not None and route["dst_len"] > 0:
+            if table == 254 and dst is not None and route["dst_len"] > 0:
                 out.append(ipaddress.IPv4Network(f"{dst}/{route['dst_len']}", strict=False))
         return out
 
@@ -146,56 +153,53 @@ def connect(bridge: str, netns: int | str | os.PathLike[str], *, host_ifname: st
             address: str, gateway: str | None = None, mtu: int = 1500,
             ifname: str = "eth0", mac: str | None = None) -> Endpoint:
     """A veth pair from ``bridge`` into ``netns``: ``host_ifname`` on the bridge, up; the other
-    end ``ifname`` inside with ``address``, ``mac`` (else the kernel's random one), ``mtu``,
-    loopback up and a default route via ``gateway``. Anything that fails removes the pair
-    again."""
+    end made inside as ``ifname`` (so a host interface of that name is no matter) with
+    ``address``, ``mac`` (else the kernel's random one), ``mtu``, loopback up and a default
+    route via ``gateway``. Anything that fails removes the pair again."""
     _check_name(host_ifname)
     _check_name(ifname)
     iface = ipaddress.ip_interface(address)
-    peer = "pbp" + secrets.token_hex(6)  # renamed to ifname once inside the netns
     path = netns_path(netns)
     try:
-        os.stat(path)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise NetworkError(f"connect {host_ifname}: no network namespace at {path}") from None
     except OSError as err:
         raise NetworkError(f"connect {host_ifname}: {path}: {err.strerror}") from None
-    pr = _pyroute2()
-    with pr.IPRoute() as ip, _netlink(f"connect {host_ifname} to {bridge}"):
-        master = _index(ip, bridge)
-        if master is None:
-            raise NetworkError(f"connect {host_ifname}: no bridge {bridge!r}")
-        inside = {"ifname": peer, "mtu": mtu, **({"address": mac} if mac else {})}
-        ip.link("add", ifname=host_ifname, kind="veth", peer=inside, mtu=mtu)
-        try:
-            host = _index(ip, host_ifname)
-            ip.link("set", index=host, master=master)
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with _netlink(f"connect {host_ifname} to {bridge}") as ip:
+            master = _index(ip, bridge)
+            if master is None:
+                raise NetworkError(f"connect {host_ifname}: no bridge {bridge!r}")
+            peer = [("IFLA_IFNAME", ifname), ("IFLA_MTU", mtu), ("IFLA_NET_NS_FD", fd),
+                    *([("IFLA_ADDRESS", mac)] if mac else [])]
+            ip.add_link(host_ifname, "veth", attrs=[("IFLA_MTU", mtu)],
+                        data={"attrs": [("VETH_INFO_PEER", {"attrs": peer})]})
             try:
-                ip.link("set", index=_index(ip, peer), net_ns_fd=fd)
-            finally:
-                os.close(fd)
-            _configure_inside(path, peer, ifname, iface, gateway, mtu)
-            ip.link("set", index=host, state="up")
-        except BaseException:
-            with contextlib.suppress(pr.NetlinkError):
-                ip.link("del", ifname=host_ifname)
-            raise
+                _configure_inside(path, ifname, iface, gateway)
+                ip.set_link(_index(ip, host_ifname), up=True, attrs=[("IFLA_MASTER", master)])
+            except BaseException:
+                with contextlib.suppress(OSError, TypeError):
+                    ip.del_link(_index(ip, host_ifname))
+                raise
+    finally:
+        os.close(fd)
     return Endpoint(host_ifname, ifname, str(iface), gateway, mtu)
 
 
-def _configure_inside(path: str, peer: str, ifname: str, iface, gateway: str | None,
-                      mtu: int) -> None:
-    with _pyroute2().NetNS(path) as ns, _netlink(f"configure {ifname} in {path}"):
-        index = _index(ns, peer)
-        ns.link("set", index=index, ifname=ifname, mtu=mtu)
-        ns.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
-        ns.link("set", index=index, state="up")
-        lo = _index(ns, "lo")
-        if lo is not None:
-            ns.link("set", index=lo, state="up")
-        if gateway:
-            ns.route("add", dst="default", gateway=gateway, oif=index)
+def _configure_inside(path: str, ifname: str, iface, gateway: str | None) -> None:
+    try:
+        with _rtnl(path) as ns:
+            index = _index(ns, ifname)
+            ns.add_address(index, str(iface.ip), iface.network.prefixlen)
+            ns.set_link(index, up=True)
+            lo = _index(ns, "lo")
+            if lo is not None:
+                ns.set_link(lo, up=True)
+            if gateway:
+                ns.add_default_route(gateway, index)
+    except OSError as err:
+        raise NetworkError(f"configure {ifname} in {path}: {err.strerror or err}") from None
 
 
 def disconnect(host_ifname: str) -> bool:
