@@ -1,4 +1,5 @@
-"""Bridges and veths through pyroute2, checked with ``ip -j``; all names are the test's own."""
+"""Bridges and veths through netlink (rtnl: pyroute2's messages), checked with ``ip -j``; all names
+are the test's own."""
 
 import ipaddress
 import secrets
@@ -133,3 +134,39 @@ def test_host_routes_include_a_test_bridge(made_links):
     net = subnet()
     links.ensure_bridge(bridge, f"{net[1]}/24")
     assert net in links.host_routes()
+
+
+def test_ensure_bridge_mends_a_bridge_set_down_or_to_another_mtu(made_links):
+    name = unique()
+    made_links.append(name)
+    links.ensure_bridge(name, mtu=1400)
+    subprocess.run(["ip", "link", "set", name, "down", "mtu", "1300"], check=True)
+    links.ensure_bridge(name, mtu=1400)
+    [link] = ip_json("link", "show", name)
+    assert "UP" in link["flags"] and link["mtu"] == 1400
+
+
+def test_the_peer_is_made_inside_whatever_the_host_calls_its_own(made_links, netns_pid):
+    bridge, host_if, clash = unique(), unique("pbv"), unique("pbc")
+    made_links += [bridge, host_if, clash]
+    subprocess.run(["ip", "link", "add", clash, "type", "bridge"], check=True)
+    net = subnet()
+    links.ensure_bridge(bridge, f"{net[1]}/24")
+    links.connect(bridge, netns_pid, host_ifname=host_if, address=f"{net[3]}/24",
+                  ifname=clash, mac="02:42:0a:0b:0c:0d")
+    inside = {link["ifname"]: link for link in ip_json("link", netns_pid=netns_pid)}
+    assert inside[clash]["address"] == "02:42:0a:0b:0c:0d"
+    assert links.exists(clash)  # the host's own is untouched
+
+
+def test_netlink_needs_no_asyncio_and_pyroute2_still_imports_whole():
+    """The links load only pyroute2's message classes; code that wants all of pyroute2 in the
+    same process still gets it."""
+    code = ("import sys; from pybuild.network import links; assert links.exists('lo'); "
+            "assert 'asyncio' not in sys.modules, 'asyncio'; "
+            "from pyroute2 import IPRoute, NetlinkError; "
+            "ip = IPRoute(); assert ip.link_lookup(ifname='lo'); ip.close(); print('ok')")
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
