@@ -50,9 +50,12 @@ def _wanted(settings: Settings) -> tuple[str, str, str | None, dict[str, str]]:
     """(subnet, gateway, ip-range, options) the default bridge's record should have."""
     name = settings.bridge_name
     if settings.bridge:  # an existing bridge: its own address says which subnet it serves
-        from pybuild.network import links
+        from pybuild.network import hostbridge
 
-        ours = [a for a in links.addresses(name) if a.version == 4]
+        ours = hostbridge.probe(name)
+        if ours is None:
+            raise NetworkError(f"bridge {name} (the settings' 'bridge') does not exist; "
+                               "pybuild uses it as it is and does not make it")
         if not ours:
             raise NetworkError(f"bridge {name} (the settings' 'bridge') has no IPv4 address")
         iface = ours[0]

@@ -128,3 +128,17 @@ def test_an_existing_bridges_pool_is_its_own_address(address, prefix):
         hostbridge.pool("n", "br0", [iface], str(iface.network), str(other))
     with pytest.raises(NetworkError, match="has no IPv4 address"):
         hostbridge.pool("n", "br0", [], None, None)
+
+
+def test_a_settings_bridge_that_is_missing_or_no_bridge_is_one_line(store, tmp_path, lan):
+    _, peer, _ = lan
+    missing = unique("pbno")
+    for name, why in ((missing, f"bridge {missing} (the settings' 'bridge') does not exist"),
+                      (peer.host_end, f"{peer.host_end} exists and is not a bridge (veth)")):
+        with segment.cli(store.root, tmp_path, bridge=name) as cli:
+            res = cli("run", "--rm", "--name", unique("x"), "--network", "bridge", BASE, "true",
+                      check=False)
+            assert res.returncode != 0
+            [line] = res.stderr.strip().splitlines()
+            assert why in line
+    assert missing not in {link["ifname"] for link in ip_json("link", "show")}
