@@ -52,12 +52,14 @@ def lazy_pyroute2() -> None:
     if spec is None or spec.loader is None:
         raise ModuleNotFoundError("No module named 'pyroute2'", name="pyroute2")
     package = importlib.util.module_from_spec(spec)
+    whole = threading.Lock()
 
     def __getattr__(name: str) -> Any:
         if importlib.util.find_spec(f"pyroute2.{name}") is not None:  # a submodule
             return importlib.import_module(f"pyroute2.{name}")
-        del package.__getattr__
-        spec.loader.exec_module(package)  # the real __init__, once
+        with whole:
+            if package.__dict__.pop("__getattr__", None) is not None:
+                spec.loader.exec_module(package)  # the real __init__, once
         return getattr(package, name)
 
     package.__getattr__ = __getattr__  # type: ignore[attr-defined]

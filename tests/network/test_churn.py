@@ -205,6 +205,10 @@ def test_two_processes_get_distinct_addresses(store, network, env):
     assert sorted(str(a) for a in held) == sorted(seen.addresses)
     assert set(held.values()) == set(seen.ids)
     assert len(_veths(network.bridge)) == 20
+    # both made the network's bridge and rules at once: each rule is there once
+    mine = [json.dumps([r["rule"]["chain"], r["rule"]["expr"]], sort_keys=True)
+            for r in nft_list(env) if r.get("rule", {}).get("comment") == f"net-{network.id[:12]}"]
+    assert mine and len(mine) == len(set(mine)), mine
     subprocess.run([*pybuild_cmd(store.root), "rm", "-f", *seen.ids], check=True,
                    capture_output=True, timeout=120)
     seen.assert_gone(store, network, env)
