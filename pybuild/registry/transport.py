@@ -109,6 +109,8 @@ class Transport:
     def _send(self, method: str, path: str, headers: dict[str, str], body: Any,
               stream: bool, kwargs: dict[str, Any]) -> requests.Response:
         timeout = (CONNECT_TIMEOUT, READ_TIMEOUT)
+        # given per request: requests lets $REQUESTS_CA_BUNDLE override the session's verify
+        kwargs = {"verify": self.session.verify, "cert": self.session.cert, **kwargs}
         if self._scheme is not None or path.startswith(("http://", "https://")):
             return self.session.request(method, self.url(path), headers=headers, data=body,
                                         stream=stream, timeout=timeout,

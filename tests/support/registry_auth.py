@@ -255,8 +255,9 @@ def _handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
 def isolate(monkeypatch, tmp_path: Path) -> Path:
     """Point every file pybuild's registry code reads at ``tmp_path`` (its config.json,
     docker's, certs.d, daemon.json, the CA cache) and return that directory. requests' CA
-    environment variables are dropped: they override a session's ``verify`` (psf/requests#3829),
-    which would hide what certs.d says."""
+    variable is set to the system's bundle, as many machines set it: it overrides a session's
+    ``verify`` (psf/requests#3829) unless each request passes its own, so certs.d is seen to
+    win over it."""
     home = tmp_path / "auth-env"
     home.mkdir(exist_ok=True)
     monkeypatch.setenv("PYBUILD_AUTH_CONFIG", str(home / "pybuild-config.json"))
@@ -264,8 +265,8 @@ def isolate(monkeypatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("PYBUILD_CERTS_D", str(home / "certs.d"))
     monkeypatch.setenv("PYBUILD_CONFIG", str(home / "daemon.json"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
-    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     return home
 
 
