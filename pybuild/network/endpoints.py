@@ -44,6 +44,7 @@ from pybuild.network.settings import Settings
 from pybuild.network.settings import load as load_settings
 
 RECORD = "endpoints.json"
+_HELD: dict[str, int] = {}  # container id -> its netns, open in the monitor while it runs
 
 
 def container_tag(container_id: str) -> str:
@@ -115,7 +116,12 @@ class Endpoints:
 
     def plug(self, pid: int) -> None:
         """Each network's interface into the netns of ``pid`` (the sandbox's waiting PID 1);
-        a failure here ends PID 1, and its netns takes along what was made in it."""
+        a failure here ends PID 1, and its netns takes along what was made in it. With a
+        macvlan link the caller (the monitor) holds the netns until ``detach``: another
+        container may share it (``container:NAME``) and outlive PID 1, and the link has no
+        host end to delete it by."""
+        if any(a.driver == "macvlan" for a in self.attached):
+            _HELD[self.container_id] = os.open(links.netns_path(pid), os.O_RDONLY | os.O_CLOEXEC)
         for index, a in enumerate(self.attached):
             a.plug(pid, f"eth{index}", route=index == 0)
 
@@ -304,13 +310,17 @@ def detach(store_root: str | Path, state_dir: str | Path, container_id: str) -> 
                     rules.unpublish(nft, table(), container_tag(container_id))
     except NetworkError as err:
         errors.append(err)
+    held = _HELD.pop(container_id, None)
+    netns = f"/proc/{os.getpid()}/fd/{held}" if held is not None else None
     for a in record.attached:
-        for step in (lambda a=a: a.unplug(),
+        for step in (lambda a=a: a.unplug(netns),
                      lambda a=a: _release(store_root, a, container_id)):
             try:
                 step()
             except NetworkError as err:
                 errors.append(err)
+    if held is not None:
+        os.close(held)
     with contextlib.suppress(FileNotFoundError):
         (Path(state_dir) / RECORD).unlink()
     try:

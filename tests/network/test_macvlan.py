@@ -233,3 +233,18 @@ def test_churn_leaves_no_address_and_no_link(cli, lan, store):
     assert model.ipam(store.root, model.get(store.root, net)).allocations() == {}
     assert not [link for link in ip_json("-d", "link", "show", "type", "macvlan")
                 if link.get("link") == peer.host_end]
+
+
+def test_a_stopped_container_takes_its_link_from_a_netns_others_share(cli, lan):
+    """``--network container:A``: B lives on in A's netns after A stops; A's macvlan link
+    (and so its address, back in the IPAM) must not, as A's veth would not."""
+    peer, subnet = lan
+    net = macvlan_network(cli, peer, subnet)
+    a, b = unique("a"), unique("b")
+    cli("run", "-d", "--name", a, "--network", net, BASE, "sleep", "60")
+    ip = cli.inspect(a)["NetworkSettings"]["Networks"][net]["IPAddress"]
+    cli("run", "-d", "--name", b, "--network", f"container:{a}", BASE, "sleep", "60")
+    assert "eth0" in cli.netns_ip(b, "-o", "link")
+    cli("stop", "-t", "1", a)
+    assert "eth0" not in cli.netns_ip(b, "-o", "link")
+    assert not peer.ping(ip, wait=1)
