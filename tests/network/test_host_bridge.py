@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support import segment
 from support.build import BASE
-from support.net import ip_json, unique
+from support.net import ip_json, nft_list, unique
 
 pytestmark = pytest.mark.root
 
@@ -40,6 +40,12 @@ def lan():
         yield bridge, peer, subnet
 
 
+def comments(table: str) -> set[str]:
+    from pybuild.network.nft import Table
+
+    return {r["rule"].get("comment") for r in nft_list(Table(table)) if "rule" in r}
+
+
 def addresses(name: str) -> list[str]:
     [link] = ip_json("addr", "show", "dev", name)
     return [f"{a['local']}/{a['prefixlen']}" for a in link["addr_info"] if a["family"] == "inet"]
@@ -60,9 +66,12 @@ def test_a_user_network_on_an_existing_bridge(store, tmp_path, lan):
                 if link["ifname"] != peer.host_end]  # its veth is on the user's bridge
         route = cli("exec", web, "ip", "route").stdout
         assert f"default via {subnet[1]} dev eth0" in route
+        tag = "net-" + record["Id"][:12]
+        assert tag in comments(cli.table)  # its rules, as any bridge network's
         cli("rm", "-f", web)
         cli("network", "rm", net)
         cli.networks.remove(net)
+        assert tag not in comments(cli.table)
     assert addresses(bridge) == [f"{subnet[1]}/{subnet.prefixlen}"]  # kept, not re-addressed
     assert [link["ifname"] for link in ip_json("link", "show", "master", bridge)] == \
         [peer.host_end]
