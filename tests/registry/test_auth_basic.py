@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from pushpull import cli, make_image
+from support.pushpull import cli, make_image
 from support.registry import serve
 from support.registry_auth import htpasswd, install_helper, isolate, make_tls, trust
 

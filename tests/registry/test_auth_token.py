@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from pushpull import cli, make_image
+from support.pushpull import cli, make_image
 from support.registry import free_port, serve
 from support.registry_auth import TokenServer, isolate
 

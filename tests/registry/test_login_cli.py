@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from pushpull import cli
+from support.pushpull import cli
 from support.registry_auth import isolate
 
 from pybuild.cli.login import NON_TTY, P_WARNING

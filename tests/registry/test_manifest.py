@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from pushpull import GZIP_LAYER, cli, layer_tar, push_raw, sha
+from support.pushpull import GZIP_LAYER, cli, layer_tar, push_raw, sha
 
 from pybuild.errors import RegistryError
 from pybuild.image import mediatypes as mt

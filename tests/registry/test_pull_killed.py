@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from pushpull import make_image, store_state
+from support.pushpull import make_image, store_state
 from support.registry import serve
 
 from pybuild.errors import RegistryError

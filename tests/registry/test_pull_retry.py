@@ -10,7 +10,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from pushpull import GZIP_LAYER, OCI_CONFIG, OCI_MANIFEST, config_for, layer_tar, sha
+from support.pushpull import GZIP_LAYER, OCI_CONFIG, OCI_MANIFEST, config_for, layer_tar, sha
 
 from pybuild.errors import RegistryError
 from pybuild.registry.pull import pull

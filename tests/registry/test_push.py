@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 import pytest
-from pushpull import blob_gets, cli, make_image, sha, store_state
+from support.pushpull import blob_gets, cli, make_image, sha, store_state
 from support.registry import serve
 
 from pybuild.client import Client

@@ -4,7 +4,7 @@ and the push completes (as docker falls back)."""
 
 from __future__ import annotations
 
-from pushpull import make_image
+from support.pushpull import make_image
 from support.registry import serve
 from support.registry_auth import TokenServer, isolate
 

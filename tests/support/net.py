@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import secrets
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 
 def unique(prefix: str = "pbt") -> str:
@@ -60,3 +64,39 @@ def fetch(address: str, port: int, timeout: float = 5) -> bytes:
         while chunk := conn.recv(4096):
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+@contextlib.contextmanager
+def bridge_settings(directory: Path, subnet_prefix: str = "10.248") -> Iterator[dict[str, str]]:
+    """A bridge of the test's own as pybuild's default one (daemon.json's ``bridge``, docker's
+    ``-b``; ``ip-forward`` false, so the host's sysctl stays as it was) and an nft table of its
+    own, through ``PYBUILD_CONFIG`` and ``PYBUILD_NFT_TABLE`` in this process's environment
+    (which the pybuild processes tests start inherit). Everything goes at the end, and the
+    environment is put back, also after a failure."""
+    from pybuild.network import links
+    from pybuild.network.nft import Nft, Table, delete_table
+
+    bridge, table = unique(), unique("pbtab")
+    subnet = f"{subnet_prefix}.{secrets.randbelow(250)}"
+    config = directory / "daemon.json"
+    config.write_text(json.dumps({"bridge": bridge, "ip-forward": False}))
+    saved = {k: os.environ.get(k) for k in ("PYBUILD_CONFIG", "PYBUILD_NFT_TABLE")}
+    try:
+        links.ensure_bridge(bridge, f"{subnet}.1/24")
+        os.environ.update(PYBUILD_CONFIG=str(config), PYBUILD_NFT_TABLE=table)
+        yield {"bridge": bridge, "table": table, "subnet": f"{subnet}.0/24",
+               "config": str(config)}
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        with Nft() as nft:
+            delete_table(nft, Table(table))
+        links.delete(bridge)
+
+
+# A command prefix: the command runs in a network namespace of its own with only a loopback,
+# so a name lookup or a connection it tries fails there and never leaves the machine.
+OFFLINE = ("unshare", "--net")
