@@ -3,6 +3,7 @@ published port, and container start with bridge networking against ``--network n
 one run.
 
     python3 bench/net.py [--rounds 10] [--mb 200] [--connects 400] [--work DIR]
+                         [--baseline DIR] [--skip-tcp]
 
 Everything is the bench's own: a scratch store, a daemon.json (``$PYBUILD_CONFIG``, no default
 bridge) and an nft table (``$PYBUILD_NFT_TABLE``) of its own, a user network with a 10.2xx
@@ -19,7 +20,9 @@ container's address, ``127.0.0.1:HPORT`` (DNAT with route_localnet) and the brid
 ``GATEWAY:HPORT``. Target: published-port throughput at least 0.8x of direct.
 
 Start: ``pybuild run --rm --network NET IMG true`` against ``--network none``, alternating.
-Target: at most 1.5x. Medians of ``--rounds`` rounds, and ratios.
+Target: at most 1.5x. Medians of ``--rounds`` rounds, and ratios. With ``--baseline DIR`` (a
+checkout of an earlier pybuild, e.g. ``git worktree add /tmp/basewt COMMIT``) that tree's
+starts take turns too, as ``pybuild-before`` with a store and network of its own.
 
 pybuild runs from compiled bytecode (compileall) with PYTHONDONTWRITEBYTECODE unset.
 """
@@ -38,6 +41,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from build import _ENTRY, BASE, REPO, compile_tree, sh, timed
 
@@ -65,21 +69,41 @@ while True:
 
 
 class Pybuild:
-    def __init__(self, work: Path, base_tar: Path, env: dict[str, str]):
-        self.root = work / "pybuild-root"
+    """One pybuild tree with a scratch store and a user network of its own."""
+
+    def __init__(self, name: str, tree: Path, work: Path, base_tar: Path, env: dict[str, str]):
+        self.name = name
+        self.root = work / f"{name}-root"
         shutil.rmtree(self.root, ignore_errors=True)
         clean = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        self.env = {**clean, **env, "PYTHONPATH": str(REPO)}
+        self.env = {**clean, **env, "PYTHONPATH": str(tree)}
         self.prefix = [sys.executable, "-P", "-c", _ENTRY, "--root", str(self.root)]
+        self.network = ""
+        self.bridge = f"pbbench{secrets.token_hex(3)}"
         self.cli("import", str(base_tar), BASE)
 
     def cli(self, *args: str, check: bool = True) -> str:
         res = subprocess.run([*self.prefix, *args], capture_output=True, text=True,
                              env=self.env)
         if check and res.returncode:
-            raise RuntimeError(f"pybuild {' '.join(args)}: exit {res.returncode}: "
+            raise RuntimeError(f"{self.name} {' '.join(args)}: exit {res.returncode}: "
                                f"{res.stderr.strip()}")
         return res.stdout
+
+    def make_network(self) -> str:
+        """A user network on a 10.239.x.0/24 with the bridge ``self.bridge``; its gateway."""
+        third = secrets.randbelow(250)
+        self.network = f"bench{self.bridge[7:]}"
+        self.cli("network", "create", "--subnet", f"10.239.{third}.0/24", "--gateway",
+                 f"10.239.{third}.1", "-o", f"com.docker.network.bridge.name={self.bridge}",
+                 self.network)
+        return f"10.239.{third}.1"
+
+    def remove(self) -> None:
+        if self.network:
+            self.cli("network", "rm", self.network, check=False)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def exchange(address: str, port: int, payload: int) -> int:
@@ -110,9 +134,9 @@ def ready(address: str, port: int, timeout: float = 10) -> None:
             time.sleep(0.05)
 
 
-def alternate(cases: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+def alternate(cases: dict[Any, Callable[[], float]], rounds: int) -> dict[Any, float]:
     """Each case once per round, in turn; the median of what each returned."""
-    got: dict[str, list[float]] = {name: [] for name in cases}
+    got: dict[Any, list[float]] = {name: [] for name in cases}
     for _ in range(rounds):
         for name, fn in cases.items():
             got[name].append(fn())
@@ -163,14 +187,19 @@ def tcp(pybuild: Pybuild, network: str, gateway: str, rounds: int, mb: int,
         pybuild.cli("rm", "-f", cid)
 
 
-def starts(pybuild: Pybuild, network: str, rounds: int) -> None:
-    def run(mode: str) -> float:
-        return timed(lambda: pybuild.cli("run", "--rm", "--network", mode, BASE, "true")) * 1000
-    for mode in ("none", network):  # warm both once
-        run(mode)
-    med = alternate({"--network none": lambda: run("none"),
-                     f"--network {network}": lambda: run(network)}, rounds)
-    print_table("run --rm IMG true", "ms", med)
+def starts(trees: list[Pybuild], rounds: int) -> None:
+    def run(tree: Pybuild, mode: str) -> float:
+        return timed(lambda: tree.cli("run", "--rm", "--network", mode, BASE, "true")) * 1000
+    cases = {(t, mode): (lambda t=t, mode=mode: run(t, mode))
+             for t in trees for mode in ("none", t.network)}
+    for fn in cases.values():  # warm each once
+        fn()
+    med = alternate(cases, rounds)
+    print("run --rm IMG true: median (ms), and bridge networking's ratio to --network none")
+    for tree in trees:
+        none, net = med[(tree, "none")], med[(tree, tree.network)]
+        print(f"  {tree.name:<16}--network none {none:7.1f}   --network {tree.network} "
+              f"{net:7.1f}   {net / none:.2f}x")
 
 
 def main() -> None:
@@ -179,35 +208,37 @@ def main() -> None:
     ap.add_argument("--mb", type=int, default=200)
     ap.add_argument("--connects", type=int, default=400)
     ap.add_argument("--work", type=Path, default=Path("/var/tmp/pybuild-bench-net"))
+    ap.add_argument("--baseline", type=Path, help="an earlier checkout: its start figures too")
     ap.add_argument("--skip-tcp", action="store_true", help="only the start figures")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/net.py: needs root (bridges, namespaces, nftables)")
+    if args.baseline and not (args.baseline / "pybuild" / "__init__.py").is_file():
+        sys.exit(f"bench/net.py: --baseline {args.baseline}: no pybuild tree there")
     args.work.mkdir(parents=True, exist_ok=True)
     base_tar = args.work / "busybox.tar"
     sh([str(REPO / "scripts" / "busybox-rootfs.sh"), str(base_tar)])
-    compile_tree(REPO)
-    print(f"bytecode: compiled (compileall) for {REPO}; pybuild runs with "
-          "PYTHONDONTWRITEBYTECODE unset")
-    tag = secrets.token_hex(3)
-    table, bridge, network = f"pbbench{tag}", f"pbbench{tag}", f"bench{tag}"
-    third = secrets.randbelow(250)
-    subnet, gateway = f"10.239.{third}.0/24", f"10.239.{third}.1"
+    trees = [("pybuild", REPO)] + ([("pybuild-before", args.baseline)] if args.baseline else [])
+    for _, tree in trees:
+        compile_tree(tree)
+    print(f"bytecode: compiled (compileall) for {', '.join(str(t) for _, t in trees)}; "
+          "pybuild runs with PYTHONDONTWRITEBYTECODE unset")
+    table = f"pbbench{secrets.token_hex(3)}"
     config = args.work / "daemon.json"
     config.write_text(json.dumps({"bridge": "none"}))
-    pybuild = Pybuild(args.work, base_tar, {"PYBUILD_CONFIG": str(config),
-                                            "PYBUILD_NFT_TABLE": table})
+    env = {"PYBUILD_CONFIG": str(config), "PYBUILD_NFT_TABLE": table}
+    made: list[Pybuild] = []
     try:
-        pybuild.cli("network", "create", "--subnet", subnet, "--gateway", gateway,
-                    "-o", f"com.docker.network.bridge.name={bridge}", network)
-        if not args.skip_tcp:
-            tcp(pybuild, network, gateway, args.rounds, args.mb, args.connects)
-        starts(pybuild, network, args.rounds)
+        for name, tree in trees:
+            made.append(Pybuild(name, tree, args.work, base_tar, env))
+            gateway = made[-1].make_network()
+            if name == "pybuild" and not args.skip_tcp:
+                tcp(made[-1], made[-1].network, gateway, args.rounds, args.mb, args.connects)
+        starts(made, args.rounds)
     finally:
-        pybuild.cli("network", "rm", network, check=False)
+        for pybuild in made:
+            pybuild.remove()
         subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True)
-        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
-        shutil.rmtree(pybuild.root, ignore_errors=True)
 
 
 if __name__ == "__main__":
