@@ -248,3 +248,27 @@ def test_a_stopped_container_takes_its_link_from_a_netns_others_share(cli, lan):
     cli("stop", "-t", "1", a)
     assert "eth0" not in cli.netns_ip(b, "-o", "link")
     assert not peer.ping(ip, wait=1)
+
+
+def test_the_library_in_docker_pys_shape(cli, lan, store, monkeypatch):
+    from pybuild.client import Client
+
+    peer, subnet = lan
+    monkeypatch.setenv("PYBUILD_CONFIG", str(cli.config))
+    monkeypatch.setenv("PYBUILD_NFT_TABLE", cli.table)
+    client = Client(store.root)
+    net = client.networks.create(unique("mvl"), driver="macvlan",
+                                 options={"parent": peer.host_end, "macvlan_mode": "bridge"},
+                                 ipam={"Driver": "default", "Config": [
+                                     {"Subnet": str(subnet), "Gateway": str(subnet[1])}]})
+    cli.networks.append(net.name)
+    name = unique("lib")
+    cli.names.append(name)
+    container = client.containers.run(BASE, ["sleep", "60"], name=name, network=net.name,
+                                      detach=True)
+    net.reload()
+    [(cid, entry)] = net.attrs["Containers"].items()
+    assert cid == container.id and entry["Name"] == name
+    ip = entry["IPv4Address"].partition("/")[0]
+    assert ipaddress.ip_address(ip) in subnet and peer.ping(ip)
+    assert net.attrs["Driver"] == "macvlan" and net.attrs["Options"]["parent"] == peer.host_end
