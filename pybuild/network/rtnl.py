@@ -109,7 +109,11 @@ class Rtnl:
         self.msg = messages()
         self.sock = (_socket_in(netns) if netns else
                      socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE))
-        self.sock.bind((0, 0))
+        try:
+            self.sock.bind((0, 0))
+        except OSError:
+            self.sock.close()
+            raise
         self.seq = 0
 
     def close(self) -> None:
