@@ -33,8 +33,9 @@ def _ipv4(value: str) -> str | None:
 
 
 def _mode(value: str) -> str | None:
-    return None if value in ("bridge", "private", "vepa", "passthru") else \
-        "bridge, private, vepa or passthru"
+    from pybuild.network.macvlan import MODES
+
+    return None if value in MODES else f"{', '.join(MODES[:-1])} or {MODES[-1]}"
 
 
 Check = Callable[[str], str | None]  # why the value is wrong (what it should be), or None
