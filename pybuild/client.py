@@ -296,12 +296,15 @@ class BuildKeywords(TypedDict, total=False):
     source_date_epoch: int | None  # default: $SOURCE_DATE_EPOCH
     output: str | Path | None  # also write the image to this archive (docker-archive + OCI)
     output_compression: str  # of that archive's layers: gzip (default), zstd or none
+    cache_from: Sequence[str] | None  # buildx syntax: type=local,src=DIR | type=registry,ref=R
+    cache_to: str | Sequence[str] | None  # type=local,dest=DIR | type=registry,ref=R [,mode=]
 
 
 def build_options(path: str | Path, **options: Unpack[BuildKeywords]) -> BuildOptions:
     """What ``images.build(path, **options)`` builds: SOURCE_DATE_EPOCH from the environment
     when not given, stage names in ``no_cache_filter`` case-folded as Dockerfiles fold them."""
     from pybuild.build import BuildOptions, with_defaults
+    from pybuild.cache.cachespec import parse_all
 
     unknown = sorted(set(options) - set(BuildKeywords.__annotations__))
     if unknown:  # **options takes any name at run time; a typo must not pass unseen
@@ -315,4 +318,6 @@ def build_options(path: str | Path, **options: Unpack[BuildKeywords]) -> BuildOp
         no_cache_filter=tuple(s.lower() for s in options.get("no_cache_filter", ())),
         secrets=dict(options.get("secrets") or {}), labels=dict(options.get("labels") or {}),
         platform=options.get("platform"), network=options.get("network_mode") or "default",
-        source_date_epoch=options.get("source_date_epoch")))
+        source_date_epoch=options.get("source_date_epoch"),
+        cache_from=parse_all(options.get("cache_from"), "from"),
+        cache_to=parse_all(options.get("cache_to"), "to")))

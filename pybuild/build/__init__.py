@@ -116,18 +116,37 @@ def _build(store: Store, options: BuildOptions, emit: EventHandler, keyed: dict 
     emit(ev.BuildStarted(context.root, name))
     executor = Executor(store, options, stages, context, emit, name)
     executor.escape = doc.escape
+    shared = _shared_cache(store, options, executor, emit)
     try:
         # Held from the first layer to the final commit: a concurrent prune must not collect
         # layers no record names yet.
         with store.writing():
             state = executor.run()
             result = commit(store, state, options)
+            if shared is not None and options.cache_to:
+                from pybuild.cache.shared import export
+
+                export(store, options.cache_to, shared.used, state.key, emit)
     finally:
         executor.cleanup()
         memo.save()
+        if shared is not None:
+            shared.close()
     if keyed is not None and before is not None:
         unchanged.remember(store, keyed, result.image_id, before, context, started_ns)
     return result
+
+
+def _shared_cache(store: Store, options: BuildOptions, executor, emit: EventHandler):
+    """With --cache-from or --cache-to, the executor's index seen through the imported caches
+    and remembering what the build used (pybuild.cache.shared); else None."""
+    if not options.cache_from and not options.cache_to:
+        return None
+    from pybuild.cache.shared import SharedIndex, open_sources
+
+    shared = SharedIndex(executor.index, store, open_sources(options.cache_from, emit), emit)
+    executor.index = shared
+    return shared
 
 
 def build_iter(store: Store, options: BuildOptions) -> Iterator[Event]:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pybuild.cache.cachespec import CacheSpec
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,8 @@ class BuildOptions:
     network: str = "default"  # for RUN without --network: one of NETWORKS
     source_date_epoch: int | None = None
     docker_format: bool = False  # docker schema2 manifest instead of OCI
+    cache_from: tuple[CacheSpec, ...] = ()  # shared caches whose entries steps may hit
+    cache_to: tuple[CacheSpec, ...] = ()  # where the steps' entries are written afterwards
 
     def dockerfile_path(self) -> str:
         import os

@@ -34,6 +34,8 @@ def may_answer(options: BuildOptions) -> bool:
     """Whether an unchanged rerun of ``options`` may be answered from its record: not when
     the cache is to be bypassed. (Such a build is still recorded: it refreshed the cache
     records it passed by, so a cached rebuild gives exactly its image.)"""
+    if options.cache_to:  # the export needs the records a real pass through the steps gives
+        return False
     return not options.no_cache and not options.no_cache_filter and request(options) is not None
 
 

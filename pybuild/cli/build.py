@@ -87,10 +87,14 @@ def _raise_interrupt(signum, frame):  # SIGTERM unwinds like Ctrl-C, so cleanup 
 @click.option("--platform", help="Only linux/amd64 is supported.")
 @click.option("--network", type=click.Choice(NETWORKS), default="default",
               help="Network for RUN steps.")
+@click.option("--cache-from", "cache_from", multiple=True,
+              help="type=local,src=DIR or type=registry,ref=REF (or REF): a shared cache.")
+@click.option("--cache-to", "cache_to", multiple=True,
+              help="type=local,dest=DIR or type=registry,ref=REF[,mode=min|max]: export it.")
 @click.pass_context
 def command(ctx: click.Context, context: str, tags, dockerfile, build_args, target, no_cache,
             no_cache_filter, secrets, labels, iidfile, quiet, progress, output, compression,
-            platform, network) -> None:
+            platform, network, cache_from, cache_to) -> None:
     """Build an image from a Dockerfile and a context directory."""
     out = _output(output)
     temps: list[str] = []
@@ -102,6 +106,8 @@ def command(ctx: click.Context, context: str, tags, dockerfile, build_args, targ
             platform=platform, network_mode=network)
         if out is not None:
             request.update(output=out[1], output_compression=compression)
+        if cache_from or cache_to:
+            request.update(cache_from=cache_from, cache_to=cache_to)
         _build(ctx, context, request, iidfile, quiet, progress)
         if out is None:  # an answer from the memo would skip writing the archive
             env = ("SOURCE_DATE_EPOCH", *(arg for arg in build_args if "=" not in arg))
