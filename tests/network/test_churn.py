@@ -1,6 +1,7 @@
-"""Churn and concurrency on one user network: 50 containers started and removed leave no veth,
-no nft rule of theirs, no address in the IPAM, no netns, mount or process; two processes
-starting 10 containers each at the same moment get 20 distinct addresses.
+"""Churn and concurrency on one user network: 50 containers (each publishing a port) started
+and removed leave no veth, no nft rule of theirs, no address in the IPAM, no netns, mount or
+process; two processes starting 10 containers each at the same moment get 20 distinct
+addresses and host ports.
 
 The store, the network (a 10.23x subnet, a bridge of the test's own name), the daemon.json
 (no default bridge) and the nft table (``$PYBUILD_NFT_TABLE``) are the module's, and are
@@ -89,6 +90,12 @@ def _host_links() -> set[str]:
     return {link["ifname"] for link in ip_json("link", "show")}
 
 
+def _tagged(table, ids: list[str]) -> list[dict]:
+    """The table's rules that belong to one of the containers ``ids``."""
+    tags = {f"ctr-{cid[:16]}" for cid in ids}
+    return [r["rule"] for r in nft_list(table) if r.get("rule", {}).get("comment") in tags]
+
+
 def _started(pid: int) -> str:
     """The process's start time (``stat`` field 22), "" once it is gone: ended, or a zombie
     (a monitor's parent is init, which here may be slow to reap it)."""
@@ -123,6 +130,7 @@ class Seen:
         self.ids: list[str] = []
         self.addresses: list[str] = []
         self.processes: set[tuple[int, str]] = set()  # (pid, start time): pids are reused
+        self.host_ports: list[str] = []
 
     def add(self, store, attrs: dict, network: str) -> None:
         self.ids.append(attrs["Id"])
@@ -131,6 +139,8 @@ class Seen:
         for pid in (attrs["State"]["Pid"], state["monitor_pid"]):
             self.processes.add((pid, _started(pid)))
         self.addresses.append(attrs["NetworkSettings"]["Networks"][network]["IPAddress"])
+        self.host_ports += [b["HostPort"] for b in
+                            (attrs["NetworkSettings"]["Ports"].get("80/tcp") or ())]
 
     def assert_gone(self, store, network, table) -> None:
         from pybuild.network import links, model
@@ -138,9 +148,7 @@ class Seen:
         assert _veths(network.bridge) == []
         ours = {links.host_veth_name(cid, network.id) for cid in self.ids}
         assert not ours & _host_links()
-        tags = {f"ctr-{cid[:16]}" for cid in self.ids}
-        comments = {r["rule"].get("comment") for r in nft_list(table) if "rule" in r}
-        assert not tags & comments
+        assert _tagged(table, self.ids) == []
         assert model.ipam(store.root, network).allocations() == {}
         assert _ours(self.ids, store.root) == []
         assert [p for p in self.processes if _started(p[0]) == p[1]] == []
@@ -159,10 +167,14 @@ def test_fifty_containers_leave_nothing(store, network, env):
         batch = []
         for _ in range(10):
             ctr = client.containers.run(BASE, ["sleep", "60"], detach=True,
-                                        network=network.name)
+                                        network=network.name,
+                                        ports={"80/tcp": ("127.0.0.1", None)})
             batch.append(ctr)
             seen.add(store, ctr.attrs, network.name)
         assert len(_veths(network.bridge)) == 10
+        # each one's DNAT (and hairpin masquerade)
+        assert {r["comment"] for r in _tagged(env, seen.ids[-10:])} == {
+            f"ctr-{cid[:16]}" for cid in seen.ids[-10:]}
         from pybuild.network import model
 
         assert len(model.ipam(store.root, network).allocations()) == 10
@@ -177,7 +189,8 @@ import sys
 from pybuild.client import Client
 client = Client(sys.argv[1])
 for _ in range(int(sys.argv[4])):
-    ctr = client.containers.run(sys.argv[2], ["sleep", "60"], detach=True, network=sys.argv[3])
+    ctr = client.containers.run(sys.argv[2], ["sleep", "60"], detach=True, network=sys.argv[3],
+                                ports={"80/tcp": ("127.0.0.1", None)})
     print(ctr.id, flush=True)
 """
 
@@ -199,6 +212,7 @@ def test_two_processes_get_distinct_addresses(store, network, env):
     for cid in outputs[0] + outputs[1]:
         seen.add(store, client.containers.get(cid).attrs, network.name)
     assert len(set(seen.addresses)) == 20 and "" not in seen.addresses
+    assert len(set(seen.host_ports)) == 20  # the host's ports lock holds across processes
     from pybuild.network import model
 
     held = model.ipam(store.root, network).allocations()
