@@ -226,3 +226,28 @@ def test_two_processes_get_distinct_addresses(store, network, env):
     subprocess.run([*pybuild_cmd(store.root), "rm", "-f", *seen.ids], check=True,
                    capture_output=True, timeout=120)
     seen.assert_gone(store, network, env)
+
+
+def test_a_killed_monitor_leaves_nothing_after_rm(store, network, env):
+    """The monitor SIGKILLed while its container runs: ``rm -f`` undoes what it attached."""
+    import signal
+    import time
+
+    from pybuild.client import Client
+
+    client = Client(store.root)
+    seen = Seen()
+    for _ in range(3):
+        ctr = client.containers.run(BASE, ["sleep", "60"], detach=True, network=network.name,
+                                    ports={"80/tcp": ("127.0.0.1", None)})
+        seen.add(store, ctr.attrs, network.name)
+    monitors = [json.loads((store.root / "containers" / cid / "state.json").read_text())
+                ["monitor_pid"] for cid in seen.ids]
+    for pid in monitors:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(_started(pid) for pid in monitors) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    subprocess.run([*pybuild_cmd(store.root), "rm", "-f", *seen.ids], check=True,
+                   capture_output=True, timeout=60)
+    seen.assert_gone(store, network, env)
