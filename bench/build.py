@@ -82,7 +82,8 @@ class Pybuild(Tool):
                        env=self.env)
 
     def build(self, ctx: Path, nocache: bool) -> None:
-        args = ["build", "-q", "-t", "sample", "-f", str(SAMPLE / "Dockerfile")]
+        args = ["build", "-q", "--network", "none", "-t", "sample", "-f",
+                str(SAMPLE / "Dockerfile")]
         self.cli(args + (["--no-cache"] if nocache else []) + [str(ctx)])
 
 
@@ -123,7 +124,7 @@ class Docker(Tool):
         conf = work / "daemon.json"
         conf.write_text("{}")
         self.env = {"DOCKER_BUILDKIT": "1", "DOCKER_HOST": f"unix://{self.run}.sock"}
-        # No bridge and no firewall: the builds run with --network=none, as pybuild's RUN does
+        # No bridge and no firewall: both builds run their RUN with --network=none
         self.proc = subprocess.Popen(
             ["dockerd", "--config-file", str(conf), "--data-root", str(work / "docker-root"),
              "--exec-root", str(self.run), "--pidfile", f"{self.run}.pid",

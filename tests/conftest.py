@@ -44,3 +44,17 @@ def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if why:
         pytest.skip(why)
     return write_busybox_tar(tmp_path_factory.mktemp("busybox") / "busybox.tar")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def default_bridge(tmp_path_factory):
+    """pybuild's default bridge, for every test that does not pick its own: a bridge and an
+    nft table of the session's (support.net.bridge_settings), so no test makes the host's
+    pybuild0 or touches pybuild's own table. Without root there is nothing to make."""
+    if os.geteuid() != 0:
+        yield None
+        return
+    from support.net import bridge_settings
+
+    with bridge_settings(tmp_path_factory.mktemp("default-bridge")) as made:
+        yield made

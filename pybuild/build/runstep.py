@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,28 +96,32 @@ class RunInputs:
     env: tuple[str, ...]
     ids: Ids
     cwd: str
-    network: str  # none|host
+    network: str  # default|none|host
 
 
-def _etc_files(tmp: Path) -> tuple[tuple[str, Path], ...]:
-    (tmp / "hosts").write_text(HOSTS)
-    resolv = Path("/etc/resolv.conf")
-    text = resolv.read_text() if resolv.is_file() else ""
-    (tmp / "resolv.conf").write_text(text)
-    (tmp / "hostname").write_text(HOSTNAME + "\n")
-    return tuple((f"/etc/{name}", tmp / name) for name in ("hosts", "resolv.conf", "hostname"))
+def _etc_files(etc: Path, bridged: bool) -> tuple[tuple[str, Path], ...]:
+    from pybuild.containers.runspec import resolv_conf
+
+    etc.mkdir()
+    (etc / "hosts").write_text(HOSTS)
+    (etc / "resolv.conf").write_text(resolv_conf(bridged=bridged))
+    (etc / "hostname").write_text(HOSTNAME + "\n")
+    return tuple((f"/etc/{name}", etc / name) for name in ("hosts", "resolv.conf", "hostname"))
 
 
 @contextlib.contextmanager
 def sandbox_spec(inputs: RunInputs, lowerdirs: list[Path], upper: Path, work: Path,
-                 mounts: tuple[Mount, ...], tmp: Path) -> Iterator[RunSpec]:
+                 mounts: tuple[Mount, ...], tmp: Path) -> Iterator[tuple[RunSpec, Path]]:
+    """The step's sandbox spec and its state dir (``etc/`` with the files bind-mounted over
+    /etc/hosts, resolv.conf and hostname), removed afterwards."""
     from pybuild.runner.spec import Process, Rootfs, RunSpec
 
-    etc = Path(tempfile.mkdtemp(prefix="etc-", dir=tmp))
+    state = Path(tempfile.mkdtemp(prefix="run-", dir=tmp))
+    bridged = inputs.network == "default"
     try:
         lowers = tuple(reversed(lowerdirs))
         if not lowers:  # FROM scratch: overlay needs one lower dir
-            empty = etc / "empty"
+            empty = state / "empty"
             empty.mkdir()
             lowers = (empty,)
         yield RunSpec(
@@ -125,17 +129,19 @@ def sandbox_spec(inputs: RunInputs, lowerdirs: list[Path], upper: Path, work: Pa
             process=Process(args=inputs.argv, env=inputs.env, cwd=inputs.cwd,
                             uid=inputs.ids.uid, gid=inputs.ids.gid,
                             additional_gids=inputs.ids.additional_gids),
-            hostname=HOSTNAME, network=inputs.network, mounts=mounts,
-            etc_files=_etc_files(etc), kept_mount_points=KEPT_MOUNT_POINTS)
+            hostname=HOSTNAME, network="bridge" if bridged else inputs.network, mounts=mounts,
+            etc_files=_etc_files(state / "etc", bridged),
+            kept_mount_points=KEPT_MOUNT_POINTS), state
     finally:
-        shutil.rmtree(etc, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
 
 
-def run_sandbox(spec: RunSpec, on_output: Output) -> int:
+def run_sandbox(spec: RunSpec, on_output: Output, prepare: Callable[[int], None] | None = None
+                ) -> int:
     from pybuild.runner.sandbox import run
 
     return run(spec, stdout=lambda b: on_output("stdout", b),
-               stderr=lambda b: on_output("stderr", b))
+               stderr=lambda b: on_output("stderr", b), prepare=prepare)
 
 
 def _tail(lines: list[bytes], n: int = 10) -> tuple[str, ...]:
@@ -161,8 +167,15 @@ def execute(ex: StepContext, state: StageState, inst: Run, argv: tuple[str, ...]
     try:
         with contextlib.ExitStack() as stack:
             specs = tuple(mounts(ex, state, inst, ids, stack))
-            with sandbox_spec(inputs, lowerdirs, upper, work, specs, ex.scratch) as spec:
-                code = run_sandbox(spec, output)
+            spec, state_dir = stack.enter_context(
+                sandbox_spec(inputs, lowerdirs, upper, work, specs, ex.scratch))
+            plug = None
+            if spec.network == "bridge":
+                from pybuild.build.buildnet import default_bridge
+
+                plug = stack.enter_context(default_bridge(ex.cache_root, state_dir / "net",
+                                                          HOSTNAME))
+            code = run_sandbox(spec, output, plug)
         if code != 0:
             raise BuildError(f'process "{" ".join(argv)}" did not complete successfully: '
                              f"exit code: {code}", returncode=code, log_tail=_tail(seen))

@@ -4,7 +4,7 @@ files, confinement and limits."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pybuild.containers.model import ContainerConfig, MountSpec
@@ -48,10 +48,18 @@ def etc_files(config: ContainerConfig, state_dir: Path) -> tuple[tuple[str, Path
 def _resolv(config: ContainerConfig) -> str:
     from pybuild.containers.networking import is_bridged
 
+    return resolv_conf(bridged=is_bridged(config.network_mode), dns=config.dns,
+                       dns_search=config.dns_search)
+
+
+def resolv_conf(*, bridged: bool, dns: Sequence[str] = (), dns_search: Sequence[str] = ()
+                ) -> str:
+    """The host's resolv.conf as a container sees it: on a network of its own (``bridged``),
+    without the host's loopback resolvers; ``dns`` (else the settings' dns, when bridged)
+    and ``dns_search`` in place of the host's."""
     host = Path("/etc/resolv.conf")
     lines = host.read_text().splitlines() if host.is_file() else []
-    dns = config.dns
-    if is_bridged(config.network_mode):
+    if bridged:
         # the host's loopback resolvers are not reachable from a netns of its own (docker
         # drops them too); the settings' dns comes before the host's
         lines = [ln for ln in lines if not _loopback_nameserver(ln)]
@@ -62,9 +70,9 @@ def _resolv(config: ContainerConfig) -> str:
     if dns:
         lines = [ln for ln in lines if not ln.startswith("nameserver")]
         lines += [f"nameserver {ip}" for ip in dns]
-    if config.dns_search:
+    if dns_search:
         lines = [ln for ln in lines if not ln.startswith(("search", "domain"))]
-        lines.append("search " + " ".join(config.dns_search))
+        lines.append("search " + " ".join(dns_search))
     return "\n".join(lines) + ("\n" if lines else "")
 
 

@@ -35,7 +35,7 @@ class StepPlan:
 class RunPlan(StepPlan):
     inst: Run  # mounts expanded
     argv: tuple[str, ...]
-    network: str  # none|host
+    network: str  # default|none|host
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,8 +65,7 @@ def plan_step(state: StageState, inst: Instruction, network: str) -> StepPlan:
 def plan_run(state: StageState, inst: Run, default_network: str) -> RunPlan:
     inst = expand_mounts(state, inst)
     argv = argv_of(state, inst)
-    network = inst.network or default_network
-    network = "host" if network == "host" else "none"  # no container networking yet
+    network = inst.network or default_network  # default (the default bridge), none or host
     if inst.security == "insecure":
         raise BuildError("RUN --security=insecure is not allowed")
     extra = {"env": json.dumps(list(state.config.env)), "user": state.config.user,

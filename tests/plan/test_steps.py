@@ -29,11 +29,11 @@ def test_run_shell_form_goes_through_the_shell_and_records_its_inputs():
                      inst("RUN echo $V"), "default")
     assert isinstance(plan, RunPlan)
     assert plan.argv == ("/bin/sh", "-c", "echo $V")
-    assert plan.network == "none"  # anything but host runs without a network
+    assert plan.network == "default"  # the build's default: the default bridge
     assert plan.args == {"V": "2"}
     assert plan.extra == {"env": '["A=1"]', "user": "app", "workdir": "/src"}
     assert json.loads(plan.text) == {"run": ["/bin/sh", "-c", "echo $V"], "mounts": [],
-                                     "network": "none", "security": None}
+                                     "network": "default", "security": None}
 
 
 def test_run_history_shows_declared_args_with_env_winning():
@@ -93,6 +93,7 @@ def test_equal_plans_give_equal_keys_and_any_input_changes_it():
     assert key(state(args={"X": "1"}), "RUN true") != base
     assert key(state(), "RUN false") != base
     assert key(state(), "RUN --network=host true") != base
+    assert key(state(), "RUN --network=default true") != base  # the bridge, not none
 
 
 def test_arg_takes_build_arg_then_default_then_global():
