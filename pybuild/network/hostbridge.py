@@ -10,6 +10,7 @@ removed, and it outlives every network and container that used it.
 from __future__ import annotations
 
 import ipaddress
+import os
 
 from pybuild.errors import NetworkError
 
@@ -23,22 +24,11 @@ def probe(name: str) -> list[Interface] | None:
 
     if not links.exists(name):
         return None
-    kind = _kind(name)
-    if kind != "bridge":
-        raise NetworkError(f"bridge {name}: {name} exists and is not a bridge ({kind})")
+    # sysfs has a bridge/ dir for a bridge only: no netlink dump (nor pyroute2's package
+    # import) for a check every start on such a bridge makes
+    if not os.path.isdir(f"/sys/class/net/{name}/bridge"):
+        raise NetworkError(f"bridge {name}: {name} exists and is not a bridge")
     return [a for a in links.addresses(name) if isinstance(a, Interface)]
-
-
-def _kind(name: str) -> str | None:
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ip:
-        found = ip.link_lookup(ifname=name)
-        if not found:
-            return None
-        [link] = ip.get_links(found[0])
-        info = link.get_attr("IFLA_LINKINFO")
-        return info.get_attr("IFLA_INFO_KIND") if info is not None else None
 
 
 def pool(network: str, bridge: str, addresses: list[Interface], subnet: str | None,

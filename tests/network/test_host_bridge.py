@@ -143,7 +143,7 @@ def test_a_settings_bridge_that_is_missing_or_no_bridge_is_one_line(store, tmp_p
     _, peer, _ = lan
     missing = unique("pbno")
     for name, why in ((missing, f"bridge {missing} (the settings' 'bridge') does not exist"),
-                      (peer.host_end, f"{peer.host_end} exists and is not a bridge (veth)")):
+                      (peer.host_end, f"{peer.host_end} exists and is not a bridge")):
         with segment.cli(store.root, tmp_path, bridge=name) as cli:
             res = cli("run", "--rm", "--name", unique("x"), "--network", "bridge", BASE, "true",
                       check=False)
