@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,18 @@ def default_bridge(tmp_path_factory):
     if os.geteuid() != 0:
         yield None
         return
-    from support.net import bridge_settings
+    from support.net import bridge_settings, session_names, sweep_dead_sessions
 
-    with bridge_settings(tmp_path_factory.mktemp("default-bridge")) as made:
+    sweep_dead_sessions()  # what a session killed before its teardown left
+    bridge, table = session_names(os.getpid())
+    with bridge_settings(tmp_path_factory.mktemp("default-bridge"), bridge=bridge,
+                         table=table) as made:
         yield made
+
+
+def _terminated(signum, frame):
+    # SIGTERM (a timeout, CI cancelling) ends the session as ^C does, teardowns included
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+signal.signal(signal.SIGTERM, _terminated)

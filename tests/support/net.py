@@ -67,7 +67,8 @@ def fetch(address: str, port: int, timeout: float = 5) -> bytes:
 
 
 @contextlib.contextmanager
-def bridge_settings(directory: Path, subnet_prefix: str = "10.248") -> Iterator[dict[str, str]]:
+def bridge_settings(directory: Path, subnet_prefix: str = "10.248", *, bridge: str = "",
+                    table: str = "") -> Iterator[dict[str, str]]:
     """A bridge of the test's own as pybuild's default one (daemon.json's ``bridge``, docker's
     ``-b``; ``ip-forward`` false, so the host's sysctl stays as it was) and an nft table of its
     own, through ``PYBUILD_CONFIG`` and ``PYBUILD_NFT_TABLE`` in this process's environment
@@ -76,7 +77,7 @@ def bridge_settings(directory: Path, subnet_prefix: str = "10.248") -> Iterator[
     from pybuild.network import links
     from pybuild.network.nft import Nft, Table, delete_table
 
-    bridge, table = unique(), unique("pbtab")
+    bridge, table = bridge or unique(), table or unique("pbtab")
     subnet = f"{subnet_prefix}.{secrets.randbelow(250)}"
     config = directory / "daemon.json"
     config.write_text(json.dumps({"bridge": bridge, "ip-forward": False}))
@@ -100,3 +101,38 @@ def bridge_settings(directory: Path, subnet_prefix: str = "10.248") -> Iterator[
 # A command prefix: the command runs in a network namespace of its own with only a loopback,
 # so a name lookup or a connection it tries fails there and never leaves the machine.
 OFFLINE = ("unshare", "--net")
+
+
+SESSION_PREFIX = "pbs"  # + the pytest process's pid in hex: a session's bridge and nft table
+
+
+def session_names(pid: int) -> tuple[str, str]:
+    """The bridge and nft table names of the test session in process ``pid``."""
+    return f"{SESSION_PREFIX}{pid:x}", f"{SESSION_PREFIX}tab{pid:x}"
+
+
+def sweep_dead_sessions() -> list[str]:
+    """Remove the bridges and nft tables of test sessions whose process is gone (killed before
+    its teardown); the names removed."""
+    import re
+
+    from pybuild.network import links
+    from pybuild.network.nft import Nft, Table, delete_table
+
+    pattern = re.compile(rf"{SESSION_PREFIX}(?:tab)?([0-9a-f]+)")
+    gone: list[str] = []
+    tables = subprocess.run(["nft", "-j", "list", "tables"], capture_output=True, text=True)
+    names = [o["table"]["name"] for o in json.loads(tables.stdout or '{"nftables": []}')
+             ["nftables"] if "table" in o and o["table"]["family"] == "inet"]
+    names += os.listdir("/sys/class/net")
+    for name in names:
+        found = pattern.fullmatch(name)
+        if not found or os.path.exists(f"/proc/{int(found.group(1), 16)}"):
+            continue
+        if name.startswith(f"{SESSION_PREFIX}tab"):
+            with Nft() as nft:
+                delete_table(nft, Table(name))
+        else:
+            links.delete(name)
+        gone.append(name)
+    return gone
