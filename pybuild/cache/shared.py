@@ -20,6 +20,7 @@ from pybuild.cache.index import CacheIndex, CacheRecord
 from pybuild.errors import BuildError, PybuildError
 from pybuild.image.manifest import Descriptor
 from pybuild.progress import BuildWarning
+from pybuild.registry.events import RegistryStatus
 from pybuild.store import Store
 
 Emit = Callable[[object], None]
@@ -48,10 +49,18 @@ def open_sources(specs: Iterable[CacheSpec], emit: Emit) -> list[CacheSource]:
     sources = []
     for spec in specs:
         try:
-            sources.append(open_source(spec))
+            source = open_source(spec)
         except PybuildError as err:
             emit(BuildWarning(f"importing cache: {err}"))  # err names the cache
+            continue
+        sources.append(source)
+        emit(RegistryStatus(f"importing cache manifest from {source.where}: "
+                            f"{_steps(len(source.entries))}"))
     return sources
+
+
+def _steps(count: int) -> str:
+    return f"{count} step{'' if count == 1 else 's'}"
 
 
 class SharedIndex:
@@ -148,6 +157,8 @@ def export(store: Store, specs: Iterable[CacheSpec], used: Mapping[str, CacheRec
                 from pybuild.cache.cacheregistry import write as push
 
                 push(store, spec.ref, doc, emit)
+            emit(RegistryStatus(f"exported cache to {spec.path or spec.ref}: "
+                                f"{_steps(len(doc.entries))}, manifest {doc.manifest_digest}"))
         except PybuildError as err:
             message = f"exporting cache: {err}"  # err names the cache
             if not spec.ignore_error:

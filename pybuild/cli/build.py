@@ -88,9 +88,11 @@ def _raise_interrupt(signum, frame):  # SIGTERM unwinds like Ctrl-C, so cleanup 
 @click.option("--network", type=click.Choice(NETWORKS), default="default",
               help="Network for RUN steps.")
 @click.option("--cache-from", "cache_from", multiple=True,
-              help="type=local,src=DIR or type=registry,ref=REF (or REF): a shared cache.")
+              help="Use a shared build cache: type=local,src=DIR, type=registry,ref=REF, "
+              "or REF (repeatable).")
 @click.option("--cache-to", "cache_to", multiple=True,
-              help="type=local,dest=DIR or type=registry,ref=REF[,mode=min|max]: export it.")
+              help="Write the build cache: type=local,dest=DIR or type=registry,ref=REF, "
+              "with mode=min|max (repeatable).")
 @click.pass_context
 def command(ctx: click.Context, context: str, tags, dockerfile, build_args, target, no_cache,
             no_cache_filter, secrets, labels, iidfile, quiet, progress, output, compression,

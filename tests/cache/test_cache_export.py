@@ -25,6 +25,7 @@ from support.paths import REPO
 from pybuild.cache.cacheformat import CONFIG_MEDIA_TYPE
 from pybuild.cache.cachespec import parse_all
 from pybuild.progress import BuildWarning, CacheMiss, StepCached
+from pybuild.registry.events import RegistryStatus
 from pybuild.runner.probe import probe as host_probe
 from pybuild.store.images import resolve
 
@@ -43,6 +44,8 @@ def test_second_store_hits_every_step_from_a_local_cache(tmp_path, sample, busyb
     dest = tmp_path / "cache"
     image_a, events_a = run(a, sample, cache_to=parse_all(f"type=local,dest={dest}", "to"))
     assert not steps_with(events_a, StepCached)  # A built everything
+    said = [e.message for e in events_a if isinstance(e, RegistryStatus)]
+    assert said[-1].startswith(f"exported cache to {dest}: {SAMPLE_STEPS} steps, manifest ")
     index = json.loads((dest / "index.json").read_text())
     (manifest_desc,) = index["manifests"]
     manifest = json.loads((dest / "blobs/sha256" / manifest_desc["digest"][7:]).read_text())
@@ -60,6 +63,8 @@ def test_second_store_hits_every_step_from_a_local_cache(tmp_path, sample, busyb
     assert steps_with(events_b, StepCached) == steps
     assert not steps_with(events_b, CacheMiss)
     assert image_b == image_a
+    said = [e.message for e in events_b if isinstance(e, RegistryStatus)]
+    assert said == [f"importing cache manifest from {dest}: {SAMPLE_STEPS} steps"]
 
 
 def test_a_corrupt_blob_is_a_miss_and_keeps_nothing(tmp_path, sample, busybox_tar):
@@ -139,3 +144,19 @@ def test_jdk_tomcat_example_through_the_cli(tmp_path, busybox_tar):
             assert len(cached) == 4, res.stderr  # ADD, ADD, RUN, WORKDIR
             assert 'openjdk version' not in res.stderr  # the RUN did not run
     assert ids[0] == ids[1]
+
+
+def test_library_takes_docker_py_names(tmp_path, sample, busybox_tar):
+    from pybuild.client import Client
+
+    dest = tmp_path / "cache"
+    new_store(tmp_path / "a", busybox_tar)
+    new_store(tmp_path / "b", busybox_tar)
+    first = Client(tmp_path / "a").images.build(
+        sample, source_date_epoch=1700000000, cache_to=f"type=local,dest={dest},mode=max")
+    events: list = []
+    second = Client(tmp_path / "b").images.build(
+        sample, source_date_epoch=1700000000, cache_from=[f"type=local,src={dest}"],
+        on_event=events.append)
+    assert second.id == first.id
+    assert steps_with(events, StepCached) == layer_steps(events)
