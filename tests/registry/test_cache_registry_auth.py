@@ -19,17 +19,15 @@ USER, PASSWORD = "carol", "cache me if you can"
 
 
 @pytest.fixture(scope="module")
-def tls(tmp_path_factory):
-    return make_tls(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory, tls):
+def locked(tmp_path_factory):
+    """A registry that wants USER's password, over TLS with a CA of its own: (registry, tls)."""
     directory = tmp_path_factory.mktemp("cache-basic")
-    users = htpasswd(directory / "htpasswd", {USER: PASSWORD})
-    with serve(directory, auth={"htpasswd": {"realm": "pybuild-test", "path": str(users)}},
-               tls={"certificate": str(tls.cert), "key": str(tls.key)}) as reg:
-        yield reg
+    tls = make_tls(directory / "tls")
+    users = {"realm": "pybuild-test", "path": str(htpasswd(directory / "htpasswd",
+                                                           {USER: PASSWORD}))}
+    keys = {"certificate": str(tls.cert), "key": str(tls.key)}
+    with serve(directory, auth={"htpasswd": users}, tls=keys) as reg:
+        yield reg, tls
 
 
 @pytest.fixture()
@@ -39,8 +37,9 @@ def sample(tmp_path):
     return sample_context(tmp_path / "ctx")
 
 
-def test_cache_through_a_registry_with_basic_auth(monkeypatch, tmp_path, tls, registry,
-                                                  sample, busybox_tar):
+def test_cache_through_a_registry_with_basic_auth(monkeypatch, tmp_path, locked, sample,
+                                                  busybox_tar):
+    registry, tls = locked
     home = isolate(monkeypatch, tmp_path)
     trust(home, registry.host, tls.ca)
     ref = f"{registry.host}/team/locked:cache"
