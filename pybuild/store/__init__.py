@@ -13,6 +13,7 @@ Layout under the root (``/var/lib/pybuild`` by default)::
     layers/<chainid-hex>/     unpacked layers, overlay lower dirs
     files/<key>               big files layers share by hard link (filepool)
     compressed/<hex>.json     compressed forms of a layer, made on save/push
+    distribution/<hex>.json   where a pulled layer lives in registries (pybuild.registry)
     gcroots/<name>.json       blobs and chains other owners (build cache) want kept
     tmp/                      temp files, renamed into place when complete
     lock, gc.lock             see pybuild.store.lock

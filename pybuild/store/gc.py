@@ -71,10 +71,23 @@ def collect(store: Store) -> GcResult:
             if diff_id not in refs.blobs:
                 with contextlib.suppress(FileNotFoundError):
                     store.compressed.path(diff_id).unlink()
+        _sweep_distribution(store, refs.blobs)
         freed += store.files.sweep()
         freed += dir_size(store.tmp) if store.tmp.is_dir() else 0
         clean_tmp(store)
         return GcResult(tuple(blobs), tuple(layers), freed)
+
+
+def _sweep_distribution(store: Store, kept: set[str]) -> None:
+    """Drop what registries were known to hold (``distribution/<hex>.json``, written by
+    pybuild.registry) for layers no longer kept."""
+    directory = store.root / "distribution"
+    if not directory.is_dir():
+        return
+    for path in directory.glob("*.json"):
+        if f"sha256:{path.stem}" not in kept:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 def clean_tmp(store: Store) -> list[str]:

@@ -91,3 +91,18 @@ def test_disk_usage_rows(store):
     assert rows["Images"].reclaimable > 0
     assert rows["Build cache"].size == 10
     assert rows["Blobs"].total == 6 and rows["Blobs"].reclaimable == 0
+
+
+def test_collect_drops_what_registries_hold_of_layers_it_removes(store):
+    from pybuild.registry.distribution import RemoteBlob, known, remember
+
+    kept = store.records.list()[0].diff_ids[0]
+    orphan = store.blobs.put_bytes(b"pulled once")
+    blob = RemoteBlob("sha256:" + "1" * 64, 10, "application/vnd.oci.image.layer.v1.tar+gzip",
+                      ("127.0.0.1:5000/app",))
+    remember(store, kept, blob)
+    remember(store, orphan.digest, blob)
+    collect(store)
+    assert known(store, kept) == [blob] and known(store, orphan.digest) == []
+    assert sorted(p.name for p in (store.root / "distribution").iterdir()) == \
+        [kept.removeprefix("sha256:") + ".json"]
