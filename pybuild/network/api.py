@@ -14,7 +14,7 @@ interface ``Endpoints`` below, looked up lazily as the module ``pybuild.network.
 
 Until that module exists, ``connect``/``disconnect`` raise one NetworkError line.
 
-An endpoint's ``MacAddress`` and ``EndpointID`` are derived (``mac_address``, ``endpoint_id``)
+An endpoint's ``MacAddress`` and ``EndpointID`` are derived (``model.mac_address``, ``endpoint_id``)
 so inspect shows the same values the runtime gives the interface, with nothing stored.
 """
 
@@ -62,11 +62,6 @@ def _endpoints(needed: str = "connect") -> Endpoints:
     if not callable(getattr(module, needed, None)):
         raise NetworkError("connecting a running container is not available yet")
     return module  # type: ignore[return-value]
-
-
-def mac_address(ip: str) -> str:
-    """docker's MAC for an address: 02:42 and the IPv4 address's four bytes."""
-    return "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ip).packed)
 
 
 def endpoint_id(network_id: str, container_id: str) -> str:
@@ -293,7 +288,7 @@ class NetworkCollection:
                address: str | None) -> dict[str, str]:
         ip = address.partition("/")[0] if address else ""
         return {"Name": name, "EndpointID": endpoint_id(record.id, cid),
-                "MacAddress": mac_address(ip) if ip else "", "IPv4Address": address or "",
+                "MacAddress": model.mac_address(ip) if ip else "", "IPv4Address": address or "",
                 "IPv6Address": ""}
 
     def _name(self, container_id: str) -> str:

@@ -168,7 +168,6 @@ def resolve(store_root: str | Path, name: str, settings: Settings) -> model.Netw
 def join(store_root: str | Path, settings: Settings, nft: Nft | None, container_id: str,
          req: Request) -> Attached:
     """One network's bridge and rules ensured and an address taken for ``container_id``."""
-    from pybuild.network.api import mac_address  # the one inspect shows, too
 
     network = resolve(store_root, req.network, settings)
     user = network.name != predefined.DEFAULT
@@ -183,7 +182,7 @@ def join(store_root: str | Path, settings: Settings, nft: Nft | None, container_
         settings.default_gateway or network.gateway if not user else network.gateway)
     attached = Attached(network.name, network.id, network.bridge,
                         links.host_veth_name(container_id, network.id), f"{address}/{prefix}",
-                        gateway, mac_address(str(address)), settings.mtu, tuple(req.aliases),
+                        gateway, model.mac_address(str(address)), settings.mtu, tuple(req.aliases),
                         user)
     if network.driver != "macvlan":
         return attached

@@ -34,6 +34,12 @@ DEFAULT_POOL = ipaddress.IPv4Network("172.30.0.0/16")
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")  # docker's network name rule
 
 
+def mac_address(ip: str) -> str:
+    """docker's MAC for an address: 02:42 and the IPv4 address's four bytes (what a
+    container's interface gets, and what inspect shows)."""
+    return "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ip).packed)
+
+
 @dataclass(frozen=True)
 class Network:
     name: str

@@ -70,17 +70,19 @@ def fetch(address: str, port: int, timeout: float = 5) -> bytes:
 def bridge_settings(directory: Path, subnet_prefix: str = "10.248", *, bridge: str = "",
                     table: str = "") -> Iterator[dict[str, str]]:
     """A bridge of the test's own as pybuild's default one (daemon.json's ``bridge``, docker's
-    ``-b``; ``ip-forward`` false, so the host's sysctl stays as it was) and an nft table of its
-    own, through ``PYBUILD_CONFIG`` and ``PYBUILD_NFT_TABLE`` in this process's environment
-    (which the pybuild processes tests start inherit). Everything goes at the end, and the
-    environment is put back, also after a failure."""
+    ``-b``; ``ip-forward`` false, so the host's sysctl stays as it was; ``dns`` the container's
+    loopback) and an nft table of its own, through ``PYBUILD_CONFIG`` and ``PYBUILD_NFT_TABLE``
+    in this process's environment (which the pybuild processes tests start inherit).
+    Everything goes at the end, and the environment is put back, also after a failure."""
     from pybuild.network import links
     from pybuild.network.nft import Nft, Table, delete_table
 
     bridge, table = bridge or unique(), table or unique("pbtab")
     subnet = f"{subnet_prefix}.{secrets.randbelow(250)}"
     config = directory / "daemon.json"
-    config.write_text(json.dumps({"bridge": bridge, "ip-forward": False}))
+    # dns: the container's own loopback, where nothing answers, so no name a container or a
+    # RUN looks up goes to the host's (outside) resolver
+    config.write_text(json.dumps({"bridge": bridge, "ip-forward": False, "dns": ["127.0.0.1"]}))
     saved = {k: os.environ.get(k) for k in ("PYBUILD_CONFIG", "PYBUILD_NFT_TABLE")}
     try:
         links.ensure_bridge(bridge, f"{subnet}.1/24")
