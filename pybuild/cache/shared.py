@@ -12,11 +12,13 @@ build goes on without it, as BuildKit's does.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Protocol
 
 from pybuild.cache.cacheformat import CacheEntry, document
 from pybuild.cache.cachespec import CacheSpec
 from pybuild.cache.index import CacheIndex, CacheRecord
+from pybuild.cache.keys import KeyInputs
 from pybuild.errors import BuildError, PybuildError
 from pybuild.image.manifest import Descriptor
 from pybuild.progress import BuildWarning
@@ -84,11 +86,9 @@ class SharedIndex:
 
     def put(self, record: CacheRecord, slot: str | None = None) -> None:
         self.local.put(record, slot=slot)
-        self.used[record.key] = CacheRecord(record.key, record.inputs.without_manifest(),
-                                            record.layer, record.config, record.meta,
-                                            record.created)
+        self.used[record.key] = replace(record, inputs=record.inputs.without_manifest())
 
-    def explain(self, slot: str, inputs) -> str:  # noqa: ANN001 - CacheIndex's signature
+    def explain(self, slot: str, inputs: KeyInputs) -> str:
         return self.local.explain(slot, inputs)
 
     def __getattr__(self, name: str):  # the rest of CacheIndex, unchanged
@@ -108,8 +108,12 @@ class SharedIndex:
             except PybuildError as err:  # a bad blob is a miss: the step runs
                 self.emit(BuildWarning(f"importing cache: {err}"))
                 continue
-            self.local.put(entry.record)
-            return entry.record
+            record = entry.record
+            if record.layer is not None:  # the size the store has, not the one the cache says
+                record = replace(record, meta={**record.meta,
+                                               "size": self.store.blobs.size(record.layer)})
+            self.local.put(record)
+            return record
         return None
 
     def close(self) -> None:

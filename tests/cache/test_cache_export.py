@@ -160,3 +160,23 @@ def test_library_takes_docker_py_names(tmp_path, sample, busybox_tar):
         on_event=events.append)
     assert second.id == first.id
     assert steps_with(events, StepCached) == layer_steps(events)
+
+
+@pytest.mark.parametrize("compression", ["zstd", "uncompressed"])
+def test_other_compressions_and_a_second_source(tmp_path, sample, busybox_tar, compression):
+    a = new_store(tmp_path / "a", busybox_tar)
+    dest = tmp_path / "cache"
+    image_a, _ = run(a, sample, cache_to=parse_all(
+        f"type=local,dest={dest},compression={compression}", "to"))
+    manifest_desc = json.loads((dest / "index.json").read_text())["manifests"][0]
+    manifest = json.loads((dest / "blobs/sha256" / manifest_desc["digest"][7:]).read_text())
+    suffix = {"zstd": "+zstd", "uncompressed": ".tar"}[compression]
+    assert all(d["mediaType"].endswith(suffix) for d in manifest["layers"])
+    b = new_store(tmp_path / "b", busybox_tar)
+    sources = parse_all([f"type=local,src={tmp_path / 'empty'}", f"type=local,src={dest}"],
+                        "from")
+    image_b, events = run(b, sample, cache_from=sources)
+    assert steps_with(events, StepCached) == layer_steps(events)
+    assert image_b == image_a
+    record = b.records.get(image_b)
+    assert record.layers == a.records.get(image_a).layers  # diff ids and sizes

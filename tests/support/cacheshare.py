@@ -21,7 +21,7 @@ COPY a.txt /data/a.txt
 RUN echo "$GREETING" > /data/greeting && cat /data/a.txt >> /data/greeting
 WORKDIR /data/sub
 COPY b.txt .
-RUN ls -l /data > /data/listing
+RUN ls /data > /data/listing
 """
 SAMPLE_STEPS = 5  # COPY, RUN, WORKDIR (it makes /data/sub), COPY, RUN
 
