@@ -24,7 +24,7 @@ from support.paths import REPO
 
 from pybuild.cache.cacheformat import CONFIG_MEDIA_TYPE
 from pybuild.cache.cachespec import parse_all
-from pybuild.progress import BuildWarning, CacheMiss, StepCached
+from pybuild.progress import BuildReplayed, BuildWarning, CacheMiss, StepCached
 from pybuild.registry.events import RegistryStatus
 from pybuild.runner.probe import probe as host_probe
 from pybuild.store.images import resolve
@@ -180,3 +180,19 @@ def test_other_compressions_and_a_second_source(tmp_path, sample, busybox_tar, c
     assert image_b == image_a
     record = b.records.get(image_b)
     assert record.layers == a.records.get(image_a).layers  # diff ids and sizes
+
+
+def test_an_unchanged_rebuild_still_exports(tmp_path, sample, busybox_tar):
+    """The no-change answer would skip the steps; a build with --cache-to passes them, all
+    cached, so the second cache has every step too."""
+    a = new_store(tmp_path / "a", busybox_tar)
+    run(a, sample, tags=("x/y",), cache_to=parse_all(f"type=local,dest={tmp_path / 'one'}",
+                                                      "to"))
+    run(a, sample, tags=("x/y",))  # recorded for the no-change answer
+    _, events = run(a, sample, tags=("x/y",),
+                    cache_to=parse_all(f"type=local,dest={tmp_path / 'two'}", "to"))
+    assert not [e for e in events if isinstance(e, BuildReplayed)]
+    assert steps_with(events, StepCached) == layer_steps(events)
+    assert len(layer_steps(events)) == SAMPLE_STEPS
+    said = [e.message for e in events if isinstance(e, RegistryStatus)]
+    assert said[-1].startswith(f"exported cache to {tmp_path / 'two'}: {SAMPLE_STEPS} steps")
