@@ -80,8 +80,8 @@ def create_options(f):
         click.option("--stop-timeout", type=int, default=None,
                      help="Seconds to wait for it to stop before killing it."),
         click.option("-l", "--label", multiple=True, help="Set a label (KEY=VALUE)."),
-        click.option("--network", "--net", "network", default="none",
-                     help="bridge|none|host|container:NAME|NETWORK."),
+        click.option("--network", "--net", "network", default=None,
+                     help="bridge (default)|none|host|container:NAME|NETWORK."),
         click.option("--network-alias", "--net-alias", "network_alias", multiple=True,
                      help="A name the container also has on a user network."),
         click.option("--ip", default=None, help="The container's IPv4 address (a user "

@@ -40,7 +40,7 @@ class CreateOptions:
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     stop_signal: str | None = None
     stop_timeout: int | None = None
-    network_mode: str = "none"
+    network_mode: str = ""  # "": the default network (docker's bridge)
     network_aliases: tuple[str, ...] = ()
     ip: str | None = None
     ports: tuple = ()  # network.ports.PortBinding

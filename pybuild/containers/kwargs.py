@@ -62,7 +62,9 @@ def options_from_kwargs(image: str, command: str | Sequence[str] | None,
         pids_limit=kw.get("pids_limit"), blkio_weight=kw.get("blkio_weight"))
     ulimits = tuple((u["Name"], int(u["Soft"]), int(u["Hard"])) if isinstance(u, Mapping)
                     else tuple(u) for u in kw.get("ulimits") or ())
-    network_mode = kw.get("network_mode") or kw.get("network") or "none"
+    network_mode = kw.get("network_mode") or kw.get("network")
+    if not network_mode:
+        from pybuild.network.predefined import DEFAULT as network_mode
     if (kw.get("ports") or kw.get("publish_all_ports")) and network_mode in ("host", "none"):
         warnings = (*warnings, _DISCARDED[network_mode])
     extra_hosts = kw.get("extra_hosts") or ()
@@ -91,10 +93,9 @@ def options_from_kwargs(image: str, command: str | Sequence[str] | None,
         health=_health(kw.get("healthcheck")), devices=tuple(kw.get("devices") or ())), warnings
 
 
-_DISCARDED = {  # docker's warning for host; none is pybuild's default for now, so say so
+_DISCARDED = {  # docker's warning for host, and its like for none (where docker says nothing)
     "host": "Published ports are discarded when using host network mode",
-    "none": "Published ports are discarded with network none, pybuild's default for now: "
-            "publish with --network bridge or a user network",
+    "none": "Published ports are discarded when using network none",
 }
 
 

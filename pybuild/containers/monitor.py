@@ -162,7 +162,7 @@ class Monitor:
                 self.stdin = held[0]
             try:
                 if self.config.runtime == "runc":
-                    return self._run_runc(spec, out, err), ""
+                    return self._run_runc(spec, out, err, plugs.plug if plugs else None), ""
                 from pybuild.runner.bundle import write_config
 
                 # the same spec as an OCI bundle beside it: what runc would run
@@ -189,7 +189,7 @@ class Monitor:
                 log.write("stderr", message)
             return SETUP_FAILED, str(e)
 
-    def _run_runc(self, spec, out, err) -> int:
+    def _run_runc(self, spec, out, err, prepare) -> int:
         """The same RunSpec as an OCI bundle in the state dir, run by runc in runc's cgroup
         ``/pybuild/<cgroup_name>``: where ``cgroups.open(cgroup_name(id))`` finds it (runc
         takes a relative cgroupsPath as relative to its own cgroup, the monitor's)."""
@@ -206,7 +206,7 @@ class Monitor:
         bundle = write_bundle(self.dir / "bundle", spec, cgroups_path=f"/pybuild/{name}")
         try:
             return supervise(bundle, self.id, stdout=out, stderr=err, stdin=self.stdin,
-                             on_start=self._started, on_exit=exited)
+                             on_start=self._started, on_exit=exited, prepare=prepare)
         finally:
             remove_bundle(bundle)
 

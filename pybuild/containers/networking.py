@@ -144,9 +144,6 @@ def prepare(store, config: ContainerConfig, state_dir: Path, spec):
     """The run spec a start needs for the container's network, and the endpoints to plug in
     from the sandbox's prepare step (None when there are none); what attach made is undone
     by ``finish``."""
-    if config.runtime == "runc" and config.network_mode not in PLAIN:
-        raise ContainerError(f"runtime runc: network {config.network_mode} is not supported "
-                             "yet (none or host)")
     if config.network_mode.startswith(CONTAINER):
         return _joined(store, config, spec), None
     if not is_bridged(config.network_mode):

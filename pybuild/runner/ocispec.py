@@ -144,10 +144,12 @@ def _mounts(spec: RunSpec) -> list[dict[str, Any]]:
 
 
 def _namespaces(spec: RunSpec) -> list[dict[str, str]]:
-    kinds = ["mount", "pid", "uts", "ipc", "cgroup"]
-    if spec.network != "host":
-        kinds.append("network")
-    return [{"type": k} for k in kinds]
+    namespaces = [{"type": k} for k in ("mount", "pid", "uts", "ipc", "cgroup")]
+    if spec.network == "container":  # another container's, joined by path
+        namespaces.append({"type": "network", "path": spec.netns})
+    elif spec.network != "host":
+        namespaces.append({"type": "network"})
+    return namespaces
 
 
 def _linux(spec: RunSpec, cgroups_path: str | None) -> dict[str, Any]:

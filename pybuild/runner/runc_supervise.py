@@ -35,10 +35,13 @@ _PR_SET_CHILD_SUBREAPER = 36
 def supervise(bundle: Path, container_id: str, *, stdout: Sink, stderr: Sink,
               stdin: Source = None, root: Path | None = None,
               on_start: Callable[[int], None] | None = None,
-              on_exit: Callable[[int], None] | None = None) -> int:
+              on_exit: Callable[[int], None] | None = None,
+              prepare: Callable[[int], None] | None = None) -> int:
     """Run the bundle; its exit code. ``on_start`` gets the container's host pid once it
     runs, ``on_exit`` gets the exit code once it is gone and before runc deletes it (its cgroup is
-    still there to read). A workload that cannot be executed is 127 or 126 with runc's
+    still there to read). ``prepare`` gets the pid of runc's init between ``runc create``
+    and ``runc start``, before the workload runs (where a network's veth is plugged into its
+    netns). A workload that cannot be executed is 127 or 126 with runc's
     message on stderr; RunnerError when runc cannot set the container up. Afterwards the
     container is deleted from runc's state and the bundle's rootfs unmounted, whatever
     happened."""
@@ -57,7 +60,7 @@ def supervise(bundle: Path, container_id: str, *, stdout: Sink, stderr: Sink,
     log, pid_file = Path(log_name), bundle / "init.pid"
     io = stdio.open_io(stdin, stdout, stderr, False)
     try:
-        pid = _create(runc, bundle, container_id, io, log, pid_file)
+        pid = _create(runc, bundle, container_id, io, log, pid_file, prepare)
         if pid is None:  # nothing runs: runc's message is on the stderr pipe
             _pump(io, None)
             return exec_failure(log_errors(log)[-1] if log_errors(log) else "runc failed")
@@ -76,9 +79,10 @@ def supervise(bundle: Path, container_id: str, *, stdout: Sink, stderr: Sink,
 
 
 def _create(runc: Runc, bundle: Path, container_id: str, io: stdio.Io, log: Path,
-            pid_file: Path) -> int | None:
-    """``runc run -d``: the container's host pid, or None when runc failed."""
-    command = runc.command("run", "--detach", "--pid-file", os.fspath(pid_file),
+            pid_file: Path, prepare: Callable[[int], None] | None) -> int | None:
+    """``runc create``, ``prepare``, ``runc start``: the container's host pid, or None when
+    runc failed (its message is in ``log``)."""
+    command = runc.command("create", "--pid-file", os.fspath(pid_file),
                            "--bundle", os.fspath(bundle), container_id, log=log)
     proc = subprocess.Popen(command, stdin=io.child[0], stdout=io.child[1],
                             stderr=io.child[2], close_fds=True)
@@ -88,10 +92,21 @@ def _create(runc: Runc, bundle: Path, container_id: str, io: stdio.Io, log: Path
     if proc.wait() != 0:
         return None
     try:
-        return int(pid_file.read_text())
+        pid = int(pid_file.read_text())
     except (OSError, ValueError) as e:
         runc.kill(container_id)
         raise RunnerError(f"runc: no pid for container {container_id}: {e}") from e
+    try:
+        if prepare is not None:
+            prepare(pid)
+    except BaseException:
+        runc.kill(container_id)
+        raise
+    if subprocess.run(runc.command("start", container_id, log=log), stdin=subprocess.DEVNULL,
+                      capture_output=True).returncode != 0:
+        runc.kill(container_id)
+        return None
+    return pid
 
 
 def _pump(io: stdio.Io, pid: int | None) -> int:

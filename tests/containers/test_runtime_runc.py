@@ -233,3 +233,27 @@ def test_no_runc_on_path_is_one_error_line(cli, image):
     assert res.returncode != 0
     assert len(res.stderr.splitlines()) == 1 and "runc" in res.stderr
     assert cli("ps", "-a", "-q").stdout == ""
+
+
+NET_PROBE = "ip -o -4 addr show eth0 | wc -l; ip route | grep -c '^default via'; " \
+    "grep -c . /etc/resolv.conf"
+
+
+def test_the_default_bridge_and_a_shared_netns_under_both(cli, image):
+    runs = _both(cli, image, "sh", "-c", NET_PROBE)
+    for rt, res in runs.items():
+        assert res.returncode == 0, (rt, res.stderr)
+        assert res.stdout.split()[:2] == ["1", "1"], (rt, res.stdout)  # eth0 and a route
+    assert runs["pybuild"].stdout == runs["runc"].stdout
+    cid = cli("run", "-d", "--runtime", "runc", image, "sleep", "60").stdout.strip()
+    try:
+        ip = cli("inspect", "-f", "{{.NetworkSettings.IPAddress}}", cid).stdout.strip()
+        assert ip
+        for rt in RUNTIMES:
+            shared = cli("run", "--rm", "--runtime", rt, "--network", f"container:{cid}",
+                         image, "ip", "-o", "-4", "addr", "show", "eth0")
+            assert shared.returncode == 0 and f"inet {ip}/" in shared.stdout, (rt, shared)
+        ping = cli("run", "--rm", "--runtime", "runc", image, "ping", "-c", "1", "-W", "3", ip)
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+    finally:
+        cli("rm", "-f", cid)
