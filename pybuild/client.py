@@ -298,6 +298,7 @@ class BuildKeywords(TypedDict, total=False):
     output_compression: str  # of that archive's layers: gzip (default), zstd or none
     cache_from: Sequence[str] | None  # buildx syntax: type=local,src=DIR | type=registry,ref=R
     cache_to: str | Sequence[str] | None  # type=local,dest=DIR | type=registry,ref=R [,mode=]
+    pull: bool  # ask the registry for every base image, even one the store has
 
 
 def build_options(path: str | Path, **options: Unpack[BuildKeywords]) -> BuildOptions:
@@ -318,6 +319,6 @@ def build_options(path: str | Path, **options: Unpack[BuildKeywords]) -> BuildOp
         no_cache_filter=tuple(s.lower() for s in options.get("no_cache_filter", ())),
         secrets=dict(options.get("secrets") or {}), labels=dict(options.get("labels") or {}),
         platform=options.get("platform"), network=options.get("network_mode") or "default",
-        source_date_epoch=options.get("source_date_epoch"),
+        source_date_epoch=options.get("source_date_epoch"), pull=options.get("pull", False),
         cache_from=parse_all(options.get("cache_from"), "from"),
         cache_to=parse_all(options.get("cache_to"), "to")))

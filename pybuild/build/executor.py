@@ -95,7 +95,8 @@ class Executor:
         from pybuild.images.obtain import obtain
 
         try:
-            record = obtain(self.store, name, on_event=self.emit)
+            record = obtain(self.store, name, on_event=self.emit,
+                            policy="always" if self.options.pull else "missing")
         except ImageNotFound:
             raise BuildError(f"{self.file}:{line}: image {name} not found locally") from None
         except RegistryError as err:

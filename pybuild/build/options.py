@@ -28,6 +28,7 @@ class BuildOptions:
     docker_format: bool = False  # docker schema2 manifest instead of OCI
     cache_from: tuple[CacheSpec, ...] = ()  # shared caches whose entries steps may hit
     cache_to: tuple[CacheSpec, ...] = ()  # where the steps' entries are written afterwards
+    pull: bool = False  # base images from the registry even when the store has them
 
     def dockerfile_path(self) -> str:
         import os

@@ -36,6 +36,8 @@ def may_answer(options: BuildOptions) -> bool:
     records it passed by, so a cached rebuild gives exactly its image.)"""
     if options.cache_to:  # the export needs the records a real pass through the steps gives
         return False
+    if options.pull:  # the registry may have moved a base image on
+        return False
     return not options.no_cache and not options.no_cache_filter and request(options) is not None
 
 

@@ -93,10 +93,12 @@ def _raise_interrupt(signum, frame):  # SIGTERM unwinds like Ctrl-C, so cleanup 
 @click.option("--cache-to", "cache_to", multiple=True,
               help="Write the build cache: type=local,dest=DIR or type=registry,ref=REF, "
               "with mode=min|max (repeatable).")
+@click.option("--pull", is_flag=True, help="Always ask the registry for newer base images.")
+@click.option("--push", is_flag=True, help="Push the image's tags once it is built.")
 @click.pass_context
 def command(ctx: click.Context, context: str, tags, dockerfile, build_args, target, no_cache,
             no_cache_filter, secrets, labels, iidfile, quiet, progress, output, compression,
-            platform, network, cache_from, cache_to) -> None:
+            platform, network, cache_from, cache_to, pull, push) -> None:
     """Build an image from a Dockerfile and a context directory."""
     out = _output(output)
     temps: list[str] = []
@@ -110,8 +112,14 @@ def command(ctx: click.Context, context: str, tags, dockerfile, build_args, targ
             request.update(output=out[1], output_compression=compression)
         if cache_from or cache_to:
             request.update(cache_from=cache_from, cache_to=cache_to)
+        if pull:
+            request.update(pull=True)
+        if push and not tags:
+            raise UsageError("--push needs a tag (-t NAME) to push")
         _build(ctx, context, request, iidfile, quiet, progress)
-        if out is None:  # an answer from the memo would skip writing the archive
+        if push:
+            _push(ctx, tags, quiet)
+        elif out is None:  # an answer from the memo would skip writing the archive (or a push)
             env = ("SOURCE_DATE_EPOCH", *(arg for arg in build_args if "=" not in arg))
             _remember_command_line(ctx, context, request, env, dict(
                 quiet=quiet, iidfile=iidfile, progress=progress))
@@ -138,6 +146,16 @@ def _build(ctx: click.Context, context: str, request: BuildKeywords, iidfile: st
             f.write(image.id)
     if quiet:
         click.echo(image.id)
+
+
+def _push(ctx: click.Context, tags: tuple[str, ...], quiet: bool) -> None:
+    """``--push``: each tag to its registry, docker's lines on stderr (stdout keeps -q's id)."""
+    from pybuild.cli.common import get_client
+    from pybuild.cli.registry import LayerRenderer
+
+    client = get_client(ctx)
+    for tag in tags:
+        client.images.push(tag, on_event=None if quiet else LayerRenderer(sys.stderr))
 
 
 def _remember_command_line(ctx: click.Context, context: str, request: BuildKeywords,

@@ -106,3 +106,38 @@ def test_the_librarys_containers_run_pulls_what_is_missing(source, registry, emp
     out = client.containers.run(ref, ["echo", "lib"], network_mode="none", remove=True)
     assert out == b"lib\n"
     assert ref in client.images.get(ref).tags
+
+
+def test_build_pull_asks_the_registry_for_a_base_the_store_has(source, registry, empty,
+                                                                tmp_path):
+    ref = published(source, registry, "obtain/moving:1", marker="old")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {ref}\nRUN cat /marker > /seen\n")
+    show = ("run", "--rm", "--network", "none", "seen", "cat", "/seen")
+    run(empty, "build", "-q", "-t", "seen", str(ctx))
+    assert run(empty, *show).stdout == "old\n"
+    published(source, registry, "obtain/moving:1", marker="new")
+    run(empty, "build", "-q", "-t", "seen", str(ctx))  # the store's base: no registry asked
+    assert run(empty, *show).stdout == "old\n"
+    run(empty, "build", "-q", "--pull", "-t", "seen", str(ctx))
+    assert run(empty, *show).stdout == "new\n"
+
+
+def test_build_push_sends_every_tag(source, registry, empty, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {BASE}\nRUN echo pushed > /p\n")
+    tags = [f"{registry.host}/obtain/built:{t}" for t in ("1", "latest")]
+    iid = tmp_path / "iid"
+    res = run(source.root, "build", "--progress", "plain", "--iidfile", str(iid), "--push",
+              *(a for t in tags for a in ("-t", t)), str(ctx))
+    image_id = iid.read_text()
+    assert image_id.startswith("sha256:")
+    assert res.stderr.count(": digest: sha256:") == 2
+    for tag in tags:
+        out = run(empty, "run", "--rm", "--network", "none", tag, "cat", "/p")
+        assert out.stdout == "pushed\n"
+        assert run(empty, "inspect", "-f", "{{.Id}}", tag).stdout.strip() == image_id
+    untagged = run(source.root, "build", "-q", "--push", str(ctx), check=False)
+    assert untagged.returncode != 0 and "--push needs a tag" in untagged.stderr
