@@ -38,9 +38,8 @@ def create_fields(store, mode: str, *, aliases: Sequence[str] = (), ip: str | No
                   ) -> tuple[str, tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
     """(network_mode, networks, ports) for the container config, checked as docker checks
     them at create."""
-    from pybuild.network import model, predefined
-
-    mode = mode or predefined.DEFAULT
+    if not mode:
+        from pybuild.network.predefined import DEFAULT as mode
     if not is_bridged(mode):
         if aliases or ip:
             raise UsageError("network-scoped aliases and --ip are supported only for "
@@ -59,6 +58,8 @@ def create_fields(store, mode: str, *, aliases: Sequence[str] = (), ip: str | No
             found = ContainerDirs(store.root / "containers", store.tmp).resolve(target)
             return CONTAINER + found.id, (), ()
         return mode, (), ()  # ports are ignored with host and none, as docker does
+    from pybuild.network import model, predefined
+
     if mode == predefined.DEFAULT:
         if aliases or ip:
             raise UsageError("network-scoped aliases and --ip are supported only for "
