@@ -13,7 +13,8 @@ from support.net import unique
 from pybuild.client import Client
 from pybuild.errors import ContainerNotFound, NetworkError, NetworkNotFound, UsageError
 from pybuild.network import model, netfilters, predefined
-from pybuild.network.api import endpoint_id, mac_address
+from pybuild.network.api import endpoint_id
+from pybuild.network.model import mac_address
 
 
 @pytest.fixture
