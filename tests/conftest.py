@@ -55,12 +55,17 @@ def default_bridge(tmp_path_factory):
     if os.geteuid() != 0:
         yield None
         return
-    from support.net import bridge_settings, session_names, sweep_dead_sessions
+    from support.net import (
+        bridge_settings,
+        ipam_leftovers_removed,
+        session_names,
+        sweep_dead_sessions,
+    )
 
     sweep_dead_sessions()  # what a session killed before its teardown left
     bridge, table = session_names(os.getpid())
-    with bridge_settings(tmp_path_factory.mktemp("default-bridge"), bridge=bridge,
-                         table=table) as made:
+    with ipam_leftovers_removed(), bridge_settings(
+            tmp_path_factory.mktemp("default-bridge"), bridge=bridge, table=table) as made:
         yield made
 
 

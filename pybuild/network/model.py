@@ -27,7 +27,12 @@ from pybuild.store.lock import FileLock
 
 DRIVERS = ("bridge", "macvlan")
 RECORD = "network.json"
+# Addresses are handed out host-wide, per bridge interface: every store root whose containers
+# join a bridge (pybuild0 above all) shares its address space, so they share one IPAM. /run,
+# as an allocation lives only while its container runs.
+IPAM_ROOT = Path("/run/pybuild/ipam")
 BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+DEFAULT_BRIDGE_OPTION = "com.docker.network.bridge.default_bridge"
 # user networks without --subnet get the first free /24 of this (clear of pybuild0's
 # 172.29.0.0/16, docker0's 172.17.0.0/16 and cloud VPCs' 172.31.0.0/16)
 DEFAULT_POOL = ipaddress.IPv4Network("172.30.0.0/16")
@@ -70,7 +75,9 @@ def _root(store_root: str | Path) -> Path:
 
 
 def ipam(store_root: str | Path, network: Network) -> Ipam:
-    return Ipam(_root(store_root) / network.id, network.pool())
+    """The allocations of ``network`` (of the store at ``store_root``): those of its bridge,
+    whichever store's containers hold them."""
+    return Ipam(IPAM_ROOT / network.bridge, network.pool())
 
 
 def list_networks(store_root: str | Path) -> list[Network]:
@@ -211,6 +218,8 @@ def remove(store_root: str | Path, name_or_id: str) -> Network:
             raise NetworkError(f"error while removing network {network.name}: it has active "
                                f"endpoints ({who})")
         shutil.rmtree(root / network.id)
+        if not network.options.get(DEFAULT_BRIDGE_OPTION):  # pybuild0's is every store's
+            shutil.rmtree(IPAM_ROOT / network.bridge, ignore_errors=True)
     return network
 
 

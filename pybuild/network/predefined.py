@@ -26,7 +26,6 @@ from pybuild.network.settings import load as load_settings
 DEFAULT = "bridge"
 BUILTIN_DRIVERS = {"host": "host", "none": "null"}
 PREDEFINED = (DEFAULT, *BUILTIN_DRIVERS)
-DEFAULT_BRIDGE_OPTION = "com.docker.network.bridge.default_bridge"
 MTU_OPTION = "com.docker.network.driver.mtu"
 
 
@@ -61,7 +60,7 @@ def _wanted(settings: Settings) -> tuple[str, str, str | None, dict[str, str]]:
         iface = ours[0]
     else:
         iface = settings.bridge_interface
-    options = {model.BRIDGE_NAME_OPTION: name, DEFAULT_BRIDGE_OPTION: "true",
+    options = {model.BRIDGE_NAME_OPTION: name, model.DEFAULT_BRIDGE_OPTION: "true",
                MTU_OPTION: str(settings.mtu)}
     return str(iface.network), str(iface.ip), settings.fixed_cidr or None, options
 

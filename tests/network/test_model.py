@@ -1,5 +1,7 @@
 """Network records in the store root: create, list, get, remove and their refusals."""
 
+import secrets
+
 import pytest
 
 from pybuild.errors import NetworkError, NetworkNotFound
@@ -69,3 +71,21 @@ def test_bridge_name_option(tmp_path):
     assert net.bridge == "pbtlan0"
     with pytest.raises(NetworkError, match="15 characters"):
         model.create(tmp_path, "x", options={model.BRIDGE_NAME_OPTION: "b" * 16})
+
+
+def test_two_stores_on_one_bridge_share_its_addresses(tmp_path):
+    # docker has one daemon; pybuild's store roots are many, the bridge one
+    bridge = "pbt" + secrets.token_hex(4)
+    nets = {root: model.create(tmp_path / root, "shared", subnet="10.77.5.0/24",
+                               options={model.BRIDGE_NAME_OPTION: bridge})
+            for root in ("a", "b")}
+    given = {root: str(model.ipam(tmp_path / root, net).allocate(root * 64))
+             for root, net in nets.items()}
+    assert given == {"a": "10.77.5.2", "b": "10.77.5.3"}
+    with pytest.raises(NetworkError, match="active endpoints"):
+        model.remove(tmp_path / "a", "shared")  # b's container holds an address of its bridge
+    for root, net in nets.items():
+        model.ipam(tmp_path / root, net).release_owner(root * 64)
+    for root in nets:
+        model.remove(tmp_path / root, "shared")
+    assert not (model.IPAM_ROOT / bridge).exists()

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,6 +76,7 @@ def bridge_settings(directory: Path, subnet_prefix: str = "10.248", *, bridge: s
     in this process's environment (which the pybuild processes tests start inherit).
     Everything goes at the end, and the environment is put back, also after a failure."""
     from pybuild.network import links
+    from pybuild.network.model import IPAM_ROOT
     from pybuild.network.nft import Nft, Table, delete_table
 
     bridge, table = bridge or unique(), table or unique("pbtab")
@@ -98,6 +100,7 @@ def bridge_settings(directory: Path, subnet_prefix: str = "10.248", *, bridge: s
         with Nft() as nft:
             delete_table(nft, Table(table))
         links.delete(bridge)
+        shutil.rmtree(IPAM_ROOT / bridge, ignore_errors=True)  # the bridge's host-wide IPAM
 
 
 # A command prefix: the command runs in a network namespace of its own with only a loopback,
@@ -138,3 +141,18 @@ def sweep_dead_sessions() -> list[str]:
             links.delete(name)
         gone.append(name)
     return gone
+
+
+@contextlib.contextmanager
+def ipam_leftovers_removed() -> Iterator[None]:
+    """The host-wide IPAM dirs (pybuild.network.model.IPAM_ROOT) made during the block,
+    removed at its end: a test's store goes with its tmp dir, but the IPAM of its networks'
+    bridges is in /run (with what a test allocated and never gave back)."""
+    from pybuild.network.model import IPAM_ROOT
+
+    before = set(os.listdir(IPAM_ROOT)) if IPAM_ROOT.is_dir() else set()
+    try:
+        yield
+    finally:
+        for name in set(os.listdir(IPAM_ROOT)) - before if IPAM_ROOT.is_dir() else ():
+            shutil.rmtree(IPAM_ROOT / name, ignore_errors=True)
