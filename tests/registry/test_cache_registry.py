@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import subprocess
 
@@ -125,3 +126,41 @@ def test_jdk_tomcat_example_through_a_registry(tmp_path, busybox_tar, registry):
     assert len(cached) == 4, res.stderr  # ADD, ADD, RUN, WORKDIR
     assert "openjdk version" not in res.stderr  # the RUN did not run again
     assert ids[0] == ids[1]
+
+
+def test_registry_killed_mid_export_then_the_next_export_completes(tmp_path, sample,
+                                                                   busybox_tar):
+    """The tag is written last: a cut export leaves no tag naming half a cache, and the next
+    export, the registry back, completes it (each blob sent whole or not at all)."""
+    from support.registry import serve
+
+    from pybuild.build import BuildOptions, build
+    from pybuild.registry.events import BlobProgress
+
+    if shutil.which("skopeo") is None:
+        pytest.skip("skopeo is not installed")
+    (sample / "big.bin").write_bytes(random.Random(12).randbytes(9 << 20))  # does not shrink
+    (sample / "Dockerfile").write_text((sample / "Dockerfile").read_text()
+                                       + "COPY big.bin /big.bin\n")
+    a = new_store(tmp_path / "a", busybox_tar)
+    with serve(tmp_path / "reg") as reg:
+        ref = f"{reg.host}/team/cut:cache"
+        options = BuildOptions(context=str(sample), source_date_epoch=1700000000,
+                               cache_to=parse_all(f"type=registry,ref={ref}", "to"))
+
+        def kill_on_upload(event):
+            if isinstance(event, BlobProgress) and event.status == "Pushing":
+                reg.kill()
+
+        with pytest.raises(BuildError, match="^exporting cache: "):
+            build(a, options, kill_on_upload)
+        reg.start()
+        res = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
+                              f"docker://{ref}"], capture_output=True, text=True, timeout=60)
+        assert res.returncode != 0 and "manifest unknown" in res.stderr
+        image_a, _ = run(a, sample, cache_to=options.cache_to)
+        assert len(skopeo_raw(ref)["layers"]) == SAMPLE_STEPS + 1
+        b = new_store(tmp_path / "b", busybox_tar)
+        image_b, events = run(b, sample, cache_from=parse_all(ref, "from"))
+        assert steps_with(events, StepCached) == layer_steps(events)
+        assert image_b == image_a
