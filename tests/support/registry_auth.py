@@ -19,6 +19,7 @@ import ipaddress
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import threading
@@ -263,7 +264,11 @@ def isolate(monkeypatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("PYBUILD_AUTH_CONFIG", str(home / "pybuild-config.json"))
     monkeypatch.setenv("DOCKER_CONFIG", str(home / "docker"))
     monkeypatch.setenv("PYBUILD_CERTS_D", str(home / "certs.d"))
-    monkeypatch.setenv("PYBUILD_CONFIG", str(home / "daemon.json"))
+    settings = home / "daemon.json"  # the session's (its test bridge), for a test to extend
+    current = os.environ.get("PYBUILD_CONFIG")
+    if current and os.path.isfile(current) and not settings.exists():
+        shutil.copyfile(current, settings)
+    monkeypatch.setenv("PYBUILD_CONFIG", str(settings))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
