@@ -35,7 +35,7 @@ def entries(draw) -> CacheEntry:
     return CacheEntry(CacheRecord(inputs.key(), inputs, layer, meta={"size": 7}), blob)
 
 
-@given(st.lists(entries(), max_size=6))
+@given(st.lists(entries(), max_size=6, unique_by=lambda e: e.record.key))  # a key: one entry
 def test_entries_survive_the_round_trip(items):
     doc = document(items)
     manifest = read_manifest(doc.manifest_bytes, "here")
