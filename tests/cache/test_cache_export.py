@@ -12,8 +12,8 @@ import subprocess
 import pytest
 from support.build import BASE, pybuild_cmd
 from support.cacheshare import (
-    EPOCH,
     SAMPLE_STEPS,
+    epoch_env,
     layer_steps,
     new_store,
     run,
@@ -136,7 +136,7 @@ def test_jdk_tomcat_example_through_the_cli(tmp_path, busybox_tar):
         res = subprocess.run([*cmd, "build", "--progress", "plain", flag, "--iidfile",
                               str(iid), str(REPO / "examples" / "jdk-tomcat")],
                              capture_output=True, text=True,
-                             env=EPOCH)
+                             env=epoch_env())
         assert res.returncode == 0, res.stderr
         ids.append(iid.read_text())
         if name == "b":

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 from support.build import pybuild_cmd
-from support.cacheshare import EPOCH, SAMPLE_STEPS, layer_steps, new_store, run, steps_with
+from support.cacheshare import SAMPLE_STEPS, epoch_env, layer_steps, new_store, run, steps_with
 from support.paths import REPO
 
 from pybuild.cache.cacheformat import CONFIG_MEDIA_TYPE
@@ -119,7 +119,7 @@ def test_jdk_tomcat_example_through_a_registry(tmp_path, busybox_tar, registry):
         iid = tmp_path / f"{name}.iid"
         res = subprocess.run([*pybuild_cmd(tmp_path / name), "build", "--progress", "plain",
                               flag, "--iidfile", str(iid), str(REPO / "examples/jdk-tomcat")],
-                             capture_output=True, text=True, env=EPOCH, timeout=600)
+                             capture_output=True, text=True, env=epoch_env(), timeout=600)
         assert res.returncode == 0, res.stderr
         ids.append(iid.read_text())
     cached = [line for line in res.stderr.splitlines() if line.endswith(" CACHED")]

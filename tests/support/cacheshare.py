@@ -13,7 +13,11 @@ from pybuild.progress import StepStarted
 from pybuild.store import Store
 from support.build import BASE, pybuild_cmd
 
-EPOCH = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}
+
+def epoch_env() -> dict[str, str]:
+    """This process's environment now (the session's bridge settings included, which a copy
+    made at import would miss) with a fixed SOURCE_DATE_EPOCH, so two stores import one id."""
+    return {**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}
 
 DOCKERFILE = f"""FROM {BASE}
 ENV GREETING=hello
@@ -30,7 +34,7 @@ def new_store(root: Path, busybox_tar: Path) -> Store:
     """A store with the busybox base imported with one created time, so one image id in
     every store (the parent of every cache key)."""
     subprocess.run([*pybuild_cmd(root), "import", str(busybox_tar), BASE], check=True,
-                   capture_output=True, env=EPOCH)
+                   capture_output=True, env=epoch_env())
     return Store(root)
 
 
