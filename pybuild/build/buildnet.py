@@ -12,9 +12,10 @@ netns of its own).
 from __future__ import annotations
 
 import contextlib
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from pybuild.randomid import hex_id
 
 BRIDGE = "bridge"  # the default bridge's network name, as docker's
 
@@ -29,7 +30,7 @@ def default_bridge(store_root: Path, state_dir: Path, hostname: str
 
     (state_dir / "etc").mkdir(parents=True)
 
-    step_id = secrets.token_hex(32)  # a container id's shape: names its veth and rules
+    step_id = hex_id()  # a container id's shape: names its veth and rules
     made = endpoints.attach(store_root, state_dir, container_id=step_id, name="",
                             hostname=hostname, requests=(endpoints.Request(BRIDGE),))
     try:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import secrets
 from collections.abc import Iterable, Sequence
 
 from pybuild.containers.model import MountSpec
 from pybuild.errors import UsageError
+from pybuild.randomid import hex_id
 
 _VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 _V_OPTIONS = {"ro", "rw", "z", "Z", "nocopy", "shared", "rshared", "slave", "rslave",
@@ -33,7 +33,7 @@ def parse_volume(text: str, cwd: str | None = None) -> MountSpec:
     if len(parts) >= 2 and set(parts[-1].split(",")) <= _V_OPTIONS and parts[-1]:
         options = parts.pop().split(",")
     if len(parts) == 1:
-        return MountSpec("volume", new_volume_name(), _destination(parts[0], "-v"),
+        return MountSpec("volume", hex_id(), _destination(parts[0], "-v"),
                          "ro" in options, tuple(o for o in options if o == "nocopy"),
                          anonymous=True)
     if len(parts) != 2 or not parts[0]:
@@ -79,7 +79,7 @@ def parse_mount(text: str, cwd: str | None = None) -> MountSpec:
     if kind == "volume":
         options = ("nocopy",) if fields.pop("volume-nocopy", "false") in ("true", "") else ()
         if not source:
-            return MountSpec("volume", new_volume_name(), dest, readonly, options, True)
+            return MountSpec("volume", hex_id(), dest, readonly, options, True)
         if not _VOLUME_NAME.fullmatch(source):
             raise UsageError(f'invalid volume name "{source}" in --mount {text!r}')
         return MountSpec("volume", source, dest, readonly, options)
@@ -101,9 +101,6 @@ def parse_tmpfs(text: str) -> MountSpec:
                      tuple(o for o in opts if o not in ("ro", "rw")))
 
 
-def new_volume_name() -> str:
-    return secrets.token_hex(32)
-
 
 def anonymous_volumes(paths: Iterable[str], given: Sequence[MountSpec]) -> list[MountSpec]:
     """A new anonymous volume for each image VOLUME path nothing else is mounted on."""
@@ -112,6 +109,6 @@ def anonymous_volumes(paths: Iterable[str], given: Sequence[MountSpec]) -> list[
     for path in paths:
         dest = posixpath.normpath(path)
         if dest not in taken:
-            out.append(MountSpec("volume", new_volume_name(), dest, anonymous=True))
+            out.append(MountSpec("volume", hex_id(), dest, anonymous=True))
             taken.add(dest)
     return out

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 from pybuild.containers.model import ContainerConfig, State
 from pybuild.errors import ContainerError, ContainerNotFound
+from pybuild.randomid import hex_id, pick
 from pybuild.store.fsutil import atomic_write
 
 # docker's container name rule
@@ -30,15 +30,15 @@ class ContainerDirs:
         return self.root / container_id
 
     def new_id(self) -> str:
-        return secrets.token_hex(32)
+        return hex_id()
 
     def free_name(self) -> str:
         taken = {c.name for c in self.configs()}
         for _ in range(100):
-            name = f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NAMES)}"
+            name = f"{pick(_ADJECTIVES)}_{pick(_NAMES)}"
             if name not in taken:
                 return name
-        return f"pybuild_{secrets.token_hex(4)}"
+        return f"pybuild_{hex_id(4)}"
 
     def check_name(self, name: str, exclude: str = "") -> None:
         """Raise unless ``name`` is valid and no other container has it (call under the
@@ -117,7 +117,7 @@ class ContainerDirs:
         path = self.path(container_id)
         if path.is_dir():
             # out of sight first, so a half-removed dir is never read as a container
-            doomed = self.tmp / f"rm-{container_id}-{secrets.token_hex(4)}"
+            doomed = self.tmp / f"rm-{container_id}-{hex_id(4)}"
             self.tmp.mkdir(parents=True, exist_ok=True)
             os.rename(path, doomed)
             shutil.rmtree(doomed, ignore_errors=True)

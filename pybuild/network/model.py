@@ -13,7 +13,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-import secrets
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,6 +21,7 @@ from typing import Any
 
 from pybuild.errors import NetworkError, NetworkNotFound
 from pybuild.network.ipam import Ipam, Pool
+from pybuild.randomid import hex_id
 from pybuild.store.fsutil import atomic_write
 from pybuild.store.lock import FileLock
 
@@ -153,7 +153,7 @@ def create(store_root: str | Path, name: str, *, driver: str = "bridge",
             raise NetworkError(f"network {name}: {err}") from None
         if ipaddress.ip_address(gw) in (net.network_address, net.broadcast_address):
             raise NetworkError(f"network {name}: gateway {gw} is the subnet's own address")
-        record = Network(name, secrets.token_hex(32), driver, str(net), gw, ip_range or None,
+        record = Network(name, hex_id(), driver, str(net), gw, ip_range or None,
                          internal, opts, dict(labels or {}), created, bool(external_bridge),
                          made_parent)
         directory = root / record.id

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-import secrets
 
 from pybuild.errors import VolumeError
+from pybuild.randomid import hex_id
 
 # docker's validVolumeName: at least two characters, so "a" is refused as docker refuses it
 _VALID = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
@@ -29,4 +29,4 @@ def check_name(name: str) -> str:
 
 def anonymous_name() -> str:
     """A fresh name for an anonymous volume: 64 hex digits, as docker gives them."""
-    return secrets.token_hex(32)
+    return hex_id()
