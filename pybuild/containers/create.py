@@ -175,10 +175,11 @@ def volumes_from(dirs, specs: tuple[str, ...]) -> list[MountSpec]:
 
 def _network(store: Store, opts: CreateOptions, image: ImageConfig):
     from pybuild.containers.networking import create_fields
-    from pybuild.network.ports import exposed
 
     ports = tuple(opts.ports)
     if opts.publish_all:
+        from pybuild.network.ports import exposed
+
         given = {b.key for b in ports}
         ports += tuple(b for b in exposed(image.config.exposed_ports) if b.key not in given)
     return create_fields(store, opts.network_mode, aliases=opts.network_aliases, ip=opts.ip,

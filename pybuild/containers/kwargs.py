@@ -102,10 +102,10 @@ _DISCARDED = {  # docker's warning for host, and its like for none (where docker
 def _ports(value: Mapping[Any, Any] | Sequence[str] | None) -> tuple:
     """docker-py's ``ports`` ({"80/tcp": 8080, "81": ("127.0.0.1", 8081), "82": None,
     "83": [1111, 2222]}) or the CLI's ``-p`` values, as bindings."""
-    from pybuild.network.ports import parse_all
-
     if not value:
         return ()
+    from pybuild.network.ports import parse_all
+
     if not isinstance(value, Mapping):
         return parse_all(str(v) for v in value)
     specs = []
