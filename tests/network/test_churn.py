@@ -3,9 +3,9 @@ and removed leave no veth, no nft rule of theirs, no address in the IPAM, no net
 process; two processes starting 10 containers each at the same moment get 20 distinct
 addresses and host ports.
 
-The store, the network (a 10.23x subnet, a bridge of the test's own name), the daemon.json
-(no default bridge) and the nft table (``$PYBUILD_NFT_TABLE``) are the module's, and are
-removed at the end, also after a failure.
+The store, the network (a 10.23x subnet, a bridge of the test's own name), the settings
+(support.net.bridge_settings: a default bridge and an nft table of the module's) are the
+module's, and are removed at the end, also after a failure.
 """
 
 from __future__ import annotations
@@ -19,32 +19,20 @@ from pathlib import Path
 
 import pytest
 from support.build import BASE, pybuild_cmd, sandbox_store
-from support.net import ip_json, nft_list, unique
+from support.net import bridge_settings, ip_json, nft_list, unique
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
+    """The module's nft table (its default bridge, one of its own, is not used)."""
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    from pybuild.network.nft import Nft, Table, delete_table
+    from pybuild.network.nft import Table
 
-    table = unique("pbtab")
-    config = tmp_path_factory.mktemp("churncfg") / "daemon.json"
-    config.write_text(json.dumps({"bridge": "none"}))
-    saved = {k: os.environ.get(k) for k in ("PYBUILD_CONFIG", "PYBUILD_NFT_TABLE")}
-    os.environ.update(PYBUILD_CONFIG=str(config), PYBUILD_NFT_TABLE=table)
-    try:
-        yield Table(table)
-    finally:
-        with Nft() as nft:
-            delete_table(nft, Table(table))
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with bridge_settings(tmp_path_factory.mktemp("churncfg"), "10.239") as made:
+        yield Table(made["table"])
 
 
 @pytest.fixture(scope="module")

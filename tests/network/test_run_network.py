@@ -18,7 +18,7 @@ import time
 
 import pytest
 from support.build import BASE, pybuild_cmd, sandbox_store
-from support.net import ip_json, nft_list, unique
+from support.net import bridge_settings, ip_json, nft_list, unique
 
 pytestmark = pytest.mark.root
 
@@ -27,33 +27,21 @@ PAGE = "hello from httpd"
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    """A test bridge as the default one, a test nft table, a daemon.json saying so."""
+    """A test bridge as the default one, a test nft table, a daemon.json saying so
+    (support.net.bridge_settings), and the bridges of the test's user networks, removed at
+    the end."""
     if os.geteuid() != 0:
         pytest.skip("needs root")
     from pybuild.network import links
-    from pybuild.network.nft import Nft, Table, delete_table
+    from pybuild.network.nft import Table
 
-    bridge, table = unique(), unique("pbtab")
-    third = secrets.randbelow(250)
-    links.ensure_bridge(bridge, f"10.249.{third}.1/24")
-    config = tmp_path_factory.mktemp("netcfg") / "daemon.json"
-    config.write_text(json.dumps({"bridge": bridge}))
-    saved = {k: os.environ.get(k) for k in ("PYBUILD_CONFIG", "PYBUILD_NFT_TABLE")}
-    os.environ.update(PYBUILD_CONFIG=str(config), PYBUILD_NFT_TABLE=table)
-    made: list[str] = []  # bridges of the test's user networks
-    try:
-        yield {"bridge": bridge, "table": Table(table), "subnet": f"10.249.{third}.0/24",
-               "made": made}
-    finally:
-        with Nft() as nft:
-            delete_table(nft, Table(table))
-        for name in [bridge, *made]:
-            links.delete(name)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with bridge_settings(tmp_path_factory.mktemp("netcfg"), "10.249") as made:
+        bridges: list[str] = []  # bridges of the test's user networks
+        try:
+            yield {**made, "table": Table(made["table"]), "made": bridges}
+        finally:
+            for name in bridges:
+                links.delete(name)
 
 
 @pytest.fixture(scope="module")
