@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -22,7 +21,9 @@ from support.pushpull import (
     make_image,
     push_raw,
     put_manifest,
+    raw_manifest,
     sha,
+    skopeo,
     store_state,
 )
 from support.registry import free_port
@@ -41,12 +42,6 @@ GZIP = GZIP_LAYER
 def source(tmp_path_factory):
     """A store to push from."""
     return Store(tmp_path_factory.mktemp("source") / "root")
-
-
-def skopeo(*args: str) -> subprocess.CompletedProcess:
-    if shutil.which("skopeo") is None:
-        pytest.skip("skopeo is not installed")
-    return subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_an_image_skopeo_pushed_pulls_and_runs(busybox_tar, registry, tmp_path):
@@ -68,8 +63,7 @@ def test_an_image_skopeo_pushed_pulls_and_runs(busybox_tar, registry, tmp_path):
     want = json.loads(cli(origin.root, "inspect", "localhost/bench/busybox").stdout)[0]
     got = json.loads(cli(root, "inspect", f"{registry.host}/skopeo/bb:1").stdout)[0]
     assert got["Id"] == want["Id"] and got["RootFS"] == want["RootFS"]
-    raw = skopeo("inspect", "--raw", "--tls-verify=false",
-                 f"docker://{registry.host}/skopeo/bb:1").stdout.encode()
+    raw = raw_manifest(f"{registry.host}/skopeo/bb:1")
     assert got["RepoDigests"] == [f"{registry.host}/skopeo/bb@{sha(raw)}"]
     why = probe().reason_if_missing
     if why:
@@ -199,8 +193,7 @@ def test_a_pulled_image_goes_back_without_uploading_a_layer(registry, tmp_path, 
     res = skopeo("copy", "--dest-tls-verify=false", f"docker-archive:{tmp_path / 'bb.tar'}",
                  f"docker://{registry.host}/schema2/bb:1")
     assert res.returncode == 0, res.stderr
-    theirs = json.loads(skopeo("inspect", "--raw", "--tls-verify=false",
-                               f"docker://{registry.host}/schema2/bb:1").stdout)
+    theirs = json.loads(raw_manifest(f"{registry.host}/schema2/bb:1"))
     assert theirs["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
     store = Store(tmp_path / "root")
     pull(store, f"{registry.host}/schema2/bb:1")
@@ -209,8 +202,7 @@ def test_a_pulled_image_goes_back_without_uploading_a_layer(registry, tmp_path, 
     [pushed] = push(store, f"{registry.host}/schema2/back:1", on_event=events.append)
     states = [e.status for e in events if isinstance(e, BlobProgress)]
     assert states == ["Preparing", "Mounted from schema2/bb"]
-    ours = json.loads(skopeo("inspect", "--raw", "--tls-verify=false",
-                             f"docker://{registry.host}/schema2/back:1").stdout)
+    ours = json.loads(raw_manifest(f"{registry.host}/schema2/back:1"))
     assert ours["mediaType"] == theirs["mediaType"]
     assert ours["layers"] == theirs["layers"] and ours["config"] == theirs["config"]
     assert not list((tmp_path / "root" / "compressed").glob("*.json"))  # nothing recompressed

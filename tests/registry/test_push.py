@@ -4,11 +4,9 @@ http), checked with skopeo as the oracle."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 
 import pytest
-from support.pushpull import blob_gets, cli, make_image, sha, store_state
+from support.pushpull import blob_gets, cli, make_image, raw_manifest, sha, skopeo, store_state
 from support.registry import serve
 
 from pybuild.client import Client
@@ -25,18 +23,6 @@ pytestmark = pytest.mark.oracle
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     return Store(tmp_path_factory.mktemp("push") / "root")
-
-
-def skopeo(*args: str) -> subprocess.CompletedProcess:
-    if shutil.which("skopeo") is None:
-        pytest.skip("skopeo is not installed")
-    return subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=120)
-
-
-def raw_manifest(ref: str) -> bytes:
-    res = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}")
-    assert res.returncode == 0, res.stderr
-    return res.stdout.encode()
 
 
 def test_skopeo_sees_the_pushed_digests(store, registry, tmp_path):

@@ -1,6 +1,6 @@
 """Helpers for the pull and push tests: scratch stores, images made from chosen layer bytes,
-raw uploads straight through the distribution API (the registry's side, not pybuild's), and
-the registry's access log read as counts."""
+raw uploads straight through the distribution API (the registry's side, not pybuild's),
+skopeo as the oracle, and the registry's access log read as counts."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import hashlib
 import io
 import json
 import random
+import shutil
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
+import pytest
 import requests
 
 from pybuild.image.canonical import canonical_json
@@ -31,6 +33,20 @@ def sha(data: bytes) -> str:
 def cli(root: Path, *args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pybuild", "--root", str(root), *args],
                           capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def skopeo(*args: str) -> subprocess.CompletedProcess:
+    """``skopeo ARGS`` (the test skips where skopeo is not installed)."""
+    if shutil.which("skopeo") is None:
+        pytest.skip("skopeo is not installed")
+    return subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=120)
+
+
+def raw_manifest(ref: str) -> bytes:
+    """The manifest's bytes as the registry holds them at ``ref`` (plain http), read by skopeo."""
+    res = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}")
+    assert res.returncode == 0, res.stderr
+    return res.stdout.encode()
 
 
 def layer_tar(seed: str, size: int) -> bytes:
