@@ -11,6 +11,8 @@ import sys
 import termios
 import time
 
+from support.terminal import expect, read_until
+
 
 def test_run_i_feeds_stdin_and_returns_the_code(cli, image):
     res = cli("run", "--rm", "-i", image, "sh", "-c", "read line; echo got $line; exit 5",
@@ -25,22 +27,6 @@ def test_run_t_gives_a_pty(cli, image):
     assert res.stdout.replace("\r", "").splitlines() == ["/dev/pts/0", "stdin-is-a-tty"]
 
 
-def _read_until(fd: int, needle: bytes, timeout: float = 20) -> bytes:
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while needle not in seen and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-    return seen
-
-
 def test_run_it_is_an_interactive_terminal(store, image):
     pid, fd = pty.fork()
     if pid == 0:  # the child: pybuild on a terminal, as a user types it
@@ -48,11 +34,11 @@ def test_run_it_is_an_interactive_terminal(store, image):
                                   "run", "--rm", "-it", image, "sh"])
     try:
         before = termios.tcgetattr(fd)
-        assert b"# " in _read_until(fd, b"# ")
+        expect(fd, b"# ")
         os.write(fd, b"echo $((6*7)); stty size >/dev/null && echo sized\r")
-        assert b"42" in _read_until(fd, b"42")
+        expect(fd, b"42")
         os.write(fd, b"exit 3\r")
-        _read_until(fd, b"\x00", timeout=5)
+        read_until(fd, b"\x00", timeout=5)  # to its end
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 3
         with __import__("contextlib").suppress(termios.error):

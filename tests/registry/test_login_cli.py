@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import subprocess
 import sys
-import time
 
 import pytest
 from support.pushpull import cli
 from support.registry_auth import isolate
+from support.terminal import expect
 
 from pybuild.cli.login import NON_TTY, P_WARNING
 
@@ -72,24 +71,6 @@ def test_logout_twice(home, registry, tmp_path):
     assert (res.returncode, res.stdout) == (0, f"Not logged in to {registry.host}\n")
 
 
-def _read_until(fd: int, text: str, timeout: float = 30) -> str:
-    seen = ""
-    deadline = time.monotonic() + timeout
-    while text not in seen:
-        left = deadline - time.monotonic()
-        assert left > 0, f"no {text!r} in {seen!r}"
-        ready, _, _ = select.select([fd], [], [], left)
-        if ready:
-            try:
-                chunk = os.read(fd, 1024).decode(errors="replace")
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-    return seen
-
-
 def test_prompts_on_a_terminal(home, registry, tmp_path):
     master, slave = os.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "pybuild", "--root", str(tmp_path),
@@ -97,9 +78,9 @@ def test_prompts_on_a_terminal(home, registry, tmp_path):
                             stdout=subprocess.PIPE, text=True)
     os.close(slave)
     try:
-        _read_until(master, "Username: ")
+        expect(master, b"Username: ", timeout=30)
         os.write(master, b"tty-user\n")
-        _read_until(master, "Password: ")
+        expect(master, b"Password: ", timeout=30)
         os.write(master, b"tty-pass\n")
         out, _ = proc.communicate(timeout=60)
     finally:
