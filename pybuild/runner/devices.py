@@ -94,10 +94,11 @@ class Confined:
             os.close(fd)
 
     def leave(self) -> None:
-        """Move this process up to ``pybuild/`` (its children stay where they are)."""
-        fd = os.open("cgroup.procs", os.O_WRONLY | os.O_CLOEXEC, dir_fd=self.parent_fd)
+        """Move this process up to ``pybuild/`` (its children stay where they are); 0 to
+        ``tasks``, as ``cgroups.join`` moves a single-threaded process."""
+        fd = os.open("tasks", os.O_WRONLY | os.O_CLOEXEC, dir_fd=self.parent_fd)
         try:
-            os.write(fd, str(os.getpid()).encode())
+            os.write(fd, b"0")
         finally:
             os.close(fd)
 
@@ -148,7 +149,7 @@ def confine(devices: tuple[Device, ...], layout: cgroups.Layout) -> Confined | N
                 if rule in DEFAULT_RULES:
                     continue
                 raise
-        confined._write("cgroup.procs", str(os.getpid()))
+        confined._write("tasks", "0")  # the intermediate has one thread: see cgroups.join
     except OSError as e:
         confined.remove()
         raise RunnerError(f"devices cgroup {parent / name}: {e.strerror}") from e

@@ -260,9 +260,7 @@ def _join_cgroups(text: str, pid: int, name: str | None, layout: cgroups.Layout)
         base = layout.v2 if number == "0" else mounts.get(frozenset(controllers.split(",")))
         if base is None or path.startswith("/.."):  # not mounted here, or out of our view
             continue
-        procs = base / path.lstrip("/") / "cgroup.procs"
-        with open(procs, "w") as f:
-            f.write(str(os.getpid()))
+        cgroups.join(base / path.lstrip("/"), "v2" if number == "0" else "v1")
 
 
 def _workload(exec_spec: ExecSpec, program: bytes | None, fds: init.Fds,

@@ -12,7 +12,7 @@ Both talk to the caller over a status pipe (close-on-exec, so EOF means "exec ha
 ``P <pid>`` the grandchild's host pid, ``M <path>`` a mount point we had to create (to be
 removed again), ``K <path>`` one made for a path of the spec's ``kept_mount_points`` (to be
 left as runc leaves it), ``E <message>`` a setup failure. The caller answers on the sync
-pipe once it has placed PID 1 in its cgroup; EOF there means the caller is gone. Only the
+pipe once its prepare step ran on PID 1; EOF there means the caller is gone. Only the
 modules imported here are used after fork.
 """
 
@@ -66,7 +66,7 @@ def namespace_flags(spec: RunSpec) -> int:
 class Fds:
     status: int                    # write end of the status pipe
     stdio: tuple[int, int, int]    # becomes the workload's 0, 1, 2
-    sync: int | None = None        # read end: one byte once the caller placed PID 1 in cgroups
+    sync: int | None = None        # read end: one byte once the caller's prepare step ran
     console: int | None = None     # a socket to send the terminal's master end over
 
     def optional(self) -> list[int]:
@@ -74,7 +74,7 @@ class Fds:
 
 
 def intermediate(spec: RunSpec, root: str, layout: cgroups.Layout, fds: Fds,
-                 caller: int) -> None:
+                 caller: int, cgroup: cgroups.Cgroup | None = None) -> None:
     """``layout`` is the caller's detection, the one every step uses: no process of the
     sandbox reads mountinfo again (after pivot_root it would show the container's)."""
     code = SETUP_FAILED
@@ -99,7 +99,7 @@ def intermediate(spec: RunSpec, root: str, layout: cgroups.Layout, fds: Fds,
         pid = os.fork()
         if pid == 0:
             os.close(alive_w)
-            container_init(spec, root, layout, fds, alive_r)
+            container_init(spec, root, layout, fds, alive_r, cgroup)
         os.close(alive_r)
         if confined is not None:
             confined.leave()
@@ -149,7 +149,7 @@ def _report_error(status_fd: int, e: BaseException) -> None:
 
 
 def container_init(spec: RunSpec, root: str, layout: cgroups.Layout, fds: Fds,
-                   alive: int) -> None:
+                   alive: int, cgroup: cgroups.Cgroup | None = None) -> None:
     """PID 1 of the sandbox: the setup as one ordered list (runc's standard init order).
 
     Steps 1-4, 10, 11, 16 and 17 here; 5-9 in ``_setup_filesystem``; 12-15 in
@@ -163,10 +163,14 @@ def container_init(spec: RunSpec, root: str, layout: cgroups.Layout, fds: Fds,
         libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
         if not _parent_alive(alive):
             os._exit(SETUP_FAILED)
-        # 2. Wait until the caller has put us into the cgroups (if any), then take the
-        #    cgroup namespace: everything from here on is accounted and limited.
+        # 2. Wait until the caller's prepare step (a bridge's veth) is done, move into the
+        #    cgroups (if any) and take the cgroup namespace: everything from here on is
+        #    accounted and limited. PID 1 moves itself, one thread as it is, which costs no
+        #    RCU grace period (cgroups.join), unlike a move by the caller.
         if fds.sync is not None and os.read(fds.sync, 1) != b"1":
             os._exit(SETUP_FAILED)
+        if cgroup is not None:
+            cgroup.join()
         libc.unshare(libc.CLONE_NEWCGROUP)
         # 3. Own session, so the caller's terminal signals reach us only through the caller.
         #    A fixed umask, as docker's 0022: files a RUN creates must not depend on the caller.

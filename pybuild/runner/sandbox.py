@@ -139,7 +139,7 @@ def _fork_and_wait(spec: RunSpec, root: str, layout: cgroups.Layout,
     io.child_owned.append(status_w)
     io.parent_owned.append(status_r)
     sync_r = sync_w = None
-    if cgroup is not None or prepare is not None:
+    if prepare is not None:
         sync_r, sync_w = os.pipe()
         io.child_owned.append(sync_r)
         io.parent_owned.append(sync_w)
@@ -151,7 +151,7 @@ def _fork_and_wait(spec: RunSpec, root: str, layout: cgroups.Layout,
         if pid == 0:
             try:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller decides what happens
-                init.intermediate(spec, root, layout, fds, caller)
+                init.intermediate(spec, root, layout, fds, caller, cgroup)
             finally:
                 os._exit(init.SETUP_FAILED)
         child.pid = pid
@@ -159,26 +159,21 @@ def _fork_and_wait(spec: RunSpec, root: str, layout: cgroups.Layout,
             os.close(fd)
         io.child_owned.clear()
         if sync_w is not None:
-            child.on_init_pid = _placer(cgroup, sync_w, prepare)
+            child.on_init_pid = _preparer(sync_w, prepare)
         return _supervise(child, io, status_r, cancel)
     finally:
         stdio.close(io)
 
 
-def _placer(cgroup: cgroups.Cgroup | None, sync_w: int,
-            prepare: Callable[[int], None] | None) -> Callable[[int], None]:
-    """Put the sandbox's PID 1 into the cgroup and run ``prepare`` on it, then let it go on
-    (see init step 2)."""
-    def place(pid: int) -> None:
-        if cgroup is not None:
-            cgroup.add(pid)
-        if prepare is not None:
-            prepare(pid)
+def _preparer(sync_w: int, prepare: Callable[[int], None]) -> Callable[[int], None]:
+    """Run ``prepare`` on the sandbox's PID 1, then let it go on (see init step 2)."""
+    def run(pid: int) -> None:
+        prepare(pid)
         try:
             os.write(sync_w, b"1")
         except BrokenPipeError:  # it died already; its status tells the rest
             pass
-    return place
+    return run
 
 
 def _supervise(child: _Child, io: stdio.Io, status_r: int,
