@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, BinaryIO, TypeAlias, TypedDict, Unpack
 from pybuild.containers.api import ContainerCollection
 from pybuild.errors import PybuildError
 from pybuild.image.config import ImageConfig
-from pybuild.image.manifest import DEFAULT_PLATFORM, Platform
 from pybuild.image.reference import parse as parse_reference
 from pybuild.images.inspect import HistoryItem, history_items, inspect_data
 from pybuild.store import DEFAULT_ROOT, Store
@@ -25,6 +24,7 @@ if TYPE_CHECKING:  # the modules behind these load only when their methods run
     from pybuild.archive.layout import SavedImage
     from pybuild.archive.load import LoadedImage
     from pybuild.build.options import BuildOptions
+    from pybuild.image.manifest import Platform
     from pybuild.network.api import NetworkCollection
     from pybuild.progress import Event, EventHandler
     from pybuild.registry.push import Pushed
@@ -76,11 +76,13 @@ class ImageCollection:
 
     def import_(self, source: str | Path | BinaryIO, reference: str | None = None, *,
                 changes: list[str] | tuple[str, ...] = (), message: str = "",
-                platform: Platform = DEFAULT_PLATFORM) -> Image:
+                platform: Platform | None = None) -> Image:
+        """``platform`` is linux/amd64 unless given."""
+        from pybuild.image.manifest import DEFAULT_PLATFORM
         from pybuild.images.importer import import_image
 
         record = import_image(self._store, source, reference, changes=changes, message=message,
-                              platform=platform)
+                              platform=platform or DEFAULT_PLATFORM)
         return self._image(record)
 
     def get(self, name_or_id: str) -> Image:

@@ -8,18 +8,16 @@ The layout under the root and the writing contract are in the package docstring
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from pybuild.errors import BlobNotFound
 from pybuild.image import mediatypes as mt
 from pybuild.image.canonical import canonical_json
-from pybuild.image.manifest import Descriptor, build_manifest
 from pybuild.store.blobs import BlobStore
-from pybuild.store.compressed import CompressedIndex
-from pybuild.store.filepool import FilePool
 from pybuild.store.fsutil import atomic_write
 from pybuild.store.layercache import LayerCache
 from pybuild.store.lazyblobs import LazyBlobs
@@ -27,6 +25,10 @@ from pybuild.store.lock import FileLock
 from pybuild.store.paths import DEFAULT_ROOT
 from pybuild.store.records import ImageRecord, LayerRef, RecordStore
 from pybuild.store.refs import RefStore
+
+if TYPE_CHECKING:
+    from pybuild.store.compressed import CompressedIndex
+    from pybuild.store.filepool import FilePool
 
 
 class Store:
@@ -50,9 +52,20 @@ class Store:
         self.refs = RefStore(self.root / "refs.json", self.tmp, self._lock)
         self.layers = LayerCache(self.root / "layers", self.tmp, self.blobs,
                                  self._gc_lock_shared)
-        self.files = FilePool(self.root / "files")
-        self.compressed = CompressedIndex(self.root / "compressed", self.tmp, self.blobs,
-                                          self._lock)
+
+    # The two below are made on first use: a container's start needs neither, and their
+    # modules (and tempfile) would cost every ``pybuild run`` their import.
+    @functools.cached_property
+    def files(self) -> FilePool:
+        from pybuild.store.filepool import FilePool
+
+        return FilePool(self.root / "files")
+
+    @functools.cached_property
+    def compressed(self) -> CompressedIndex:
+        from pybuild.store.compressed import CompressedIndex
+
+        return CompressedIndex(self.root / "compressed", self.tmp, self.blobs, self._lock)
 
     def lock(self) -> FileLock:
         """Exclusive lock for read-modify-write of records and refs (reentrant)."""
@@ -91,6 +104,8 @@ class Store:
         for layer in layers:
             if not self.blobs.has(layer.diff_id):
                 raise BlobNotFound(f"layer {layer.diff_id} is not in the store")
+        from pybuild.image.manifest import Descriptor, build_manifest
+
         with self.writing():
             config_info = self.blobs.put_bytes(config)
             layer_descs = [Descriptor(mt.OCI_LAYER, ly.diff_id, ly.size) for ly in layers]
