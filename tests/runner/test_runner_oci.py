@@ -243,13 +243,24 @@ def _cgroup_dir(pid: int, controller: str) -> Path:
     raise AssertionError(f"pid {pid} has no {controller} cgroup")
 
 
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:  # gone already (a child that exec'd and exited)
+        return None
+    return int(stat.rpartition(")")[2].split()[1])
+
+
 def _host_limits(command: str) -> dict[str, str]:
     """The memory and pids limits of the container running ``command``, read from the
     host's cgroup files (wherever /proc/PID/cgroup says it is)."""
     deadline = time.monotonic() + 20
     while not running(command) and time.monotonic() < deadline:
         time.sleep(0.02)
-    (pid,) = running(command)
+    # the shell's children share its command line until they exec (sleep): the shell is
+    # the one whose parent is not among them
+    pids = running(command)
+    (pid,) = [p for p in pids if (parent := _parent(p)) is not None and parent not in pids]
     limits = {}
     for controller in ("memory", "pids"):
         d = _cgroup_dir(pid, controller)
