@@ -9,17 +9,16 @@ entry is believed, each layer (and the diff ID inside it) when a step asks for i
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 from pybuild.cache.cacheformat import CacheDocument, CacheEntry, read_entries, read_manifest
-from pybuild.errors import ArchiveError, DigestMismatch, ImageError, PybuildError
+from pybuild.errors import ArchiveError, DigestMismatch
 from pybuild.image import mediatypes as mt
 from pybuild.image.canonical import canonical_json, sha256_digest
 from pybuild.image.manifest import Descriptor
+from pybuild.layers.incoming import HashingReader, unpack_checked
 from pybuild.store import Store
 from pybuild.store.blobs import hex_of
 from pybuild.store.fsutil import AtomicFile, atomic_write
@@ -60,9 +59,9 @@ def _copy_blob(store: Store, base: Path, blob: Descriptor) -> None:
 
 def _file_digest(path: Path) -> str:
     with open(path, "rb") as file:
-        source = _Hashing(file)
+        source = HashingReader(file.read)
         source.drain()
-    return "sha256:" + source.hash.hexdigest()
+    return source.digest
 
 
 def _put_bytes(base: Path, data: bytes) -> None:
@@ -127,61 +126,11 @@ class LocalSource:
         where = f"{self.where}: blob {blob.digest}"
         try:
             with open(_blob_path(self.root, blob.digest), "rb") as file:
-                _store_layer(store, _Hashing(file), blob, diff_id, where)
+                writer = unpack_checked(store, HashingReader(file.read), digest=blob.digest,
+                                        size=blob.size, diff_id=diff_id, where=where)
         except OSError as err:
             raise ArchiveError(f"{where}: {err.strerror or err}") from None
+        writer.commit(diff_id)
 
     def close(self) -> None:
         pass
-
-
-class _Hashing:
-    """A file read through a hash, so the compressed blob's digest can be checked."""
-
-    def __init__(self, file: BinaryIO):
-        self.file, self.hash, self.size = file, hashlib.sha256(), 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.file.read(_CHUNK if n < 0 else n)
-        self.hash.update(data)
-        self.size += len(data)
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-    def drain(self) -> None:
-        while self.read(_CHUNK):
-            pass
-
-
-def _store_layer(store: Store, source: _Hashing, blob: Descriptor, diff_id: str,
-                 where: str) -> None:
-    from pybuild.layers.compression import open_decompressed
-
-    writer = store.blobs.writer()
-    try:
-        try:
-            plain = open_decompressed(source)  # type: ignore[arg-type]
-            while chunk := plain.read(_CHUNK):
-                writer.write(chunk)
-        except PybuildError as err:  # a corrupt stream: the digest says why first
-            source.drain()
-            _check(source, blob, where)
-            raise ImageError(f"{where}: {err}") from None
-        source.drain()
-        _check(source, blob, where)
-        if writer.digest != diff_id:
-            raise DigestMismatch(f"{where}: the layer inside is {writer.digest}, the cache "
-                                 f"says {diff_id}")
-        writer.commit(diff_id)
-    except BaseException:
-        writer.abort()
-        raise
-
-
-def _check(source: _Hashing, blob: Descriptor, where: str) -> None:
-    actual = "sha256:" + source.hash.hexdigest()
-    if actual != blob.digest or source.size != blob.size:
-        raise DigestMismatch(f"{where}: digest mismatch: {source.size} bytes with digest "
-                             f"{actual}")
