@@ -298,7 +298,7 @@ class BuildKeywords(TypedDict, total=False):
     source_date_epoch: int | None  # default: $SOURCE_DATE_EPOCH
     output: str | Path | None  # also write the image to this archive (docker-archive + OCI)
     output_compression: str  # of that archive's layers: gzip (default), zstd or none
-    cache_from: Sequence[str] | None  # buildx syntax: type=local,src=DIR | type=registry,ref=R
+    cache_from: str | Sequence[str] | None  # type=local,src=DIR | type=registry,ref=R | R
     cache_to: str | Sequence[str] | None  # type=local,dest=DIR | type=registry,ref=R [,mode=]
     pull: bool  # ask the registry for every base image, even one the store has
 

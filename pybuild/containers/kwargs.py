@@ -62,9 +62,7 @@ def options_from_kwargs(image: str, command: str | Sequence[str] | None,
         pids_limit=kw.get("pids_limit"), blkio_weight=kw.get("blkio_weight"))
     ulimits = tuple((u["Name"], int(u["Soft"]), int(u["Hard"])) if isinstance(u, Mapping)
                     else tuple(u) for u in kw.get("ulimits") or ())
-    network_mode = kw.get("network_mode") or kw.get("network")
-    if not network_mode:
-        from pybuild.network.predefined import DEFAULT as network_mode
+    network_mode = kw.get("network_mode") or kw.get("network") or ""  # "": the default
     if (kw.get("ports") or kw.get("publish_all_ports")) and network_mode in ("host", "none"):
         warnings = (*warnings, _DISCARDED[network_mode])
     extra_hosts = kw.get("extra_hosts") or ()

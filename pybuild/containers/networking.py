@@ -38,8 +38,10 @@ def create_fields(store, mode: str, *, aliases: Sequence[str] = (), ip: str | No
                   ) -> tuple[str, tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
     """(network_mode, networks, ports) for the container config, checked as docker checks
     them at create."""
-    if not mode:
-        from pybuild.network.predefined import DEFAULT as mode
+    if not mode:  # the default network: its module loads only for a container that joins one
+        from pybuild.network import predefined
+
+        mode = predefined.DEFAULT
     if not is_bridged(mode):
         if aliases or ip:
             raise UsageError("network-scoped aliases and --ip are supported only for "
